@@ -1,0 +1,22 @@
+"""fastnn: fully-connected neural networks on compiled Cython kernels.
+
+>>> import fastnn
+>>> net = fastnn.mlp([784, 100, 10], activation="relu", rng=0)
+>>> opt = fastnn.SGD(net.parameters(), lr=0.1)
+>>> loss = net.train_step(X_batch, y_batch, opt)
+"""
+from fastnn._version import __version__
+from fastnn._config import get_num_threads, set_num_threads
+from fastnn import datasets, initializers, layers, losses, optimizers
+from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
+from fastnn.layers import (ELU, SELU, Activation, Dense, HardTanh, Identity, LeakyReLU, Parameter,
+                           ReLU, Sigmoid, Softplus, Softsign, Tanh)
+from fastnn.network import Sequential, mlp
+from fastnn.optimizers import SGD
+
+__all__ = [
+    "__version__", "get_num_threads", "set_num_threads", "datasets", "initializers", "layers",
+    "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
+    "Activation", "Dense", "Identity", "Sigmoid", "Tanh", "HardTanh", "Softsign", "ReLU",
+    "LeakyReLU", "ELU", "SELU", "Softplus", "Parameter", "Sequential", "mlp", "SGD",
+]

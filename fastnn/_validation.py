@@ -1,0 +1,77 @@
+"""Input validation at the API boundary.
+
+Casting rule (documented in the README): boolean, integer and floating inputs are converted
+to the model's dtype (float32 or float64); complex, object and string arrays are refused
+with a TypeError. Non-C-contiguous input (Fortran order, strided views) is copied into a
+C-contiguous array. Empty batches and non-matching shapes raise ValueError.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype):
+    """Return ``dtype`` as a NumPy dtype if it is float32 or float64, else raise TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_array(x, name, dtype, ndim=2, n_columns=None, allow_empty=False):
+    """Return ``x`` as a C-contiguous array of ``dtype`` with ``ndim`` dimensions.
+
+    Raises TypeError for non-numeric input and ValueError naming ``name`` for the wrong
+    number of dimensions, an empty batch or ``n_columns`` not matching.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        hint = " (use x.reshape(1, -1) for a single sample)" if ndim == 2 and arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be {ndim}-D, got {arr.ndim}-D with shape {arr.shape}{hint}")
+    if not allow_empty and arr.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {arr.shape})")
+    if n_columns is not None and arr.shape[1] != n_columns:
+        raise ValueError(f"{name} has {arr.shape[1]} features per row, expected {n_columns} "
+                         f"(shape {arr.shape})")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_labels(y, name, n_rows, n_classes):
+    """Return integer class labels as a C-contiguous int64 vector, range-checked."""
+    arr = np.asarray(y)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold integer class labels, got non-integer floats")
+    elif arr.dtype.kind not in "iub":
+        raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one label per row), got shape {arr.shape}")
+    if arr.shape[0] != n_rows:
+        raise ValueError(f"{name} has {arr.shape[0]} labels, expected {n_rows} (one per row)")
+    if n_rows and (arr.min() < 0 or arr.max() >= n_classes):
+        bad = int(np.flatnonzero((arr < 0) | (arr >= n_classes))[0])
+        raise ValueError(f"{name}[{bad}] = {arr[bad]} is outside [0, {n_classes}) "
+                         f"for {n_classes} classes")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def check_positive_int(value, name, minimum=1):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_rng(rng):
+    """Accept None, an int seed or a numpy.random.Generator (SPEC 7) and return a Generator."""
+    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")

@@ -1,0 +1,240 @@
+"""Gradient checking by central differences (CS231n/CS224n; the seeds' blog post).
+
+For every parameter entry θ_i, the numerical derivative
+(L(θ + ε e_i) − L(θ − ε e_i)) / 2ε is compared with the analytical gradient from
+``backward``. Each tensor gets the relative error ‖a − n‖ / (‖a‖ + ‖n‖) over all its
+checked entries; the check passes when every tensor is below ``threshold`` (1e-7 by
+default, which a correct float64 kernel meets with ε = 1e-6: truncation error is O(ε²),
+rounding error O(1e-16 / ε)). In float32, rounding alone is ~1e-3 relative: the check
+is meaningless there and a warning says so; convert with ``net.astype(np.float64)``.
+
+What is differentiated:
+- a ``Sequential`` network: its loss L(X, y) (y is required);
+- a ``Layer``: L = Σ G ⊙ layer(X) for a fixed random G (so every output matters);
+- a ``Loss``: L(output, y) with respect to ``output`` (pass the output as X).
+"""
+import contextlib
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastnn._validation import check_rng
+from fastnn.layers import Layer
+from fastnn.losses import Loss
+from fastnn.network import Sequential
+
+
+class GradcheckError(AssertionError):
+    """Raised by ``gradcheck(..., raise_exception=True)`` when a tensor fails the check."""
+
+
+class GradcheckWarning(UserWarning):
+    """The check runs where its result means little (float32, stochastic layers)."""
+
+
+@dataclass
+class TensorCheck:
+    """Outcome for one tensor: relative error and where the worst disagreement is."""
+
+    name: str
+    relative_error: float
+    worst_index: tuple
+    worst_analytic: float
+    worst_numeric: float
+    n_checked: int
+
+
+@dataclass
+class GradcheckResult:
+    """Per-tensor outcomes; ``passed`` is True when every relative error is below ``threshold``."""
+
+    threshold: float
+    checks: list = field(default_factory=list)
+
+    @property
+    def passed(self):
+        return all(c.relative_error < self.threshold for c in self.checks)
+
+    @property
+    def max_relative_error(self):
+        return max((c.relative_error for c in self.checks), default=0.0)
+
+    def __str__(self):
+        rows = [f"{'tensor':<24} {'rel. error':>11} {'checked':>8}  worst (index: analytic vs numeric)"]
+        for c in self.checks:
+            flag = "" if c.relative_error < self.threshold else "  FAIL"
+            rows.append(f"{c.name:<24} {c.relative_error:11.3e} {c.n_checked:8d}  {c.worst_index}: "
+                        f"{c.worst_analytic:.6e} vs {c.worst_numeric:.6e}{flag}")
+        verdict = "passed" if self.passed else "FAILED"
+        rows.append(f"gradcheck {verdict} (threshold {self.threshold:g})")
+        return "\n".join(rows)
+
+
+def relative_error(a, b):
+    """‖a − b‖ / (‖a‖ + ‖b‖), and 0 when both are zero."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    denominator = np.linalg.norm(a) + np.linalg.norm(b)
+    return 0.0 if denominator == 0 else float(np.linalg.norm(a - b) / denominator)
+
+
+def gradcheck(target, X, y=None, *, eps=1e-6, threshold=1e-7, check_input=False,
+              max_entries=None, rng=0, raise_exception=False):
+    """Compare analytical gradients of ``target`` with central differences.
+
+    Parameters
+    ----------
+    target : Sequential, Layer or Loss
+        What to check (see the module docstring for the function differentiated).
+    X : array
+        Input batch (for a Loss: the output/logits to differentiate at).
+    y : array, optional
+        Targets; required for networks and losses.
+    eps : float, default 1e-6
+        Central-difference step.
+    threshold : float, default 1e-7
+        Largest relative error that passes.
+    check_input : bool
+        Also check ∂L/∂X (always on for a Loss).
+    max_entries : int, optional
+        Check at most this many randomly chosen entries per tensor (for large layers).
+    rng : None, int or Generator
+        Chooses the projection G for layers and the sampled entries.
+    raise_exception : bool
+        Raise ``GradcheckError`` with the report instead of returning a failing result.
+
+    Returns
+    -------
+    GradcheckResult
+        ``print(result)`` shows one row per tensor.
+    """
+    rng = check_rng(rng)
+    X = np.array(X, dtype=np.float64 if np.asarray(X).dtype.kind != "f" else None, copy=True)
+    X = np.ascontiguousarray(X)
+    if isinstance(target, Sequential):
+        if y is None:
+            raise ValueError("gradcheck of a network needs targets y")
+        value, gradients, tensors, layers = _network_problem(target, X, y)
+    elif isinstance(target, Layer):
+        value, gradients, tensors, layers = _layer_problem(target, X, rng)
+    elif isinstance(target, Loss):
+        if y is None:
+            raise ValueError("gradcheck of a loss needs targets y")
+        value, gradients, tensors, layers = _loss_problem(target, X, y)
+        check_input = True
+    else:
+        raise TypeError(f"gradcheck takes a Sequential, Layer or Loss, got {type(target).__name__}")
+
+    if any(values.dtype != np.float64 for values in tensors.values()):
+        warnings.warn("gradcheck in float32 is meaningless: rounding error (~1e-3 relative) swamps "
+                      "the comparison; use net.astype(np.float64) / dtype=np.float64",
+                      GradcheckWarning, stacklevel=2)
+    if not check_input:
+        tensors.pop("input", None)
+
+    result = GradcheckResult(threshold=threshold)
+    with contextlib.ExitStack() as stack:
+        for layer in layers:
+            if layer.stochastic and layer.training:
+                if not hasattr(layer, "frozen_randomness"):
+                    raise ValueError(f"{layer!r} draws new random numbers on every forward pass; "
+                                     "a gradient check of it is meaningless in training mode")
+                stack.enter_context(layer.frozen_randomness())
+        saved = [layer.state_dict() for layer in layers]
+        analytic = gradients()
+        for name, values in tensors.items():
+            result.checks.append(_check_tensor(name, values, analytic[name], value, eps,
+                                               max_entries, rng))
+        for layer, state in zip(layers, saved):
+            layer.load_state_dict(state)
+    if raise_exception and not result.passed:
+        raise GradcheckError(str(result))
+    return result
+
+
+def _check_tensor(name, values, analytic, loss_fn, eps, max_entries, rng):
+    flat = values.reshape(-1)
+    indices = np.arange(flat.size)
+    if max_entries is not None and flat.size > max_entries:
+        indices = np.sort(rng.choice(flat.size, size=max_entries, replace=False))
+    analytic = analytic.reshape(-1)[indices].astype(np.float64)
+    numeric = np.empty(len(indices))
+    for n, i in enumerate(indices):
+        original = flat[i]
+        flat[i] = original + eps
+        plus = loss_fn()
+        flat[i] = original - eps
+        minus = loss_fn()
+        flat[i] = original
+        numeric[n] = (plus - minus) / (2 * eps)
+    worst = int(np.argmax(np.abs(analytic - numeric))) if len(indices) else 0
+    return TensorCheck(
+        name=name,
+        relative_error=relative_error(analytic, numeric),
+        worst_index=tuple(int(i) for i in np.unravel_index(indices[worst], values.shape)) if len(indices) else (),
+        worst_analytic=float(analytic[worst]) if len(indices) else 0.0,
+        worst_numeric=float(numeric[worst]) if len(indices) else 0.0,
+        n_checked=len(indices),
+    )
+
+
+def _with_input_grad(layer, backward):
+    """Run ``backward`` with the layer computing ∂L/∂X even if it normally skips it."""
+    keep = layer.needs_input_grad
+    layer.needs_input_grad = True
+    try:
+        return backward().copy()
+    finally:
+        layer.needs_input_grad = keep
+
+
+def _network_problem(net, X, y):
+    """L(X, y) of the network; tensors are the input and every parameter."""
+    X = np.ascontiguousarray(X, dtype=net.dtype)
+    params = {f"{i}.{type(layer).__name__}.{p.name}": p
+              for i, layer in enumerate(net.layers) for p in layer.parameters()}
+
+    def value():
+        return net.loss(X, y)
+
+    def gradients():
+        net.loss(X, y)
+        grads = {"input": _with_input_grad(net.layers[0], net.backward)}
+        grads.update({name: p.grad.copy() for name, p in params.items()})
+        return grads
+
+    tensors = {"input": X, **{name: p.data for name, p in params.items()}}
+    return value, gradients, tensors, net.layers
+
+
+def _layer_problem(layer, X, rng):
+    """L = Σ G ⊙ layer(X) for a fixed random G; tensors are the input and the parameters."""
+    X = np.ascontiguousarray(X, dtype=layer._dtype_for(X))
+    G = rng.standard_normal((X.shape[0], layer.output_features(X.shape[1]))).astype(X.dtype)
+    params = {f"{type(layer).__name__}.{p.name}": p for p in layer.parameters()}
+
+    def value():
+        return float(np.sum(G.astype(np.float64) * layer.forward(X)))
+
+    def gradients():
+        layer.forward(X)
+        grads = {"input": _with_input_grad(layer, lambda: layer.backward(G))}
+        grads.update({name: p.grad.copy() for name, p in params.items()})
+        return grads
+
+    tensors = {"input": X, **{name: p.data for name, p in params.items()}}
+    return value, gradients, tensors, [layer]
+
+
+def _loss_problem(loss, output, y):
+    """L(output, y); the only tensor is the output."""
+
+    def value():
+        return loss.forward(output, y)
+
+    def gradients():
+        loss.forward(output, y)
+        return {"output": loss.backward().copy()}
+
+    return value, gradients, {"output": output}, []

@@ -1,0 +1,153 @@
+"""Losses computed from the network's raw outputs (logits), value and gradient in one pass.
+
+Every loss reduces over the batch by the mean, as PyTorch and Keras do:
+
+========================== ============================================================
+``softmax_cross_entropy``  L = (1/n) Σ_i [log Σ_j e^{z_ij} − z_{i,y_i}], integer labels
+``mse``                    L = (1/(n k)) Σ_ij (z_ij − t_ij)²
+``hinge``                  L = (1/n) Σ_i Σ_{j≠y_i} max(0, Δ + z_ij − z_{i,y_i}), Δ = 1
+                           (CS224n / Weston-Watkins; PyTorch's MultiMarginLoss also ÷ k)
+``binary_cross_entropy``   L = (1/(n k)) Σ_ij [log(1 + e^{z_ij}) − t_ij z_ij], t ∈ [0, 1]
+========================== ============================================================
+"""
+import numpy as np
+
+from fastnn._validation import check_array, check_labels
+from fastnn_c import losses as _losses
+
+
+class Loss:
+    """Base class: ``forward(output, target)`` returns the value and stores the gradient.
+
+    Subclasses define ``check_target(target, output_shape, dtype)`` (validate the target and
+    return it ready for the kernel) and ``_kernel(output, target, grad_or_None)``.
+    """
+
+    name = None
+    #: "labels" (integer class per row) or "values" (array shaped like the output).
+    target_kind = "values"
+
+    def __init__(self):
+        self._grad = None
+
+    def forward(self, output, target):
+        """Loss value (a Python float); the gradient is then available from ``backward()``."""
+        output, target = self._check(output, target)
+        return self._forward(output, target)
+
+    def value(self, output, target):
+        """Loss value without computing the gradient."""
+        output, target = self._check(output, target)
+        return float(self._kernel(output, target, None))
+
+    def backward(self):
+        """∂L/∂output for the last ``forward`` call (a buffer reused by the next call)."""
+        if self._grad is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._grad
+
+    def get_config(self):
+        return {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    def _forward(self, output, target):
+        """Unvalidated forward for callers that validated already (networks)."""
+        if self._grad is None or self._grad.shape != output.shape or self._grad.dtype != output.dtype:
+            self._grad = np.empty_like(output)
+        return float(self._kernel(output, target, self._grad))
+
+    def _check(self, output, target):
+        dtype = output.dtype if isinstance(output, np.ndarray) and output.dtype.kind == "f" else np.float64
+        output = check_array(output, "output", dtype)
+        return output, self.check_target(target, output.shape, output.dtype)
+
+
+class _LabelLoss(Loss):
+    target_kind = "labels"
+
+    def check_target(self, target, output_shape, dtype):
+        return check_labels(target, "y", output_shape[0], output_shape[1])
+
+
+class _ValueLoss(Loss):
+    target_kind = "values"
+
+    def check_target(self, target, output_shape, dtype):
+        target = np.asarray(target)
+        if target.ndim == 1 and output_shape[1] == 1:
+            target = target.reshape(-1, 1)
+        target = check_array(target, "y", dtype, allow_empty=True)
+        if target.shape != tuple(output_shape):
+            raise ValueError(f"y has shape {target.shape}, expected {tuple(output_shape)} "
+                             "(the shape of the network output)")
+        return target
+
+
+class SoftmaxCrossEntropy(_LabelLoss):
+    """Softmax cross-entropy from logits with integer labels (log-sum-exp stable).
+
+    L = (1/n) Σ_i [log Σ_j e^{z_ij} − z_{i,y_i}];  ∂L/∂z = (softmax(z) − onehot(y)) / n.
+    """
+
+    name = "softmax_cross_entropy"
+
+    def _kernel(self, output, target, grad):
+        return _losses.softmax_cross_entropy(output, target, grad)
+
+
+class MeanSquaredError(_ValueLoss):
+    """L = (1/(n k)) Σ_ij (z_ij − t_ij)², the mean over every element (PyTorch's MSELoss)."""
+
+    name = "mse"
+
+    def _kernel(self, output, target, grad):
+        return _losses.mean_squared_error(output, target, grad)
+
+
+class MultiClassHinge(_LabelLoss):
+    """Multi-class max-margin loss (CS224n), L = (1/n) Σ_i Σ_{j≠y_i} max(0, Δ + z_ij − z_{i,y_i}).
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+        Δ. PyTorch's MultiMarginLoss divides the inner sum by k as well; this does not.
+    """
+
+    name = "hinge"
+
+    def __init__(self, margin=1.0):
+        super().__init__()
+        self.margin = float(margin)
+
+    def get_config(self):
+        return {"margin": self.margin}
+
+    def _kernel(self, output, target, grad):
+        return _losses.multiclass_hinge(output, target, grad, self.margin)
+
+
+class BinaryCrossEntropy(_ValueLoss):
+    """Binary cross-entropy from logits, per output unit (multi-label).
+
+    L = (1/(n k)) Σ_ij [log(1 + e^{z_ij}) − t_ij z_ij];  ∂L/∂z = (σ(z) − t) / (n k).
+    """
+
+    name = "binary_cross_entropy"
+
+    def _kernel(self, output, target, grad):
+        return _losses.binary_cross_entropy_logits(output, target, grad)
+
+
+LOSSES = {cls.name: cls for cls in (SoftmaxCrossEntropy, MeanSquaredError, MultiClassHinge,
+                                     BinaryCrossEntropy)}
+
+
+def get(loss):
+    """A ``Loss`` instance from a name in ``LOSSES`` or an instance."""
+    if isinstance(loss, Loss):
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+    return LOSSES[loss]()

@@ -1,0 +1,224 @@
+"""Sequential networks and the ``mlp`` shortcut."""
+import numpy as np
+
+from fastnn import initializers
+from fastnn import losses as _losses
+from fastnn._validation import check_array, check_dtype, check_rng
+from fastnn.layers import LAYERS, Activation, Dense, Layer
+
+#: Rows per chunk when predicting on large inputs (bounds the buffers' memory).
+PREDICT_CHUNK = 4096
+
+
+class Sequential:
+    """A stack of layers trained against one loss.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    loss : str or fastnn.losses.Loss, default "softmax_cross_entropy"
+        Applied to the last layer's output (logits); see ``fastnn.losses``.
+
+    Examples
+    --------
+    >>> net = Sequential([Dense(784, 100, init="he_normal", rng=0), ReLU(), Dense(100, 10, rng=0)])
+    >>> opt = SGD(net.parameters(), lr=0.1)
+    >>> loss = net.train_step(X_batch, y_batch, opt)
+    """
+
+    def __init__(self, layers, loss="softmax_cross_entropy"):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("a Sequential network needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}] is a {type(layer).__name__}, not a fastnn Layer")
+        dtypes = {p.data.dtype for layer in layers for p in layer.parameters()}
+        if len(dtypes) > 1:
+            raise TypeError(f"all layers must share one dtype, got {sorted(map(str, dtypes))}")
+        self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        self.layers = layers
+        self.loss_fn = _losses.get(loss)
+        self.in_features = next((l.input_features() for l in layers
+                                 if l.input_features() is not None), None)
+        width = self.in_features
+        for layer in layers:
+            expected = layer.input_features()
+            if width is not None and expected is not None and expected != width:
+                raise ValueError(f"{layer!r} expects {expected} inputs but receives {width}")
+            width = layer.output_features(width)
+        self.out_features = width
+        for layer in layers:
+            layer.needs_input_grad = True
+        layers[0].needs_input_grad = False
+        self.training = True
+
+    # -- forward / backward ------------------------------------------------------------
+    def forward(self, X):
+        """Network output (logits) for ``X`` of shape (batch, in_features), as a new array."""
+        X = self._check_X(X)
+        if X.shape[0] <= PREDICT_CHUNK:
+            return self._forward(X).copy()
+        return np.concatenate([self._forward(X[i:i + PREDICT_CHUNK]).copy()
+                               for i in range(0, X.shape[0], PREDICT_CHUNK)])
+
+    def loss(self, X, y):
+        """Forward pass and loss value; afterwards ``backward()`` computes every gradient."""
+        X = self._check_X(X)
+        output = self._forward(X)
+        return self.loss_fn._forward(output, self.loss_fn.check_target(y, output.shape, self.dtype))
+
+    def backward(self):
+        """Fill each parameter's ``grad`` from the last ``loss`` call; returns ∂L/∂X if kept."""
+        grad = self.loss_fn.backward()
+        for layer in reversed(self.layers):
+            grad = layer._backward(grad)
+        return grad
+
+    def train_step(self, X, y, optimizer):
+        """One step of training on the batch (X, y): forward, loss, backward, update.
+
+        Returns the batch loss (before the update).
+        """
+        value = self.loss(X, y)
+        self.backward()
+        optimizer.step()
+        return value
+
+    def _forward(self, X):
+        for layer in self.layers:
+            X = layer._forward(X)
+        return X
+
+    def _check_X(self, X):
+        return check_array(X, "X", self.dtype, n_columns=self.in_features)
+
+    # -- prediction --------------------------------------------------------------------
+    def predict(self, X):
+        """Class labels (argmax of the logits) for classification losses; outputs for MSE."""
+        output = self.forward(X)
+        if self.loss_fn.target_kind == "labels":
+            return output.argmax(axis=1)
+        if isinstance(self.loss_fn, _losses.BinaryCrossEntropy):
+            return (output > 0).astype(np.int64)
+        return output
+
+    def predict_proba(self, X):
+        """Class probabilities: softmax for cross-entropy, sigmoid per unit for binary CE."""
+        output = self.forward(X)
+        if isinstance(self.loss_fn, _losses.BinaryCrossEntropy):
+            return 1 / (1 + np.exp(-output))
+        if not isinstance(self.loss_fn, _losses.SoftmaxCrossEntropy):
+            raise ValueError(f"predict_proba needs a probabilistic loss, not {self.loss_fn.name}")
+        output -= output.max(axis=1, keepdims=True)
+        np.exp(output, out=output)
+        output /= output.sum(axis=1, keepdims=True)
+        return output
+
+    def evaluate(self, X, y):
+        """Mean loss and, for classification, accuracy over (X, y): ``{"loss": .., "accuracy": ..}``."""
+        output = self.forward(X)
+        target = self.loss_fn.check_target(y, output.shape, self.dtype)
+        result = {"loss": self.loss_fn.value(output, target)}
+        if self.loss_fn.target_kind == "labels":
+            result["accuracy"] = float(np.mean(output.argmax(axis=1) == target))
+        return result
+
+    # -- state -------------------------------------------------------------------------
+    def parameters(self):
+        """All trainable parameters, in layer order."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def train(self, mode=True):
+        """Training mode for every layer; ``train(False)`` is ``eval()``."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode for every layer."""
+        return self.train(False)
+
+    def state_dict(self):
+        """Copies of every layer's arrays, keyed "<layer index>.<name>"."""
+        return {f"{i}.{key}": value for i, layer in enumerate(self.layers)
+                for key, value in layer.state_dict().items()}
+
+    def load_state_dict(self, state):
+        """Load arrays produced by ``state_dict`` (in place, so optimizers keep working)."""
+        per_layer = [{} for _ in self.layers]
+        for key, value in state.items():
+            index, _, name = key.partition(".")
+            if not index.isdigit() or int(index) >= len(self.layers):
+                raise ValueError(f"state key {key!r} names no layer of this network")
+            per_layer[int(index)][name] = value
+        for layer, layer_state in zip(self.layers, per_layer):
+            layer.load_state_dict(layer_state)
+
+    def get_config(self):
+        """Architecture as JSON-serialisable data: layer classes and their arguments, the loss."""
+        return {"layers": [{"class": type(l).__name__, "config": l.get_config()} for l in self.layers],
+                "loss": {"name": self.loss_fn.name, "config": self.loss_fn.get_config()}}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a network from ``get_config()`` output, using only the closed layer registry."""
+        layers = []
+        for spec in config["layers"]:
+            if spec["class"] not in LAYERS:
+                raise ValueError(f"unknown layer class {spec['class']!r} in config")
+            layers.append(LAYERS[spec["class"]](**spec["config"]))
+        loss = _losses.LOSSES.get(config["loss"]["name"])
+        if loss is None:
+            raise ValueError(f"unknown loss {config['loss']['name']!r} in config")
+        return cls(layers, loss=loss(**config["loss"]["config"]))
+
+    def astype(self, dtype):
+        """A copy of the network with parameters in ``dtype`` (e.g. float64 for gradcheck)."""
+        config = self.get_config()
+        dtype = check_dtype(dtype)
+        for spec in config["layers"]:
+            if "dtype" in spec["config"]:
+                spec["config"]["dtype"] = dtype.name
+        clone = type(self).from_config(config)
+        clone.load_state_dict(self.state_dict())
+        clone.train(self.training)
+        return clone
+
+    def __repr__(self):
+        inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
+        return f"Sequential([\n{inner}\n], loss={self.loss_fn.name!r})"
+
+
+def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=None,
+        dtype=np.float32, alpha=None):
+    """A multi-layer perceptron in Nielsen's notation: ``mlp([784, 30, 10], activation="sigmoid")``.
+
+    Dense layers of the given widths with ``activation`` between them and none after the
+    last (the loss works on logits).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first, output last (at least two).
+    activation : str
+        One of ``fastnn.layers.ACTIVATIONS``.
+    init : str or callable, optional
+        Weight initializer; by default the one that suits the activation
+        (``fastnn.initializers.default_for_activation``: He for ReLU/ELU, LeCun for SELU,
+        Glorot otherwise). ``init="nielsen"`` gives Nielsen's N(0, 1/n_in) weights and
+        N(0, 1) biases.
+    rng : None, int or numpy.random.Generator
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
+    rng = check_rng(rng)
+    init = init or initializers.default_for_activation(activation)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i > 0:
+            layers.append(Activation(activation, alpha))
+        layers.append(Dense(n_in, n_out, init=init, rng=rng, dtype=dtype))
+    return Sequential(layers, loss=loss)

@@ -1,0 +1,64 @@
+# Float-type-generic libm calls: each resolves at compile time to the f/double variant.
+from cython cimport floating
+from libc.math cimport exp, expf, expm1, expm1f, log, logf, log1p, log1pf, tanh, tanhf, fabs, fabsf, sqrt, sqrtf
+
+
+cdef inline floating fexp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating fexpm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
+
+
+cdef inline floating flog(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating flog1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+
+cdef inline floating ftanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline floating fabs_(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+
+cdef inline floating fsqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline floating sigmoid(floating z) noexcept nogil:
+    """1 / (1 + e^-z), computed through e^-|z| so that it never overflows."""
+    cdef floating e = fexp(-fabs_(z))
+    cdef floating s = 1 / (1 + e)
+    return s if z >= 0 else e * s
+
+
+cdef inline floating softplus(floating z) noexcept nogil:
+    """log(1 + e^z) = max(z, 0) + log1p(e^-|z|), exact and overflow-free for any z."""
+    return (z if z > 0 else 0) + flog1p(fexp(-fabs_(z)))

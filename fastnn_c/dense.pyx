@@ -1,0 +1,88 @@
+"""Dense (fully-connected) layer kernels: Y = X W + b and its gradients.
+
+Design: the matrix products go to CBLAS GEMM (row-major, no copies); the bias is written
+into Y first so that GEMM accumulates onto it (beta = 1), which makes the bias add free;
+db is a column sum done in one pass over dY.
+Contract: inputs are validated, C-contiguous and of one float dtype; shapes are checked
+here so that a wrong call raises instead of reading out of bounds.
+Shapes: X (n, in), W (in, out), b (out,), Y (n, out).
+"""
+from cython cimport floating
+
+from fastnn_c._blas cimport gemm
+
+
+cdef inline void _fill_rows(floating[:, ::1] y, const floating[::1] b) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[i, j] = b[j]
+
+
+def dense_forward(const floating[:, ::1] X,   # IN  (n, in)
+                  const floating[:, ::1] W,   # IN  (in, out)
+                  const floating[::1] b,      # IN  (out,) or None
+                  floating[:, ::1] Y):        # OUT (n, out)
+    """Y := X W + b."""
+    cdef int n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    cdef Py_ssize_t i, j
+    if W.shape[0] != n_in or Y.shape[0] != n or Y.shape[1] != n_out:
+        raise ValueError(f"dense_forward: X {X.shape[0], X.shape[1]}, W {W.shape[0], W.shape[1]}"
+                         f" and Y {Y.shape[0], Y.shape[1]} do not agree")
+    if b is not None and b.shape[0] != n_out:
+        raise ValueError(f"dense_forward: b has {b.shape[0]} entries, expected {n_out}")
+    if n == 0 or n_out == 0:
+        return
+    with nogil:
+        if b is not None:
+            _fill_rows(Y, b)
+        elif n_in == 0:
+            for i in range(n):
+                for j in range(n_out):
+                    Y[i, j] = 0
+        if n_in > 0:
+            gemm(False, False, n, n_out, n_in, <floating>1.0, &X[0, 0], n_in, &W[0, 0], n_out,
+                 <floating>(1.0 if b is not None else 0.0), &Y[0, 0], n_out)
+
+
+def dense_backward(const floating[:, ::1] X,    # IN  (n, in)
+                   const floating[:, ::1] W,    # IN  (in, out)
+                   const floating[:, ::1] dY,   # IN  (n, out)
+                   floating[:, ::1] dW,         # OUT (in, out)
+                   floating[::1] db,            # OUT (out,) or None
+                   floating[:, ::1] dX):        # OUT (n, in) or None (first layer)
+    """dW := Xᵀ dY;  db := Σ_rows dY;  dX := dY Wᵀ (skipped when dX is None)."""
+    cdef int n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    cdef Py_ssize_t i, j
+    if (W.shape[0] != n_in or dY.shape[0] != n or dY.shape[1] != n_out
+            or dW.shape[0] != n_in or dW.shape[1] != n_out):
+        raise ValueError(f"dense_backward: X {X.shape[0], X.shape[1]}, W {W.shape[0], W.shape[1]},"
+                         f" dY {dY.shape[0], dY.shape[1]} and dW {dW.shape[0], dW.shape[1]}"
+                         " do not agree")
+    if db is not None and db.shape[0] != n_out:
+        raise ValueError(f"dense_backward: db has {db.shape[0]} entries, expected {n_out}")
+    if dX is not None and (dX.shape[0] != n or dX.shape[1] != n_in):
+        raise ValueError(f"dense_backward: dX is {dX.shape[0], dX.shape[1]}, expected {n, n_in}")
+    with nogil:
+        if db is not None:
+            for j in range(n_out):
+                db[j] = 0
+            for i in range(n):
+                for j in range(n_out):
+                    db[j] += dY[i, j]
+        if n_out == 0:
+            if dX is not None:
+                for i in range(n):
+                    for j in range(n_in):
+                        dX[i, j] = 0
+        elif n_in > 0:
+            if n == 0:
+                for i in range(n_in):
+                    for j in range(n_out):
+                        dW[i, j] = 0
+            else:
+                gemm(True, False, n_in, n_out, n, <floating>1.0, &X[0, 0], n_in, &dY[0, 0], n_out,
+                     <floating>0.0, &dW[0, 0], n_out)
+                if dX is not None:
+                    gemm(False, True, n, n_in, n_out, <floating>1.0, &dY[0, 0], n_out,
+                         &W[0, 0], n_out, <floating>0.0, &dX[0, 0], n_in)
