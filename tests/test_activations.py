@@ -1,0 +1,118 @@
+"""Activation kernels against the textbook formulas, overflow safety, NaN propagation, gradchecks."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.layers import ACTIVATIONS, Activation
+from fastnn_c import activations as _act
+from conftest import ATOL, RTOL, layout
+import reference as ref
+
+ALPHAS = {"leaky_relu": [0.01, 0.3], "elu": [1.0, 0.5]}
+CASES = [(name, alpha) for name in ACTIVATIONS for alpha in ALPHAS.get(name, [None])]
+
+
+def _ids(case):
+    return case[0] if case[1] is None else f"{case[0]}-{case[1]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (64, 784), (257, 1)], ids=str)
+def test_forward_backward_match_reference(dtype, rng, case, shape):
+    name, alpha = case
+    Z = (3 * rng.standard_normal(shape)).astype(dtype)
+    dA = rng.standard_normal(shape).astype(dtype)
+    layer = Activation(name, alpha)
+    expected, derivative = ref.activation(name, Z.astype(np.float64), alpha)
+    A = layer.forward(Z)
+    np.testing.assert_allclose(A, expected, rtol=RTOL[dtype] * 4, atol=ATOL[dtype] * 4)
+    dZ = layer.backward(dA)
+    # derivatives are computed from the output A, so in float32 they inherit A's rounding
+    np.testing.assert_allclose(dZ, dA * derivative, rtol=RTOL[dtype] * 20, atol=ATOL[dtype] * 20)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_gradcheck(rng, case):
+    name, alpha = case
+    Z = rng.uniform(-3, 3, size=(6, 5))
+    Z[np.abs(Z) < 1e-3] = 0.5           # keep away from the kinks of ReLU-like functions
+    Z[np.abs(np.abs(Z) - 1) < 1e-3] = 0.5  # and of hardtanh
+    result = fastnn.gradcheck(Activation(name, alpha), Z, check_input=True)
+    assert result.passed, str(result)
+
+
+@pytest.mark.parametrize("name,limit", [("sigmoid", 800.0), ("softplus", 800.0)])
+def test_no_overflow_at_extremes(dtype, name, limit):
+    Z = np.array([[-limit, -100.0, -89.0, 0.0, 89.0, 100.0, limit]], dtype=dtype)
+    with np.errstate(all="raise"):
+        A = Activation(name).forward(Z)
+    assert np.all(np.isfinite(A))
+    if name == "sigmoid":
+        assert A[0, 0] == 0 and A[0, -1] == 1 and A[0, 3] == 0.5
+    else:
+        assert A[0, -1] == dtype(limit) and A[0, 0] == 0
+
+
+def test_nan_propagates_and_inf_is_handled(dtype):
+    Z = np.array([[np.nan, np.inf, -np.inf]], dtype=dtype)
+    for name in ACTIVATIONS:
+        A = Activation(name).forward(Z)
+        assert np.isnan(A[0, 0]), name
+    assert list(Activation("sigmoid").forward(Z)[0, 1:]) == [1, 0]
+    assert list(Activation("tanh").forward(Z)[0, 1:]) == [1, -1]
+    assert list(Activation("relu").forward(Z)[0, 1:]) == [np.inf, 0]
+
+
+@pytest.mark.parametrize("kind", ["F", "strided"])
+def test_non_contiguous_input_is_copied(rng, kind):
+    Z = rng.standard_normal((5, 4))
+    A = Activation("tanh").forward(layout(Z, kind))
+    np.testing.assert_allclose(A, np.tanh(Z), rtol=1e-14)
+
+
+def test_threaded_path_matches_serial(rng):
+    Z = rng.standard_normal(300_001)
+    serial, threaded = np.empty_like(Z), np.empty_like(Z)
+    for name, code in _act.KINDS.items():
+        _act.activation_forward(code, Z, serial, 0.1, 1)
+        _act.activation_forward(code, Z, threaded, 0.1, 2)
+        np.testing.assert_array_equal(serial, threaded, err_msg=name)
+        grad_serial, grad_threaded = np.empty_like(Z), np.empty_like(Z)
+        _act.activation_backward(code, serial, Z, grad_serial, 0.1, 1)
+        _act.activation_backward(code, serial, Z, grad_threaded, 0.1, 2)
+        np.testing.assert_array_equal(grad_serial, grad_threaded, err_msg=name)
+
+
+def test_forward_may_run_in_place(rng):
+    Z = rng.standard_normal(1000)
+    expected = np.tanh(Z)
+    _act.activation_forward(_act.KINDS["tanh"], Z, Z, 0.0, 1)
+    np.testing.assert_allclose(Z, expected, rtol=1e-14)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        Activation("swish")
+    with pytest.raises(ValueError, match="takes no alpha"):
+        Activation("relu", alpha=0.1)
+    with pytest.raises(ValueError, match="elu needs alpha > 0"):
+        fastnn.ELU(alpha=0)
+    with pytest.raises(ValueError, match="A has 3"):
+        _act.activation_forward(0, np.ones(4), np.ones(3))
+    with pytest.raises(ValueError, match="unknown activation code"):
+        _act.activation_forward(99, np.ones(4), np.ones(4))
+    with pytest.raises(RuntimeError, match="before forward"):
+        fastnn.ReLU().backward(np.ones((2, 2)))
+    layer = fastnn.ReLU()
+    layer.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"dY has shape \(2, 2\), expected \(2, 3\)"):
+        layer.backward(np.ones((2, 2)))
+
+
+def test_named_classes_round_trip_config():
+    for cls in (fastnn.ReLU, fastnn.Sigmoid, fastnn.Tanh, fastnn.HardTanh, fastnn.Softsign,
+                fastnn.Identity, fastnn.SELU, fastnn.Softplus):
+        layer = cls()
+        assert type(layer)(**layer.get_config()).name == layer.name
+    assert fastnn.LeakyReLU(alpha=0.2).get_config() == {"alpha": 0.2}
+    assert repr(fastnn.ELU(alpha=0.5)) == "ELU(alpha=0.5)"

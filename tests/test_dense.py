@@ -1,0 +1,103 @@
+"""Dense kernels and the Dense layer against the NumPy reference."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn_c import dense as _dense
+from conftest import ATOL, RTOL, layout
+import reference as ref
+
+BATCHES = [1, 7, 64, 257]
+WIDTHS = [(1, 1), (3, 5), (784, 3), (17, 784)]
+
+
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("n_in,n_out", WIDTHS, ids=lambda w: str(w))
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_dense_kernels_match_reference(dtype, rng, n, n_in, n_out, bias):
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype) if bias else None
+    dY = rng.standard_normal((n, n_out)).astype(dtype)
+    tol = dict(rtol=RTOL[dtype] * np.sqrt(n_in), atol=ATOL[dtype] * n_in)
+
+    Y = np.empty((n, n_out), dtype)
+    _dense.dense_forward(X, W, b, Y)
+    np.testing.assert_allclose(Y, ref.dense_forward(X, W, b), **tol)
+
+    dX, dW, db = np.empty_like(X), np.empty_like(W), np.empty(n_out, dtype)
+    _dense.dense_backward(X, W, dY, dW, db, dX)
+    ref_dX, ref_dW, ref_db = ref.dense_backward(X, W, dY)
+    np.testing.assert_allclose(dX, ref_dX, rtol=RTOL[dtype] * np.sqrt(n_out), atol=ATOL[dtype] * n_out)
+    np.testing.assert_allclose(dW, ref_dW, rtol=RTOL[dtype] * np.sqrt(n), atol=ATOL[dtype] * n)
+    np.testing.assert_allclose(db, ref_db, rtol=RTOL[dtype] * np.sqrt(n), atol=ATOL[dtype] * n)
+
+
+def test_first_layer_skips_input_gradient(rng):
+    X = rng.standard_normal((4, 3))
+    W, dY = rng.standard_normal((3, 2)), rng.standard_normal((4, 2))
+    dW, db = np.empty_like(W), np.empty(2)
+    _dense.dense_backward(X, W, dY, dW, db, None)
+    np.testing.assert_allclose(dW, X.T @ dY, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["F", "strided"])
+def test_layer_copies_non_contiguous_input(dtype, rng, kind):
+    layer = fastnn.Dense(6, 4, rng=0, dtype=dtype)
+    X = rng.standard_normal((9, 6)).astype(dtype)
+    expected = ref.dense_forward(X, layer.weight.data, layer.bias.data)
+    got = layer.forward(layout(X, kind))
+    np.testing.assert_allclose(got, expected, rtol=RTOL[dtype] * 4, atol=ATOL[dtype] * 10)
+
+
+def test_kernel_rejects_wrong_shapes():
+    X, W, b = np.ones((3, 4)), np.ones((5, 2)), np.ones(2)
+    with pytest.raises(ValueError, match="do not agree"):
+        _dense.dense_forward(X, W, b, np.empty((3, 2)))
+    with pytest.raises(ValueError, match="b has 3 entries"):
+        _dense.dense_forward(np.ones((3, 5)), W, np.ones(3), np.empty((3, 2)))
+    with pytest.raises(ValueError, match="dX is"):
+        _dense.dense_backward(np.ones((3, 5)), W, np.ones((3, 2)), np.empty((5, 2)), None, np.empty((3, 4)))
+
+
+def test_kernel_rejects_wrong_dtype_and_layout():
+    with pytest.raises(ValueError):  # Cython: buffer dtype mismatch / not C contiguous
+        _dense.dense_forward(np.ones((3, 4)), np.ones((4, 2), np.float32), None, np.empty((3, 2)))
+    with pytest.raises(ValueError):
+        _dense.dense_forward(np.asfortranarray(np.ones((3, 4))), np.ones((4, 2)), None, np.empty((3, 2)))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_dense_layer_gradcheck(rng, bias):
+    layer = fastnn.Dense(5, 3, bias=bias, rng=1, dtype=np.float64)
+    result = fastnn.gradcheck(layer, rng.standard_normal((7, 5)), check_input=True)
+    assert result.passed, str(result)
+    assert result.max_relative_error < 1e-7
+
+
+def test_dense_layer_validates_input():
+    layer = fastnn.Dense(4, 2, rng=0)
+    with pytest.raises(ValueError, match="X has 3 features per row, expected 4"):
+        layer.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="must be 2-D"):
+        layer.forward(np.ones(4))
+    with pytest.raises(ValueError, match="empty batch"):
+        layer.forward(np.ones((0, 4)))
+    with pytest.raises(TypeError, match="real numbers"):
+        layer.forward(np.ones((2, 4), dtype=complex))
+    with pytest.raises(ValueError, match="in_features must be an int >= 1"):
+        fastnn.Dense(0, 3)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fastnn.Dense(3, 3, dtype=np.int32)
+    with pytest.raises(ValueError, match="unknown initializer 'bogus'"):
+        fastnn.Dense(3, 3, init="bogus")
+
+
+def test_layer_reuses_buffers_across_steps(rng):
+    layer = fastnn.Dense(8, 4, rng=0)
+    X = rng.standard_normal((16, 8)).astype(np.float32)
+    first = layer.forward(X)
+    second = layer.forward(X)
+    assert np.shares_memory(first, second)
+    smaller = layer.forward(X[:5])  # a smaller batch is served from the same buffer
+    assert np.shares_memory(first, smaller) and smaller.shape == (5, 4)

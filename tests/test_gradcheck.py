@@ -1,0 +1,110 @@
+"""The gradient checker itself: it passes correct gradients, catches wrong ones, reports well."""
+import warnings
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import GradcheckError, GradcheckWarning, gradcheck, relative_error
+from fastnn.layers import Layer
+
+
+class _WrongTanh(Layer):
+    """tanh with a deliberately wrong derivative (nnet's bug: returns tanh instead of 1 − tanh²)."""
+
+    def _forward(self, Z):
+        self._output = np.tanh(Z)
+        return self._output
+
+    def _backward(self, dA):
+        return dA * self._output
+
+
+def test_relative_error_formula():
+    a, b = np.array([3.0, 4.0]), np.array([3.0, 4.0 + 1e-6])
+    assert relative_error(a, b) == pytest.approx(1e-6 / 10, rel=1e-6)
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+
+
+def test_catches_a_wrong_derivative(rng):
+    result = gradcheck(_WrongTanh(), rng.standard_normal((4, 3)), check_input=True)
+    assert not result.passed
+    assert result.checks[0].relative_error > 1e-2
+    assert "FAIL" in str(result)
+    with pytest.raises(GradcheckError, match="input"):
+        gradcheck(_WrongTanh(), rng.standard_normal((4, 3)), check_input=True, raise_exception=True)
+
+
+def test_catches_a_wrong_parameter_gradient(rng):
+    net = fastnn.mlp([4, 5, 3], activation="tanh", rng=0, dtype=np.float64)
+    original = net.layers[0]._backward
+
+    def corrupted(dY):
+        dX = original(dY)
+        net.layers[0].weight.grad[0, 0] += 1e-3
+        return dX
+
+    net.layers[0]._backward = corrupted
+    result = gradcheck(net, rng.standard_normal((6, 4)), rng.integers(0, 3, 6))
+    failing = [c for c in result.checks if c.relative_error >= result.threshold]
+    assert [c.name for c in failing] == ["0.Dense.weight"]
+    assert failing[0].worst_index == (0, 0)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softsign", "elu", "selu", "softplus"])
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "mse", "hinge", "binary_cross_entropy"])
+def test_whole_networks_pass(rng, activation, loss):
+    net = fastnn.mlp([5, 7, 6, 3], activation=activation, loss=loss, rng=3, dtype=np.float64)
+    X = rng.standard_normal((8, 5))
+    if loss in ("softmax_cross_entropy", "hinge"):
+        y = rng.integers(0, 3, 8)
+    else:
+        y = rng.uniform(0, 1, (8, 3))
+    result = gradcheck(net, X, y, check_input=True)
+    assert result.passed, str(result)
+    assert {c.name for c in result.checks} == {"input", "0.Dense.weight", "0.Dense.bias",
+                                               "2.Dense.weight", "2.Dense.bias",
+                                               "4.Dense.weight", "4.Dense.bias"}
+
+
+def test_warns_in_float32(rng):
+    net = fastnn.mlp([3, 4, 2], rng=0, dtype=np.float32)
+    with pytest.warns(GradcheckWarning, match="float32"):
+        gradcheck(net, rng.standard_normal((2, 3)), [0, 1], eps=1e-3, threshold=1e-2)
+
+
+def test_float64_copy_of_a_float32_net_passes(rng):
+    net = fastnn.mlp([3, 4, 2], activation="tanh", rng=0, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = gradcheck(net.astype(np.float64), rng.standard_normal((5, 3)), [0, 1, 1, 0, 1])
+    assert result.passed, str(result)
+
+
+def test_sampled_entries_on_a_large_layer(rng):
+    layer = fastnn.Dense(300, 200, rng=0, dtype=np.float64)
+    result = gradcheck(layer, rng.standard_normal((4, 300)), max_entries=50)
+    assert result.passed and all(c.n_checked == 50 for c in result.checks)
+
+
+def test_refuses_a_stochastic_layer_without_frozen_randomness(rng):
+    class Noisy(_WrongTanh):
+        stochastic = True
+
+    with pytest.raises(ValueError, match="meaningless"):
+        gradcheck(Noisy(), rng.standard_normal((2, 2)))
+
+
+def test_leaves_parameters_unchanged(rng):
+    net = fastnn.mlp([3, 4, 2], rng=0, dtype=np.float64)
+    before = net.state_dict()
+    gradcheck(net, rng.standard_normal((2, 3)), [0, 1])
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_bad_targets():
+    with pytest.raises(TypeError, match="Sequential, Layer or Loss"):
+        gradcheck(object(), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="needs targets"):
+        gradcheck(fastnn.mlp([2, 2]), np.ones((2, 2)))

@@ -1,0 +1,117 @@
+"""Loss kernels: values and gradients against NumPy, stability, label checks, gradchecks."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import losses
+from fastnn_c import losses as _losses
+from conftest import RTOL, layout
+import reference as ref
+
+SHAPES = [(1, 1), (7, 3), (64, 10), (257, 2)]
+
+
+def _problem(name, shape, dtype, rng):
+    n, k = shape
+    z = (2 * rng.standard_normal(shape)).astype(dtype)
+    if name in ("softmax_cross_entropy", "hinge"):
+        return z, rng.integers(0, k, size=n)
+    if name == "binary_cross_entropy":
+        return z, rng.uniform(0, 1, size=shape).astype(dtype)
+    return z, rng.standard_normal(shape).astype(dtype)
+
+
+REFERENCES = {"softmax_cross_entropy": ref.softmax_cross_entropy, "mse": ref.mse,
+              "hinge": ref.hinge, "binary_cross_entropy": ref.binary_cross_entropy}
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_value_and_gradient_match_reference(dtype, rng, name, shape):
+    z, t = _problem(name, shape, dtype, rng)
+    loss = losses.get(name)
+    value = loss.forward(z, t)
+    grad = loss.backward()
+    expected_value, expected_grad = REFERENCES[name](z, t)
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(value, expected_value, rtol=RTOL[dtype] * 10, atol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] / z.size)
+    np.testing.assert_allclose(loss.value(z, t), value, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_gradcheck(rng, name):
+    z, t = _problem(name, (6, 4), np.float64, rng)
+    result = fastnn.gradcheck(losses.get(name), z, t)
+    assert result.passed, str(result)
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits(dtype):
+    z = np.array([[1000.0, 0.0, -1000.0], [-800.0, 800.0, 0.0]], dtype=dtype)
+    loss = losses.SoftmaxCrossEntropy()
+    with np.errstate(all="raise"):
+        value = loss.forward(z, [0, 0])
+    np.testing.assert_allclose(value, 800.0, rtol=1e-6)  # (0 + 1600) / 2
+    np.testing.assert_allclose(loss.backward(), [[0, 0, 0], [-0.5, 0.5, 0]], atol=1e-7)
+
+
+def test_binary_cross_entropy_is_stable_for_huge_logits(dtype):
+    z = np.array([[800.0, -800.0]], dtype=dtype)
+    loss = losses.BinaryCrossEntropy()
+    with np.errstate(all="raise"):
+        assert loss.forward(z, [[1.0, 0.0]]) == 0
+        np.testing.assert_allclose(loss.forward(z, [[0.0, 1.0]]), 800.0, rtol=1e-6)
+
+
+def test_hinge_margin_option(rng):
+    z, y = _problem("hinge", (5, 4), np.float64, rng)
+    loss = losses.MultiClassHinge(margin=2.5)
+    expected_value, expected_grad = ref.hinge(z, y, margin=2.5)
+    np.testing.assert_allclose(loss.forward(z, y), expected_value, rtol=1e-12)
+    np.testing.assert_allclose(loss.backward(), expected_grad, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["F", "strided"])
+def test_non_contiguous_output_is_copied(rng, kind):
+    z, y = _problem("softmax_cross_entropy", (5, 3), np.float64, rng)
+    loss = losses.SoftmaxCrossEntropy()
+    np.testing.assert_allclose(loss.forward(layout(z, kind), y), ref.softmax_cross_entropy(z, y)[0],
+                               rtol=1e-12)
+
+
+def test_label_validation():
+    loss = losses.SoftmaxCrossEntropy()
+    z = np.zeros((3, 4))
+    with pytest.raises(ValueError, match=r"y\[1\] = 4 is outside \[0, 4\)"):
+        loss.forward(z, [0, 4, 1])
+    with pytest.raises(ValueError, match=r"y\[0\] = -1"):
+        loss.forward(z, [-1, 0, 1])
+    with pytest.raises(ValueError, match="has 2 labels, expected 3"):
+        loss.forward(z, [0, 1])
+    with pytest.raises(ValueError, match="non-integer"):
+        loss.forward(z, [0.5, 1, 2])
+    with pytest.raises(TypeError, match="integer class labels"):
+        loss.forward(z, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="empty batch"):
+        loss.forward(np.zeros((0, 4)), [])
+    with pytest.raises(ValueError, match=r"y has shape \(3, 2\), expected \(3, 4\)"):
+        losses.MeanSquaredError().forward(z, np.zeros((3, 2)))
+
+
+def test_kernels_check_labels_and_shapes_themselves():
+    z = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="outside"):
+        _losses.softmax_cross_entropy(z, np.array([0, 3]), None)
+    with pytest.raises(ValueError, match="outside"):
+        _losses.multiclass_hinge(z, np.array([7, 0]), None)
+    with pytest.raises(ValueError, match="expected 2"):
+        _losses.softmax_cross_entropy(z, np.array([0]), None)
+    with pytest.raises(ValueError, match="grad is"):
+        _losses.mean_squared_error(z, z, np.empty((2, 2)))
+    with pytest.raises(ValueError, match="empty"):
+        _losses.binary_cross_entropy_logits(np.zeros((0, 3)), np.zeros((0, 3)), None)
+
+
+def test_unknown_loss_lists_the_valid_names():
+    with pytest.raises(ValueError, match="choose from softmax_cross_entropy, mse, hinge"):
+        losses.get("l1")
