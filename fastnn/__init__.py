@@ -9,8 +9,8 @@ from fastnn._version import __version__
 from fastnn._config import get_num_threads, set_num_threads
 from fastnn import datasets, initializers, layers, losses, optimizers
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
-from fastnn.layers import (ELU, SELU, Activation, Dense, HardTanh, Identity, LeakyReLU, Parameter,
-                           ReLU, Sigmoid, Softplus, Softsign, Tanh)
+from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
+                           LeakyReLU, Parameter, ReLU, Sigmoid, Softplus, Softsign, Tanh)
 from fastnn.network import Sequential, mlp
 from fastnn.optimizers import SGD
 
@@ -18,5 +18,5 @@ __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "datasets", "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
     "Activation", "Dense", "Identity", "Sigmoid", "Tanh", "HardTanh", "Softsign", "ReLU",
-    "LeakyReLU", "ELU", "SELU", "Softplus", "Parameter", "Sequential", "mlp", "SGD",
+    "LeakyReLU", "ELU", "SELU", "Softplus", "BatchNorm", "Dropout", "Parameter", "Sequential", "mlp", "SGD",
 ]

@@ -8,13 +8,20 @@ Outputs and gradients live in buffers owned by the layer and reused across calls
 training step does not allocate): the array a layer returns is overwritten by its next
 call. Copy it if you need to keep it.
 """
+import contextlib
+import math
+import numbers
+
 import numpy as np
 
 from fastnn import initializers
 from fastnn._config import elementwise_threads
 from fastnn._validation import check_array, check_dtype, check_positive_int, check_rng
 from fastnn_c import activations as _activations
+from fastnn_c import batchnorm as _batchnorm
 from fastnn_c import dense as _dense
+from fastnn_c import dropout as _dropout
+from fastnn_c import regularization as _regularization
 
 
 class Parameter:
@@ -80,7 +87,9 @@ class Layer:
 
     def state_dict(self):
         """Arrays that define the layer: parameters and non-trainable buffers (copies)."""
-        return {p.name: p.data.copy() for p in self.parameters()}
+        state = {p.name: p.data.copy() for p in self.parameters()}
+        state.update({key: value.copy() for key, value in self._state_buffers().items()})
+        return state
 
     def load_state_dict(self, state):
         """Copy arrays from ``state`` (as returned by ``state_dict``) into the layer."""
@@ -106,6 +115,9 @@ class Layer:
     def eval(self):
         """Evaluation mode (running statistics, dropout off)."""
         return self.train(False)
+
+    def apply_constraints(self):
+        """Project the parameters back onto their constraint set (called after each update)."""
 
     def get_config(self):
         """Constructor arguments, JSON-serialisable (used by model files)."""
@@ -161,6 +173,14 @@ class Dense(Layer):
     rng : None, int or numpy.random.Generator
         Source of the initial weights.
     dtype : float32 or float64
+    regularize_bias : bool, default False
+        Whether the network's L2/L1 penalties also apply to the bias (by default only W
+        is penalised: a bias does not multiply an input, CS224n). For finer control set
+        ``Parameter.regularize`` directly (that flag is not part of ``get_config``).
+    max_norm : float, optional
+        Max-norm constraint c (Srivastava et al. 2014): after every optimizer step,
+        ``apply_constraints`` rescales each unit's incoming weights, column j of W, to
+        ‖W[:, j]‖₂ ≤ c. Typical values are 3 to 4.
 
     Shape
     -----
@@ -168,7 +188,7 @@ class Dense(Layer):
     """
 
     def __init__(self, in_features, out_features, bias=True, init="glorot_uniform",
-                 bias_init=None, rng=None, dtype=np.float32):
+                 bias_init=None, rng=None, dtype=np.float32, regularize_bias=False, max_norm=None):
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
@@ -183,14 +203,27 @@ class Dense(Layer):
             if bias_init is None:
                 bias_init = initializers.DEFAULT_BIAS_INIT.get(init, "zeros")
             values = initializers.get(bias_init)((self.out_features,), rng, self.dtype)
-            self.bias = Parameter(values, "bias", regularize=False)
+            self.bias = Parameter(values, "bias", regularize=bool(regularize_bias))
+        self.regularize_bias = bool(regularize_bias)
+        self.max_norm = None if max_norm is None else _check_float(max_norm, "max_norm", positive=True)
 
     def parameters(self):
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
     def get_config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features,
-                "bias": self.bias is not None, "init": self.init, "dtype": self.dtype.name}
+        config = {"in_features": self.in_features, "out_features": self.out_features,
+                  "bias": self.bias is not None, "init": self.init, "dtype": self.dtype.name}
+        # Options appear only when set, so configs of plain layers keep their form.
+        if self.regularize_bias:
+            config["regularize_bias"] = True
+        if self.max_norm is not None:
+            config["max_norm"] = self.max_norm
+        return config
+
+    def apply_constraints(self):
+        """Rescale columns of W whose L2 norm exceeds ``max_norm`` (no-op without it)."""
+        if self.max_norm is not None:
+            _regularization.max_norm_constraint(self.weight.data, self.max_norm)
 
     def input_features(self):
         return self.in_features
@@ -337,6 +370,206 @@ class Softplus(_NamedActivation):
     activation = "softplus"
 
 
+class BatchNorm(Layer):
+    """Batch normalization over the batch axis (Ioffe & Szegedy 2015), PyTorch's BatchNorm1d.
+
+    Training mode normalizes each feature with the statistics of the batch,
+    x̂ = (x − μ_B)/√(σ²_B + ε) with the biased variance σ²_B = (1/n) Σ (x − μ_B)², outputs
+    Y = γ x̂ + β, and updates the running estimates
+
+        running_mean ← (1 − momentum) · running_mean + momentum · μ_B
+        running_var  ← (1 − momentum) · running_var  + momentum · σ²_B · n/(n − 1)
+
+    (the running variance uses the unbiased batch variance, as PyTorch does). Evaluation
+    mode uses the running estimates instead of batch statistics.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of features (columns) of the input.
+    momentum : float in [0, 1], default 0.1
+        Weight of the NEW batch statistic in the running average (PyTorch's convention).
+        Keras's ``momentum`` is the decay of the OLD value: Keras 0.99 is momentum=0.01 here.
+    eps : float > 0, default 1e-5
+        Added to the variance for stability (Keras's default is 1e-3).
+    dtype : float32 or float64
+
+    Attributes
+    ----------
+    gamma, beta : Parameter
+        Scale (initialised to 1) and offset (initialised to 0); never regularized.
+    running_mean, running_var : ndarray
+        Buffers (not trainable), initialised to 0 and 1, saved by ``state_dict``.
+
+    Notes
+    -----
+    Placed between a Dense layer and its activation (the paper's choice) the Dense bias is
+    redundant, since β takes its role: use ``Dense(..., bias=False)``. It can also follow the
+    activation. Training mode needs at least 2 rows per batch.
+
+    Shape
+    -----
+    X (batch, n_features) → Y (batch, n_features).
+    """
+
+    def __init__(self, n_features, momentum=0.1, eps=1e-5, dtype=np.float32):
+        super().__init__()
+        self.n_features = check_positive_int(n_features, "n_features")
+        self.momentum = _check_float(momentum, "momentum", low=0.0, high=1.0)
+        self.eps = _check_float(eps, "eps", positive=True)
+        self.dtype = check_dtype(dtype)
+        self.gamma = Parameter(np.ones(self.n_features, dtype=self.dtype), "gamma", regularize=False)
+        self.beta = Parameter(np.zeros(self.n_features, dtype=self.dtype), "beta", regularize=False)
+        self.running_mean = np.zeros(self.n_features, dtype=self.dtype)
+        self.running_var = np.ones(self.n_features, dtype=self.dtype)
+        # What backward needs besides the input: per-feature μ and 1/√(σ² + ε), in float64.
+        self._mean = np.zeros(self.n_features)
+        self._inv_std = np.ones(self.n_features)
+        self._batch_stats = True
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def reset_running_stats(self):
+        """Running mean back to 0 and running variance back to 1."""
+        self.running_mean.fill(0)
+        self.running_var.fill(1)
+
+    def get_config(self):
+        return {"n_features": self.n_features, "momentum": self.momentum, "eps": self.eps,
+                "dtype": self.dtype.name}
+
+    def input_features(self):
+        return self.n_features
+
+    def _state_buffers(self):
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def _forward(self, X):
+        Y = self._buffer("Y", X.shape, self.dtype)
+        if self.training:
+            if X.shape[0] < 2:
+                raise ValueError(f"BatchNorm in training mode needs at least 2 rows per batch, got "
+                                 f"{X.shape[0]} (use eval() for single samples)")
+            _batchnorm.batchnorm_forward_train(X, self.gamma.data, self.beta.data, self.running_mean,
+                                               self.running_var, self.momentum, self.eps, Y,
+                                               self._mean, self._inv_std)
+        else:
+            _batchnorm.batchnorm_forward_eval(X, self.gamma.data, self.beta.data, self.running_mean,
+                                              self.running_var, self.eps, Y, self._mean, self._inv_std)
+        self._batch_stats = self.training
+        self._input = X
+        self._output = Y
+        return Y
+
+    def _backward(self, dY):
+        dX = self._buffer("dX", dY.shape, self.dtype) if self.needs_input_grad else None
+        _batchnorm.batchnorm_backward(self._input, self._mean, self._inv_std, self.gamma.data, dY,
+                                      self.gamma.grad, self.beta.grad, dX, self._batch_stats)
+        return dX
+
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al. 2014): zero each unit with probability p.
+
+    In training mode Y = X ⊙ M / (1 − p) with M_ij ~ Bernoulli(1 − p), so E[Y] = X and
+    nothing needs rescaling at test time; evaluation mode (and p = 0) is the identity.
+
+    The mask comes from a counter-based generator inside the compiled kernel: call k of
+    the layer draws element i from a hash of (seed, k, i) (SplitMix64), so masks are
+    reproducible from the seed, and ``state_dict`` holds the generator state as two small
+    uint64 arrays, "seed" and "counter": loading it resumes the same sequence of masks.
+    The mask of the last forward pass is stored (one byte per element) and reused by
+    ``backward``.
+
+    Parameters
+    ----------
+    p : float in [0, 1), default 0.5
+        Probability of dropping a unit (PyTorch's ``p``, Keras's ``rate``).
+    rng : None, int or numpy.random.Generator
+        Source of the seed.
+
+    Shape
+    -----
+    X (batch, features) → Y of the same shape (and dtype).
+    """
+
+    stochastic = True
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        self.p = _check_float(p, "p", low=0.0, high=1.0, high_open=True)
+        seed = check_rng(rng).integers(0, np.iinfo(np.uint64).max, dtype=np.uint64, endpoint=True)
+        self._seed = np.array([seed], dtype=np.uint64)
+        self._counter = np.zeros(1, dtype=np.uint64)
+        self._frozen = False
+        self._frozen_mask_ready = False
+        self._identity = True
+        self._mask = None
+
+    def get_config(self):
+        return {"p": self.p}
+
+    @contextlib.contextmanager
+    def frozen_randomness(self):
+        """Context in which every forward pass reuses one mask (the first one drawn inside).
+
+        Used by ``fastnn.gradcheck``: with the mask held fixed the layer is a deterministic,
+        differentiable function, so finite differences apply.
+        """
+        saved = (self._frozen, self._frozen_mask_ready)
+        self._frozen, self._frozen_mask_ready = True, False
+        try:
+            yield self
+        finally:
+            self._frozen, self._frozen_mask_ready = saved
+
+    def _state_buffers(self):
+        return {"seed": self._seed, "counter": self._counter}
+
+    def _forward(self, X):
+        self._identity = not self.training or self.p == 0
+        if self._identity:
+            self._output = X
+            return X
+        Y = self._buffer("Y", X.shape, X.dtype)
+        threads = elementwise_threads(X.size)
+        if self._frozen and self._frozen_mask_ready and self._mask.shape == X.shape:
+            _dropout.dropout_apply(X.reshape(-1), self._mask.reshape(-1), Y.reshape(-1), self.p,
+                                   threads)
+        else:
+            self._mask = self._buffer("mask", X.shape, np.uint8)
+            _dropout.dropout_forward(X.reshape(-1), Y.reshape(-1), self._mask.reshape(-1), self.p,
+                                     int(self._seed[0]), int(self._counter[0]), threads)
+            self._counter += np.uint64(1)
+            self._frozen_mask_ready = self._frozen
+        self._output = Y
+        return Y
+
+    def _backward(self, dY):
+        if self._identity:
+            return dY
+        dX = self._buffer("dX", dY.shape, dY.dtype)
+        _dropout.dropout_apply(dY.reshape(-1), self._mask.reshape(-1), dX.reshape(-1), self.p,
+                               elementwise_threads(dY.size))
+        return dX
+
+
+def _check_float(value, name, low=None, high=None, positive=False, high_open=False):
+    """``value`` as a finite float within the stated bounds, else ValueError naming ``name``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
 #: Layer classes a model file may name (a closed registry: nothing else is constructed).
 LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Identity, Sigmoid, Tanh, HardTanh,
-                                         Softsign, ReLU, LeakyReLU, ELU, SELU, Softplus)}
+                                         Softsign, ReLU, LeakyReLU, ELU, SELU, Softplus,
+                                         BatchNorm, Dropout)}

@@ -1,10 +1,13 @@
 """Sequential networks and the ``mlp`` shortcut."""
+import contextlib
+
 import numpy as np
 
 from fastnn import initializers
 from fastnn import losses as _losses
 from fastnn._validation import check_array, check_dtype, check_rng
-from fastnn.layers import LAYERS, Activation, Dense, Layer
+from fastnn.layers import LAYERS, Activation, BatchNorm, Dense, Dropout, Layer, _check_float
+from fastnn_c import regularization as _regularization
 
 #: Rows per chunk when predicting on large inputs (bounds the buffers' memory).
 PREDICT_CHUNK = 4096
@@ -18,6 +21,30 @@ class Sequential:
     layers : list of Layer
     loss : str or fastnn.losses.Loss, default "softmax_cross_entropy"
         Applied to the last layer's output (logits); see ``fastnn.losses``.
+    l2 : float >= 0, default 0
+        L2 penalty coefficient λ₂ ("weight decay").
+    l1 : float >= 0, default 0
+        L1 penalty coefficient λ₁.
+
+    Notes
+    -----
+    Regularization. ``loss(X, y)`` returns
+
+        L = L_data + (λ₂/2) Σ w² + λ₁ Σ |w|
+
+    summed over every parameter with ``regularize=True`` (the weights of Dense layers; not
+    biases nor batch-norm γ, β unless asked), and ``backward()`` adds λ₂ w + λ₁ sign(w) to
+    their gradients (sign(0) = 0). So l2 is λ in λ/2·‖w‖² with gradient λw: plain SGD then
+    shrinks weights by the factor (1 − η λ₂) per step, exactly PyTorch's SGD
+    ``weight_decay=l2``. L_data is a batch mean, so Nielsen's regularized cost
+    C₀ + (λ/2n) Σ w² (n = training-set size) is l2 = λ/n, and his L1 term (λ/n) Σ |w| is
+    l1 = λ/n; Keras's ``L2(c)`` adds c Σ w² (no ½), i.e. l2 = 2c. ``evaluate`` reports the
+    data loss only. Max-norm constraints are per layer (``Dense(..., max_norm=c)``) and are
+    enforced by ``apply_constraints()``, which ``train_step`` calls after each update.
+
+    Modes. ``forward`` and ``loss`` use the current mode (``train()``/``eval()``; batch
+    statistics and dropout in training mode), as in PyTorch; ``predict``, ``predict_proba``
+    and ``evaluate`` always run in evaluation mode and then restore the previous mode.
 
     Examples
     --------
@@ -26,7 +53,7 @@ class Sequential:
     >>> loss = net.train_step(X_batch, y_batch, opt)
     """
 
-    def __init__(self, layers, loss="softmax_cross_entropy"):
+    def __init__(self, layers, loss="softmax_cross_entropy", l2=0.0, l1=0.0):
         layers = list(layers)
         if not layers:
             raise ValueError("a Sequential network needs at least one layer")
@@ -52,6 +79,8 @@ class Sequential:
             layer.needs_input_grad = True
         layers[0].needs_input_grad = False
         self.training = True
+        self.l2 = _check_float(l2, "l2", low=0.0)
+        self.l1 = _check_float(l1, "l1", low=0.0)
 
     # -- forward / backward ------------------------------------------------------------
     def forward(self, X):
@@ -63,27 +92,49 @@ class Sequential:
                                for i in range(0, X.shape[0], PREDICT_CHUNK)])
 
     def loss(self, X, y):
-        """Forward pass and loss value; afterwards ``backward()`` computes every gradient."""
+        """Forward pass and loss value, including the L2/L1 penalty; afterwards ``backward()``
+        computes every gradient."""
         X = self._check_X(X)
         output = self._forward(X)
-        return self.loss_fn._forward(output, self.loss_fn.check_target(y, output.shape, self.dtype))
+        value = self.loss_fn._forward(output, self.loss_fn.check_target(y, output.shape, self.dtype))
+        if self.l2 or self.l1:
+            value += self.penalty()
+        return value
 
     def backward(self):
         """Fill each parameter's ``grad`` from the last ``loss`` call; returns ∂L/∂X if kept."""
         grad = self.loss_fn.backward()
         for layer in reversed(self.layers):
             grad = layer._backward(grad)
+        if self.l2 or self.l1:
+            for p in self._regularized():
+                _regularization.regularization_backward(p.data.reshape(-1), p.grad.reshape(-1),
+                                                        self.l2, self.l1)
         return grad
 
-    def train_step(self, X, y, optimizer):
-        """One step of training on the batch (X, y): forward, loss, backward, update.
+    def penalty(self):
+        """The regularization term (l2/2) Σ w² + l1 Σ |w| over parameters with ``regularize``."""
+        return sum(_regularization.regularization_penalty(p.data.reshape(-1), self.l2, self.l1)
+                   for p in self._regularized())
 
-        Returns the batch loss (before the update).
+    def apply_constraints(self):
+        """Enforce every layer's constraints (max-norm); ``train_step`` calls it after each update."""
+        for layer in self.layers:
+            layer.apply_constraints()
+
+    def train_step(self, X, y, optimizer):
+        """One step of training on the batch (X, y): forward, loss, backward, update, constraints.
+
+        Returns the batch loss (before the update), including the regularization penalty.
         """
         value = self.loss(X, y)
         self.backward()
         optimizer.step()
+        self.apply_constraints()
         return value
+
+    def _regularized(self):
+        return [p for p in self.parameters() if p.regularize]
 
     def _forward(self, X):
         for layer in self.layers:
@@ -94,9 +145,22 @@ class Sequential:
         return check_array(X, "X", self.dtype, n_columns=self.in_features)
 
     # -- prediction --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _evaluation_mode(self):
+        modes = [layer.training for layer in self.layers]
+        training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            for layer, mode in zip(self.layers, modes):
+                layer.train(mode)
+            self.training = training
+
     def predict(self, X):
         """Class labels (argmax of the logits) for classification losses; outputs for MSE."""
-        output = self.forward(X)
+        with self._evaluation_mode():
+            output = self.forward(X)
         if self.loss_fn.target_kind == "labels":
             return output.argmax(axis=1)
         if isinstance(self.loss_fn, _losses.BinaryCrossEntropy):
@@ -105,7 +169,8 @@ class Sequential:
 
     def predict_proba(self, X):
         """Class probabilities: softmax for cross-entropy, sigmoid per unit for binary CE."""
-        output = self.forward(X)
+        with self._evaluation_mode():
+            output = self.forward(X)
         if isinstance(self.loss_fn, _losses.BinaryCrossEntropy):
             return 1 / (1 + np.exp(-output))
         if not isinstance(self.loss_fn, _losses.SoftmaxCrossEntropy):
@@ -116,8 +181,12 @@ class Sequential:
         return output
 
     def evaluate(self, X, y):
-        """Mean loss and, for classification, accuracy over (X, y): ``{"loss": .., "accuracy": ..}``."""
-        output = self.forward(X)
+        """Mean loss and, for classification, accuracy over (X, y): ``{"loss": .., "accuracy": ..}``.
+
+        Runs in evaluation mode; the loss is the data loss, without the regularization penalty.
+        """
+        with self._evaluation_mode():
+            output = self.forward(X)
         target = self.loss_fn.check_target(y, output.shape, self.dtype)
         result = {"loss": self.loss_fn.value(output, target)}
         if self.loss_fn.target_kind == "labels":
@@ -158,8 +227,14 @@ class Sequential:
 
     def get_config(self):
         """Architecture as JSON-serialisable data: layer classes and their arguments, the loss."""
-        return {"layers": [{"class": type(l).__name__, "config": l.get_config()} for l in self.layers],
-                "loss": {"name": self.loss_fn.name, "config": self.loss_fn.get_config()}}
+        config = {"layers": [{"class": type(l).__name__, "config": l.get_config()} for l in self.layers],
+                  "loss": {"name": self.loss_fn.name, "config": self.loss_fn.get_config()}}
+        # Present only when set, so configs of unregularized networks keep their form.
+        if self.l2:
+            config["l2"] = self.l2
+        if self.l1:
+            config["l1"] = self.l1
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -172,7 +247,8 @@ class Sequential:
         loss = _losses.LOSSES.get(config["loss"]["name"])
         if loss is None:
             raise ValueError(f"unknown loss {config['loss']['name']!r} in config")
-        return cls(layers, loss=loss(**config["loss"]["config"]))
+        return cls(layers, loss=loss(**config["loss"]["config"]), l2=config.get("l2", 0.0),
+                   l1=config.get("l1", 0.0))
 
     def astype(self, dtype):
         """A copy of the network with parameters in ``dtype`` (e.g. float64 for gradcheck)."""
@@ -188,15 +264,19 @@ class Sequential:
 
     def __repr__(self):
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
-        return f"Sequential([\n{inner}\n], loss={self.loss_fn.name!r})"
+        penalties = "".join(f", {k}={v}" for k, v in (("l2", self.l2), ("l1", self.l1)) if v)
+        return f"Sequential([\n{inner}\n], loss={self.loss_fn.name!r}{penalties})"
 
 
 def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=None,
-        dtype=np.float32, alpha=None):
+        dtype=np.float32, alpha=None, batch_norm=False, dropout=0.0, l2=0.0, l1=0.0,
+        max_norm=None):
     """A multi-layer perceptron in Nielsen's notation: ``mlp([784, 30, 10], activation="sigmoid")``.
 
     Dense layers of the given widths with ``activation`` between them and none after the
-    last (the loss works on logits).
+    last (the loss works on logits). Each hidden layer is
+
+        Dense → [BatchNorm] → activation → [BatchNorm if batch_norm="after"] → [Dropout]
 
     Parameters
     ----------
@@ -210,15 +290,39 @@ def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=N
         Glorot otherwise). ``init="nielsen"`` gives Nielsen's N(0, 1/n_in) weights and
         N(0, 1) biases.
     rng : None, int or numpy.random.Generator
+        Source of the initial weights and of the dropout seeds.
+    batch_norm : bool or {"before", "after"}, default False
+        True or "before": ``BatchNorm`` between each hidden Dense layer and its activation
+        (Ioffe & Szegedy), and those Dense layers get no bias (β replaces it);
+        "after": ``BatchNorm`` after each hidden activation.
+    dropout : float in [0, 1), default 0
+        Drop probability of a ``Dropout`` layer after each hidden activation (none if 0).
+    l2, l1 : float >= 0, default 0
+        Penalty coefficients of the network (see ``Sequential``).
+    max_norm : float, optional
+        Max-norm constraint on every Dense layer's incoming weight vectors.
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output width, got {sizes}")
+    if batch_norm not in (False, True, None, "before", "after"):
+        raise ValueError(f"batch_norm must be False, True, 'before' or 'after', got {batch_norm!r}")
+    batch_norm = "before" if batch_norm is True else (batch_norm or None)
+    dropout = _check_float(dropout, "dropout", low=0.0, high=1.0, high_open=True)
     rng = check_rng(rng)
     init = init or initializers.default_for_activation(activation)
     layers = []
+    n_hidden = len(sizes) - 2
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if i > 0:
+        hidden = i < n_hidden
+        layers.append(Dense(n_in, n_out, bias=not (hidden and batch_norm == "before"), init=init,
+                            rng=rng, dtype=dtype, max_norm=max_norm))
+        if hidden:
+            if batch_norm == "before":
+                layers.append(BatchNorm(n_out, dtype=dtype))
             layers.append(Activation(activation, alpha))
-        layers.append(Dense(n_in, n_out, init=init, rng=rng, dtype=dtype))
-    return Sequential(layers, loss=loss)
+            if batch_norm == "after":
+                layers.append(BatchNorm(n_out, dtype=dtype))
+            if dropout > 0:
+                layers.append(Dropout(dropout, rng=rng))
+    return Sequential(layers, loss=loss, l2=l2, l1=l1)
