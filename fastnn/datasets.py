@@ -1,14 +1,19 @@
-"""Reading MNIST-layout IDX files (gzip-compressed or raw).
+"""MNIST-layout datasets: IDX files, named datasets (lookup and download), preprocessing, batches.
 
 IDX format (LeCun et al.): two zero bytes, a type code (0x08 unsigned byte, 0x09 signed
 byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), the number of dimensions, then
 one big-endian uint32 per dimension, then the data in C order, big-endian.
 """
 import gzip
+import hashlib
 import os
 import struct
+import sys
+import tempfile
+import urllib.request
 
 import numpy as np
+from tqdm import tqdm
 
 IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -111,3 +116,291 @@ def flatten_and_scale(images, dtype=np.float32):
     """(n, rows, cols) uint8 images → (n, rows·cols) floats in [0, 1]."""
     images = np.asarray(images)
     return (images.reshape(len(images), -1).astype(dtype)) / dtype(255)
+
+
+# -- named datasets: lookup, download ---------------------------------------------------
+
+#: Named MNIST-layout datasets: public mirrors (tried in order) and the md5 of each
+#: published ``.gz`` file (MNIST: LeCun et al.; Fashion-MNIST: zalandoresearch/fashion-mnist).
+DATASETS = {
+    "mnist": {
+        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
+                    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                    "http://yann.lecun.com/exdb/mnist/"],
+        "md5": {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+                "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+                "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+        "system_dirs": [],
+    },
+    "fashion-mnist": {
+        "mirrors": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"],
+        "md5": {"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+                "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+                "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+        # Debian/Ubuntu: apt-get install dataset-fashion-mnist
+        "system_dirs": ["/usr/share/datasets/fashion-mnist"],
+    },
+}
+
+#: Environment variable naming a folder that holds the four files of the dataset.
+DATA_DIR_ENV = "FASTNN_DATA_DIR"
+
+#: Seconds to wait for a mirror to answer before trying the next one.
+DOWNLOAD_TIMEOUT = 30
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are nowhere on disk and could not be downloaded."""
+
+
+def _check_name(name):
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+
+
+def cache_dir(name):
+    """The user cache folder of dataset ``name``: ``$XDG_CACHE_HOME/fastnn/<name>`` (default ``~/.cache``)."""
+    _check_name(name)
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "fastnn", name)
+
+
+def _all_stems():
+    return [stem for split in ("train", "test") for stem in MNIST_FILES[split]]
+
+
+def has_files(folder):
+    """Whether ``folder`` holds all four MNIST-layout files (gzip or raw)."""
+    return folder is not None and all(find_idx_file(folder, stem) for stem in _all_stems())
+
+
+def candidate_dirs(name, data_dir=None):
+    """Folders searched for dataset ``name``, in order: ``data_dir``, ``$FASTNN_DATA_DIR``,
+    the user cache folder, then the system folders (Debian's for Fashion-MNIST)."""
+    _check_name(name)
+    dirs = [data_dir, os.environ.get(DATA_DIR_ENV) or None, cache_dir(name),
+            *DATASETS[name]["system_dirs"]]
+    return [os.fspath(d) for d in dirs if d is not None]
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_file(url, dest, md5, progress):
+    """Fetch ``url`` into ``dest`` atomically (temp file in the same folder, md5 check, rename)."""
+    folder = os.path.dirname(dest)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(dest) + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:
+            total = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
+            with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
+                      desc=os.path.basename(dest), disable=None if progress else True,
+                      file=sys.stderr, leave=False) as bar:
+                for chunk in iter(lambda: resp.read(1 << 16), b""):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        got = _md5(tmp)
+        if got != md5:
+            raise ValueError(f"md5 mismatch for {url}: got {got}, expected {md5}")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def download(name, folder=None, progress=True, log=None):
+    """Download dataset ``name`` into ``folder`` (default: its cache folder) and return the folder.
+
+    Each file is tried on every mirror of ``DATASETS[name]`` in turn, verified against its
+    published md5 and moved into place atomically; files already present are kept.
+    Raises ``DatasetNotFoundError`` if some file could not be fetched from any mirror.
+    """
+    _check_name(name)
+    folder = os.fspath(folder) if folder is not None else cache_dir(name)
+    errors = _download_missing(name, folder, progress, log)
+    if errors:
+        raise DatasetNotFoundError(_not_found_message(name, folder, errors))
+    return folder
+
+
+def _download_missing(name, folder, progress, log):
+    """Fetch the files missing from ``folder``; returns the errors of a file no mirror served."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        return [f"cannot create {folder}: {exc}"]
+    spec = DATASETS[name]
+    for filename, md5 in spec["md5"].items():
+        if find_idx_file(folder, filename[:-3]):
+            continue
+        errors = []
+        for mirror in spec["mirrors"]:
+            url = mirror + filename
+            if log:
+                log(f"downloading {url}")
+            try:
+                _download_file(url, os.path.join(folder, filename), md5, progress)
+                break
+            except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+                errors.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
+        else:
+            return errors
+    return []
+
+
+def _not_found_message(name, data_dir, errors=()):
+    files = ", ".join(stem + "[.gz]" for stem in _all_stems())
+    looked = "; ".join(candidate_dirs(name, data_dir))
+    ways = [f"pass --data-dir FOLDER (data_dir=...)", f"set {DATA_DIR_ENV}=FOLDER",
+            f"put them in {cache_dir(name)}"]
+    if name == "fashion-mnist":
+        ways.append("apt-get install dataset-fashion-mnist (Debian/Ubuntu)")
+    ways.append("allow fastnn to download them (network access)")
+    tried = f" Download failed: {' | '.join(errors)}." if errors else ""
+    return (f"{name} not found: need the four files {files} in one folder (looked in: {looked})."
+            f"{tried} Supply them: {'; or '.join(ways)}.")
+
+
+def locate(name, data_dir=None, download_missing=True, progress=True, log=None):
+    """Folder holding dataset ``name``: the first complete one of ``candidate_dirs``, else a
+    fresh download into the cache folder (if ``download_missing``).
+
+    Raises ``DatasetNotFoundError`` with a message listing the expected files and the ways
+    to supply them.
+    """
+    dirs = candidate_dirs(name, data_dir)
+    for folder in dirs:
+        if has_files(folder):
+            if log and data_dir is not None and os.fspath(data_dir) != folder:
+                log(f"{data_dir} does not hold the {name} files; using {folder}")
+            return folder
+    if not download_missing:
+        raise DatasetNotFoundError(_not_found_message(name, data_dir))
+    folder = cache_dir(name)
+    errors = _download_missing(name, folder, progress, log)
+    if errors:
+        raise DatasetNotFoundError(_not_found_message(name, data_dir, errors))
+    return folder
+
+
+def load_dataset(name, data_dir=None, download_missing=True, progress=True, log=None,
+                 dtype=np.float32):
+    """Load a named dataset as ``(X_train, y_train, X_test, y_test)``, images flattened and
+    scaled to [0, 1] in ``dtype``, labels int64 (see ``locate`` for where files are looked for).
+    """
+    folder = locate(name, data_dir, download_missing, progress, log)
+    Xtr, ytr = load_mnist(folder, "train")
+    Xte, yte = load_mnist(folder, "test")
+    return flatten_and_scale(Xtr, dtype), ytr, flatten_and_scale(Xte, dtype), yte
+
+
+# -- preprocessing and batching ---------------------------------------------------------
+
+class Preprocessor:
+    """Input preprocessing fitted on the training split only, then applied unchanged.
+
+    Methods (inputs already scaled to [0, 1] by ``flatten_and_scale``; CS224n notes):
+
+    ``"scale"``        x (nothing more to do)
+    ``"center"``       x − μ, μ the per-feature training mean (mean subtraction)
+    ``"standardize"``  (x − μ) / σ, σ the per-feature training std; features that are
+                       constant in training (σ < 1e-8, e.g. MNIST's border pixels) get σ = 1
+    """
+
+    METHODS = ("scale", "center", "standardize")
+
+    def __init__(self, method="scale"):
+        if method not in self.METHODS:
+            raise ValueError(f"unknown preprocessing {method!r}; choose from {', '.join(self.METHODS)}")
+        self.method = method
+        self.mean = None
+        self.std = None
+
+    def fit(self, X):
+        """Compute the statistics on the training inputs ``X`` (n, features)."""
+        X = np.asarray(X)
+        if self.method in ("center", "standardize"):
+            self.mean = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+        if self.method == "standardize":
+            std = X.std(axis=0, dtype=np.float64)
+            std[std < 1e-8] = 1.0
+            self.std = std.astype(X.dtype)
+        return self
+
+    def transform(self, X):
+        """Apply the fitted transformation; returns a new array (``X`` is not modified)."""
+        X = np.array(X, copy=True)
+        if self.method != "scale":
+            if self.mean is None:
+                raise ValueError(f"Preprocessor({self.method!r}) must be fitted before transform")
+            if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
+                raise ValueError(f"X has shape {X.shape}, expected (n, {self.mean.shape[0]})")
+            X -= self.mean.astype(X.dtype, copy=False)
+        if self.method == "standardize":
+            X /= self.std.astype(X.dtype, copy=False)
+        return X
+
+    def fit_transform(self, X):
+        return self.fit(X).transform(X)
+
+    def state_dict(self):
+        """Flat state for model files: ``method`` and, when fitted, ``mean``/``std`` arrays."""
+        state = {"method": self.method}
+        if self.mean is not None:
+            state["mean"] = self.mean.copy()
+        if self.std is not None:
+            state["std"] = self.std.copy()
+        return state
+
+    @classmethod
+    def from_state(cls, state):
+        """Rebuild from ``state_dict()`` output (None means plain scaling)."""
+        if state is None:
+            return cls("scale")
+        pre = cls(state.get("method", "scale"))
+        needed = {"scale": (), "center": ("mean",), "standardize": ("mean", "std")}[pre.method]
+        missing = [key for key in needed if key not in state]
+        if missing:
+            raise ValueError(f"preprocessing state for {pre.method!r} lacks {missing}")
+        pre.mean = np.asarray(state["mean"]) if "mean" in state else None
+        pre.std = np.asarray(state["std"]) if "std" in state else None
+        return pre
+
+    def __repr__(self):
+        return f"Preprocessor({self.method!r})"
+
+
+def train_val_split(X, y, validation_split, rng=None):
+    """Hold out a random ``validation_split`` fraction of (X, y): ``(X_tr, y_tr, X_val, y_val)``."""
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}")
+    n = len(X)
+    n_val = int(round(n * validation_split))
+    if n_val < 1 or n_val >= n:
+        raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
+                         f"{n - n_val} for training and {n_val} for validation")
+    order = np.random.default_rng(rng).permutation(n)
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return X[train], y[train], X[val], y[val]
+
+
+def iterate_minibatches(X, y, batch_size, rng=None, shuffle=True):
+    """Yield ``(X_batch, y_batch)`` over one epoch, in an order drawn from ``rng`` if ``shuffle``.
+
+    The last batch holds the remainder (it is smaller when ``batch_size`` does not divide n).
+    """
+    n = len(X)
+    order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield X[idx], y[idx]

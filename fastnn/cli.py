@@ -1,0 +1,637 @@
+"""The ``fastnn`` command line: train, evaluate and use MLPs on MNIST-layout data.
+
+    fastnn train                                   # a good MNIST MLP with the defaults
+    fastnn train --dataset fashion-mnist --save fashion.npz --plot curves.png
+    fastnn evaluate fashion.npz                    # accuracy, loss, confusion matrix
+    fastnn predict fashion.npz t10k-images-idx3-ubyte.gz --out labels.txt
+    fastnn diagnose --activation sigmoid --hidden 30,30,30 --out diag.csv
+    fastnn experiment vanishing-gradients
+
+Exit status: 0 on success, 1 when a command fails (missing data, unreadable model file,
+diverged training...), 2 for invalid options; errors are one line on stderr (set
+FASTNN_DEBUG=1 for the traceback).
+"""
+import argparse
+import inspect
+import os
+import sys
+import time
+
+import numpy as np
+
+#: Defaults of ``fastnn train`` (measured on mnist-small and Fashion-MNIST, see README).
+DEFAULTS = {"dataset": "mnist", "hidden": (256, 128), "activation": "relu", "optimizer": "adam",
+            "epochs": 20, "batch_size": 128, "val_split": 0.1, "patience": 5, "seed": 0,
+            "preprocess": "scale"}
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+# -- argument parsing -------------------------------------------------------------------
+
+def _int_list(text):
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive widths, got {text!r}")
+    return values
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _float_in(low, high, low_open=False, high_open=True):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= low if low_open else value < low
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or value != value:
+            bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}" \
+                     f"{')' if high_open or high is None else ']'}"
+            raise argparse.ArgumentTypeError(f"expected a number in {bounds}, got {text}")
+        return value
+    return parse
+
+
+_positive_float = _float_in(0.0, None, low_open=True)
+_nonneg_float = _float_in(0.0, None)
+_fraction = _float_in(0.0, 1.0)
+
+
+def _key_value(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    for convert in (int, float):
+        try:
+            return key.replace("-", "_"), convert(value)
+        except ValueError:
+            pass
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return key.replace("-", "_"), lowered == "true"
+    return key.replace("-", "_"), value
+
+
+def _add_data_args(p, dataset_default=DEFAULTS["dataset"]):
+    from fastnn.datasets import DATA_DIR_ENV
+
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default=dataset_default,
+                   help=f"dataset by name (default: {dataset_default or 'the one the model was trained on'})")
+    g.add_argument("--data-dir", metavar="DIR",
+                   help=f"folder with the four IDX files; otherwise ${DATA_DIR_ENV}, then "
+                        "~/.cache/fastnn/<dataset> ($XDG_CACHE_HOME), then "
+                        "/usr/share/datasets/fashion-mnist (Fashion-MNIST), then a download")
+    g.add_argument("--no-download", action="store_true",
+                   help="fail instead of downloading when the files are not found")
+
+
+def _add_training_args(p, plot=True):
+    from fastnn.initializers import INITIALIZERS
+    from fastnn.layers import ACTIVATIONS
+    from fastnn.optimizers import OPTIMIZERS
+
+    _add_data_args(p)
+    g = p.add_argument_group("architecture")
+    arch = g.add_mutually_exclusive_group()
+    arch.add_argument("--hidden", type=_int_list, metavar="W1,W2,...",
+                      help="hidden layer widths (default: %s)" % ",".join(map(str, DEFAULTS["hidden"])))
+    arch.add_argument("--layers", type=_int_list, metavar="784,...,10",
+                      help="all layer widths, input and output included")
+    g.add_argument("--activation", choices=ACTIVATIONS, default=DEFAULTS["activation"],
+                   help=f"hidden activation (default: {DEFAULTS['activation']})")
+    g.add_argument("--init", choices=sorted(INITIALIZERS), metavar="NAME",
+                   help="weight initializer: " + ", ".join(sorted(INITIALIZERS)) +
+                        " (default: He for ReLU/ELU, LeCun for SELU, Glorot otherwise)")
+    g.add_argument("--batch-norm", action="store_true", help="batch normalization after each hidden Dense layer")
+    g.add_argument("--dropout", type=_fraction, default=0.0, metavar="RATE",
+                   help="inverted dropout rate on hidden layers, in [0, 1) (default: 0)")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="parameter dtype (default: float32)")
+
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--optimizer", choices=list(OPTIMIZERS), default=DEFAULTS["optimizer"],
+                   help=f"(default: {DEFAULTS['optimizer']})")
+    g.add_argument("--lr", type=_positive_float, metavar="LR",
+                   help="learning rate (default: the optimizer's: 1e-3 for adam/adamw, "
+                        "1e-2 for sgd/momentum/nesterov/adagrad/rmsprop)")
+    g.add_argument("--momentum", type=_fraction, help="momentum for sgd/momentum/nesterov")
+    g.add_argument("--beta1", type=_fraction, help="Adam β1 (default: 0.9)")
+    g.add_argument("--beta2", type=_fraction, help="Adam β2 (default: 0.999)")
+    g.add_argument("--eps", type=_positive_float, help="denominator ε of adaptive optimizers")
+    g.add_argument("--rho", type=_fraction, help="RMSProp decay ρ (default: 0.99)")
+    g.add_argument("--weight-decay", type=_nonneg_float, metavar="WD",
+                   help="weight decay on weights, not biases (decoupled for adamw)")
+    g.add_argument("--clip-norm", type=_positive_float, metavar="MAX",
+                   help="clip the global gradient L2 norm to MAX")
+    g.add_argument("--clip-value", type=_positive_float, metavar="MAX",
+                   help="clip each gradient entry to [-MAX, MAX]")
+
+    g = p.add_argument_group("learning-rate schedule")
+    g.add_argument("--schedule", default="constant",
+                   choices=("constant", "step", "exponential", "inverse_time", "cosine", "plateau"),
+                   help="(default: constant)")
+    g.add_argument("--schedule-opt", type=_key_value, action="append", default=[],
+                   metavar="KEY=VALUE",
+                   help="an option of the schedule, repeatable, e.g. step_size=5 gamma=0.5 "
+                        "(see fastnn.schedules for each schedule's options)")
+
+    g = p.add_argument_group("regularization")
+    g.add_argument("--l2", type=_nonneg_float, default=0.0, help="L2 penalty λ on weights (default: 0)")
+    g.add_argument("--l1", type=_nonneg_float, default=0.0, help="L1 penalty λ on weights (default: 0)")
+    g.add_argument("--max-norm", type=_positive_float, help="max-norm constraint on each unit's weights")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"],
+                   help=f"maximum number of epochs (default: {DEFAULTS['epochs']})")
+    g.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"],
+                   help=f"(default: {DEFAULTS['batch_size']})")
+    g.add_argument("--val-split", type=_fraction, default=DEFAULTS["val_split"], metavar="FRACTION",
+                   help="fraction of the training images held out for validation, 0 for none "
+                        f"(default: {DEFAULTS['val_split']})")
+    g.add_argument("--patience", type=_nonneg_int, default=DEFAULTS["patience"],
+                   help="early stopping: epochs without a better validation loss before "
+                        f"stopping, 0 to disable (default: {DEFAULTS['patience']})")
+    g.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=True,
+                   help="with early stopping, keep the weights of the best validation epoch "
+                        "(default: on)")
+    g.add_argument("--preprocess", choices=("scale", "center", "standardize"),
+                   default=DEFAULTS["preprocess"],
+                   help="input preprocessing after scaling to [0, 1]; statistics come from the "
+                        "training split and are saved with the model (default: scale)")
+    g.add_argument("--seed", type=_nonneg_int, default=DEFAULTS["seed"],
+                   help=f"seed of the initial weights, split and shuffling (default: {DEFAULTS['seed']})")
+    g.add_argument("--threads", type=_positive_int, help="threads for the kernels (default: all cores)")
+
+    g = p.add_argument_group("output")
+    g.add_argument("--save", metavar="PATH", help="write the trained model (.npz) to PATH")
+    if plot:
+        g.add_argument("--plot", metavar="PATH",
+                       help='write learning curves (PNG) to PATH; needs pip install "fastnn[plot]"')
+    g.add_argument("--log", metavar="PATH", help="write per-epoch metrics to PATH as JSON lines")
+    _add_verbosity(g)
+
+
+def _add_verbosity(g):
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars or per-epoch lines; only results and errors")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="also describe the data, the network and the optimizer")
+
+
+def build_parser():
+    """The ``fastnn`` argument parser (subcommands train, evaluate, predict, diagnose, experiment)."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="fastnn", formatter_class=fmt,
+        description="Train and use fully-connected networks on MNIST and Fashion-MNIST.",
+        epilog="Run 'fastnn COMMAND --help' for the options of a command.")
+    from fastnn import __version__
+    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "train", formatter_class=fmt, help="train an MLP and report its test accuracy",
+        description="Train an MLP on MNIST or Fashion-MNIST, report test accuracy, optionally "
+                    "save the model, learning curves and a JSON-lines log.",
+        epilog="Defaults: 784-256-128-10 ReLU, He init, Adam lr 1e-3, batch 128, up to 20 "
+               "epochs,\n10%% validation with early stopping (patience 5) restoring the best "
+               "weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
+               "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
+               "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "
+               "--schedule-opt step_size=5")
+    _add_training_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", formatter_class=fmt,
+                       help="accuracy, loss and confusion matrix of a saved model",
+                       description="Evaluate a saved model on a dataset split: accuracy, mean "
+                                   "loss and the confusion matrix (rows: true class, columns: "
+                                   "predicted class).")
+    p.add_argument("model", metavar="MODEL", help="model file written by 'fastnn train --save'")
+    _add_data_args(p, dataset_default=None)
+    p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
+    p.add_argument("--threads", type=_positive_int, help="threads for the kernels (default: all cores)")
+    _add_verbosity(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", formatter_class=fmt, help="class predictions for images",
+                       description="Predict the class of each image of an IDX file (e.g. "
+                                   "t10k-images-idx3-ubyte.gz) or a .npy array of shape (n, 28, 28) "
+                                   "or (n, 784). Integer arrays are raw pixels (0-255); float "
+                                   "arrays must already be scaled to [0, 1]. The model's "
+                                   "preprocessing is applied.",
+                       epilog="output: one label per line (stdout or --out FILE); with --out "
+                              "FILE.npy an int64 array.\nWith --proba, the class probabilities "
+                              "instead (comma-separated lines, or a float array).")
+    p.add_argument("model", metavar="MODEL", help="model file written by 'fastnn train --save'")
+    p.add_argument("input", metavar="INPUT", help="IDX image file (.gz or raw) or .npy array")
+    p.add_argument("--out", metavar="PATH", help="write to PATH (.npy: binary array) instead of stdout")
+    p.add_argument("--proba", action="store_true", help="output class probabilities")
+    p.add_argument("--threads", type=_positive_int, help="threads for the kernels (default: all cores)")
+    _add_verbosity(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("diagnose", formatter_class=fmt,
+                       help="train while recording per-layer diagnostics",
+                       description="Train like 'fastnn train' while a fastnn.diagnostics.Monitor "
+                                   "records per-layer gradient norms (Nielsen's speed of "
+                                   "learning), activation statistics, saturation and dead units; "
+                                   "print the table and warnings.",
+                       epilog="example:\n  fastnn diagnose --activation sigmoid --hidden 30,30,30 "
+                              "--optimizer sgd --lr 0.1 --epochs 2 --out diag.csv")
+    _add_training_args(p, plot=False)
+    g = p.add_argument_group("diagnostics")
+    g.add_argument("--interval", type=_positive_int, default=10,
+                   help="record every N optimizer steps (default: 10)")
+    g.add_argument("--out", metavar="PATH", help="write the diagnostics (.json or .csv by suffix)")
+    g.add_argument("--plot", metavar="PATH", help="write a PNG of the diagnostics per layer")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("experiment", formatter_class=fmt, help="run a packaged experiment",
+                       description="Run one of the experiments of fastnn.experiments "
+                                   "(vanishing-gradients, activations) on the dataset, print its "
+                                   "table and write its files.")
+    p.add_argument("name", metavar="NAME", help="experiment name, e.g. vanishing-gradients, activations")
+    _add_data_args(p)
+    p.add_argument("--seed", type=_nonneg_int, default=DEFAULTS["seed"],
+                   help=f"(default: {DEFAULTS['seed']})")
+    p.add_argument("--plot", metavar="PATH", help="write the experiment's figure (PNG)")
+    p.add_argument("--out", metavar="PATH", help="write the experiment's results (JSON)")
+    p.add_argument("--threads", type=_positive_int, help="threads for the kernels (default: all cores)")
+    _add_verbosity(p)
+    p.set_defaults(func=cmd_experiment)
+    return parser
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+class _Console:
+    """Where the commands write: results to stdout, information and warnings to stderr."""
+
+    def __init__(self, args):
+        self.quiet = getattr(args, "quiet", False)
+        self.verbose = getattr(args, "verbose", False) and not self.quiet
+
+    def result(self, text):
+        print(text, flush=True)
+
+    def progress(self, text):
+        if not self.quiet:
+            print(text, flush=True)
+
+    def info(self, text):
+        if self.verbose:
+            print(text, file=sys.stderr, flush=True)
+
+    def warn(self, text):
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def _set_threads(args):
+    if getattr(args, "threads", None):
+        from fastnn import set_num_threads
+        set_num_threads(args.threads)
+
+
+def _load_data(args, console, dataset=None):
+    from fastnn.datasets import load_dataset
+
+    dataset = dataset or args.dataset
+    start = time.perf_counter()
+    data = load_dataset(dataset, args.data_dir, download_missing=not args.no_download,
+                        progress=not console.quiet, log=console.info if console.verbose else
+                        (lambda msg: None if console.quiet else print(msg, file=sys.stderr)))
+    console.info(f"{dataset}: {len(data[0])} training and {len(data[2])} test images "
+                 f"({time.perf_counter() - start:.1f}s to load)")
+    return data
+
+
+def _architecture(args, n_features, n_classes):
+    if args.layers:
+        sizes = list(args.layers)
+        if len(sizes) < 2:
+            raise CommandError(f"--layers needs at least an input and an output width, got {sizes}")
+        if sizes[0] != n_features or sizes[-1] != n_classes:
+            raise CommandError(f"--layers must start with {n_features} (input pixels) and end with "
+                               f"{n_classes} (classes), got {','.join(map(str, sizes))}")
+        return sizes
+    hidden = args.hidden if args.hidden is not None else DEFAULTS["hidden"]
+    return [n_features, *hidden, n_classes]
+
+
+def _build_net(args, sizes, seed):
+    from fastnn.network import mlp
+
+    kwargs = {"activation": args.activation, "init": args.init, "dtype": args.dtype,
+              "rng": np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))}
+    extras = {"batch_norm": args.batch_norm, "dropout": args.dropout, "l2": args.l2,
+              "l1": args.l1, "max_norm": args.max_norm}
+    accepted = inspect.signature(mlp).parameters
+    for key, value in extras.items():
+        if value:
+            if key not in accepted:
+                raise CommandError(f"--{key.replace('_', '-')} is not supported by this build "
+                                   "of fastnn (fastnn.mlp has no such option yet)")
+            kwargs[key] = value
+    return mlp(sizes, **kwargs)
+
+
+def _build_optimizer(args, net):
+    from fastnn.training import make_optimizer
+
+    betas = None
+    if args.beta1 is not None or args.beta2 is not None:
+        betas = (0.9 if args.beta1 is None else args.beta1, 0.999 if args.beta2 is None else args.beta2)
+    options = {"lr": args.lr, "momentum": args.momentum, "betas": betas, "eps": args.eps,
+               "rho": args.rho, "weight_decay": args.weight_decay, "clip_norm": args.clip_norm,
+               "clip_value": args.clip_value}
+    return make_optimizer(args.optimizer, net.parameters(), **options)
+
+
+def _build_schedule(args, optimizer):
+    options = dict(args.schedule_opt)
+    if args.schedule == "constant" and not options:
+        return None
+    from fastnn.training import make_schedule
+    return make_schedule(args.schedule, optimizer, **options)
+
+
+def _describe_net(net):
+    config = net.get_config()
+    widths = [str(net.in_features)]
+    kinds = []
+    for spec in config["layers"]:
+        if spec["class"] == "Dense":
+            widths.append(str(spec["config"]["out_features"]))
+        elif spec["class"] == "Activation":
+            kinds.append(spec["config"]["name"])
+        else:
+            kinds.append(spec["class"])
+    unique = list(dict.fromkeys(kinds))
+    n_params = sum(p.data.size for p in net.parameters())
+    return f"{'-'.join(widths)} {'/'.join(unique) or 'linear'} ({n_params:,} parameters)"
+
+
+def _train(args, console, monitor_factory=None):
+    """Shared body of train and diagnose: returns (net, history, preprocessor, test metrics, monitor)."""
+    from fastnn.datasets import Preprocessor, train_val_split
+    from fastnn.training import EarlyStopping, MetricsLogger, fit
+
+    _set_threads(args)
+    if getattr(args, "plot", None) and monitor_factory is None:
+        from fastnn.plotting import require_matplotlib
+        require_matplotlib()
+    X_train, y_train, X_test, y_test = _load_data(args, console)
+    seed = args.seed
+    X_val = y_val = None
+    if args.val_split:
+        X_train, y_train, X_val, y_val = train_val_split(
+            X_train, y_train, args.val_split, np.random.SeedSequence(seed, spawn_key=(0,)))
+    pre = Preprocessor(args.preprocess).fit(X_train)
+    X_train = pre.transform(X_train)
+    X_test = pre.transform(X_test)
+    if X_val is not None:
+        X_val = pre.transform(X_val)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    net = _build_net(args, _architecture(args, X_train.shape[1], n_classes), seed)
+    optimizer = _build_optimizer(args, net)
+    schedule = _build_schedule(args, optimizer)
+    console.info(f"network: {_describe_net(net)}")
+    console.info(f"optimizer: {optimizer!r}" + (f", schedule: {schedule!r}" if schedule else ""))
+    console.info(f"training on {len(X_train)} images, validating on "
+                 f"{0 if X_val is None else len(X_val)}, testing on {len(X_test)}")
+    callbacks = []
+    if X_val is None and args.patience:
+        console.info("no validation split: early stopping is off")
+    if X_val is not None and args.patience:
+        callbacks.append(EarlyStopping("val_loss", patience=args.patience,
+                                       restore_best_weights=args.restore_best))
+    if args.log:
+        callbacks.append(MetricsLogger(args.log))
+    monitor = monitor_factory(net) if monitor_factory else None
+    start = time.perf_counter()
+    history = fit(net, X_train, y_train, optimizer=optimizer, epochs=args.epochs,
+                  batch_size=args.batch_size,
+                  validation_data=None if X_val is None else (X_val, y_val),
+                  schedule=schedule, callbacks=callbacks, monitor=monitor, rng=seed,
+                  verbose=0 if console.quiet else 1, log=console.progress)
+    elapsed = time.perf_counter() - start
+    if history.stopped_epoch is not None:
+        best = f"; restored the weights of epoch {history.best_epoch}" if history.best_epoch else ""
+        console.progress(f"early stopping after epoch {history.stopped_epoch}{best}")
+    test = net.evaluate(X_test, y_test)
+    console.result(f"test accuracy {100 * test['accuracy']:.2f}%  loss {test['loss']:.4f}  "
+                   f"({len(X_test)} {args.dataset} test images; {len(history)} epochs in {elapsed:.1f}s)")
+    return net, history, optimizer, schedule, pre, test, monitor
+
+
+# -- commands ---------------------------------------------------------------------------
+
+def cmd_train(args):
+    from fastnn import io
+
+    console = _Console(args)
+    net, history, optimizer, schedule, pre, test, _ = _train(args, console)
+    if args.save:
+        metadata = {"dataset": args.dataset, "epochs": len(history), "seed": args.seed,
+                    "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+                    "history": history.to_dict(), "command": args.argv}
+        io.save(args.save, net, optimizer=optimizer, schedule=schedule,
+                preprocessing=pre.state_dict(), metadata=metadata)
+        console.progress(f"saved the model to {args.save}")
+    if args.plot:
+        from fastnn.plotting import plot_history
+        plot_history(history, args.plot, title=f"{args.dataset}: {_describe_net(net)}")
+        console.progress(f"wrote learning curves to {args.plot}")
+    if args.log:
+        console.info(f"wrote per-epoch metrics to {args.log}")
+    return 0
+
+
+def _load_model(path):
+    from fastnn import io
+
+    try:
+        return io.load(path)
+    except FileNotFoundError:
+        raise CommandError(f"model file not found: {path}") from None
+
+
+def cmd_evaluate(args):
+    from fastnn.datasets import Preprocessor
+
+    console = _Console(args)
+    _set_threads(args)
+    model = _load_model(args.model)
+    dataset = args.dataset or model.metadata.get("dataset", "mnist")
+    X_train, y_train, X_test, y_test = _load_data(args, console, dataset)
+    X, y = (X_test, y_test) if args.split == "test" else (X_train, y_train)
+    X = Preprocessor.from_state(model.preprocessing).transform(X)
+    net = model.net
+    if X.shape[1] != net.in_features:
+        raise CommandError(f"{args.model} expects {net.in_features} inputs, {dataset} images "
+                           f"have {X.shape[1]}")
+    metrics = net.evaluate(X, y)
+    pred = net.predict(X)
+    k = net.out_features
+    confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    console.result(f"{args.model}: {_describe_net(net)}")
+    console.result(f"{dataset} {args.split} split, {len(y)} images: accuracy "
+                   f"{100 * metrics['accuracy']:.2f}%  loss {metrics['loss']:.4f}")
+    console.result("confusion matrix (rows: true class, columns: predicted class):")
+    width = max(4, len(str(confusion.max())) + 1)
+    console.result("true\\pred" + "".join(f"{j:>{width}}" for j in range(k)))
+    for i in range(k):
+        console.result(f"{i:>9}" + "".join(f"{v:>{width}}" for v in confusion[i]))
+    return 0
+
+
+def _read_images(path, n_features):
+    from fastnn.datasets import read_idx
+
+    if not os.path.exists(path):
+        raise CommandError(f"input file not found: {path}")
+    if path.endswith(".npy"):
+        try:
+            X = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise CommandError(f"{path}: cannot read as a .npy array ({exc})") from None
+    else:
+        X = read_idx(path)
+    if X.dtype.kind not in "biuf":
+        raise CommandError(f"{path}: expected numbers, got dtype {X.dtype}")
+    if X.ndim >= 2 and int(np.prod(X.shape[1:])) == n_features:
+        X = X.reshape(len(X), n_features)
+    elif X.size == n_features:
+        X = X.reshape(1, n_features)
+    else:
+        raise CommandError(f"{path}: shape {X.shape} does not hold images of {n_features} pixels")
+    if X.dtype.kind in "biu":
+        return X.astype(np.float32) / np.float32(255)
+    return X.astype(np.float32, copy=False)
+
+
+def cmd_predict(args):
+    from fastnn.datasets import Preprocessor
+
+    _set_threads(args)
+    model = _load_model(args.model)
+    net = model.net
+    X = _read_images(args.input, net.in_features)
+    X = Preprocessor.from_state(model.preprocessing).transform(X.astype(net.dtype, copy=False))
+    result = net.predict_proba(X) if args.proba else net.predict(X).astype(np.int64)
+    if args.out and args.out.endswith(".npy"):
+        np.save(args.out, result)
+        return 0
+    if args.proba:
+        lines = [",".join(f"{p:.6g}" for p in row) for row in result]
+    else:
+        lines = [str(int(v)) for v in result]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_diagnose(args):
+    from fastnn import diagnostics
+
+    console = _Console(args)
+    if args.plot:
+        diagnostics.require_matplotlib()
+    if args.out and not args.out.endswith((".json", ".csv")):
+        raise CommandError(f"--out must end in .json or .csv, got {args.out}")
+    _, _, _, _, _, _, monitor = _train(
+        args, console, monitor_factory=lambda net: diagnostics.Monitor(net, interval=args.interval))
+    console.result(monitor.table())
+    for message in monitor.warnings():
+        console.warn(message)
+    if args.out:
+        (monitor.to_json if args.out.endswith(".json") else monitor.to_csv)(args.out)
+        console.progress(f"wrote diagnostics to {args.out}")
+    if args.plot:
+        monitor.plot(args.plot)
+        console.progress(f"wrote the diagnostics plot to {args.plot}")
+    return 0
+
+
+def cmd_experiment(args):
+    from fastnn.experiments import EXPERIMENTS
+
+    console = _Console(args)
+    if args.name not in EXPERIMENTS:
+        raise CommandError(f"unknown experiment {args.name!r}; choose from {', '.join(EXPERIMENTS)}")
+    if args.plot:
+        from fastnn.plotting import require_matplotlib
+        require_matplotlib()
+    _set_threads(args)
+    data = _load_data(args, console)
+    result = EXPERIMENTS[args.name](data, rng=args.seed, quiet=console.quiet)
+    console.result(result.table())
+    if args.out:
+        result.to_json(args.out)
+        console.progress(f"wrote results to {args.out}")
+    if args.plot:
+        result.plot(args.plot)
+        console.progress(f"wrote the figure to {args.plot}")
+    return 0
+
+
+# -- entry point ------------------------------------------------------------------------
+
+def main(argv=None):
+    """Run the ``fastnn`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (argparse printed them)
+        return exc.code if isinstance(exc.code, int) else 2
+    args.argv = argv
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("fastnn: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("FASTNN_DEBUG"):
+            raise
+        from fastnn.training import TrainingDivergedError
+        if not isinstance(exc, (CommandError, OSError, ValueError, TypeError, ImportError,
+                                TrainingDivergedError)):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:
+            message = f"{exc.filename}: {exc.strerror}"
+        print(f"fastnn {args.command}: error: {message}", file=sys.stderr)
+        return 1
