@@ -2,10 +2,36 @@
 
 Every initializer has the signature ``init(shape, rng=None, dtype=np.float32, **params)`` and
 returns a new array. ``rng`` is None, an int seed or a ``numpy.random.Generator``, so the
-same seed gives the same weights. Weights of a dense layer have shape (fan_in, fan_out).
+same seed gives the same weights. Weights of a dense layer have shape (fan_in, fan_out);
+a 1-D shape (n,) counts as fan_in = fan_out = n.
 
 Select one by name in ``Dense(..., init="he_normal")`` (see ``INITIALIZERS``), or pass any
 callable with that signature (e.g. ``functools.partial(normal, std=0.05)``).
+
+=================== ============================================ ===========================
+name                distribution                                 variance
+=================== ============================================ ===========================
+zeros, constant     0, or ``value``                              0
+normal              N(mean, std²)                                std²
+uniform             U[−limit, +limit]                            limit²/3
+truncated_normal    N(0, std²) redrawn outside ±2 std            0.7737 std²
+nielsen             N(0, 1/fan_in) (biases N(0, 1))              1/fan_in
+nielsen_large       N(0, 1) (biases N(0, 1))                     1
+lecun_normal        N(0, 1/fan_in)                               1/fan_in
+lecun_uniform       U[±√(3/fan_in)]                              1/fan_in
+glorot_normal       N(0, 2/(fan_in + fan_out))                   2/(fan_in + fan_out)
+glorot_uniform      U[±√(6/(fan_in + fan_out))]                  2/(fan_in + fan_out)
+glorot_standard     U[±1/√fan_in]                                1/(3 fan_in)
+he_normal           N(0, 2/fan_in)                               2/fan_in
+he_uniform          U[±√(6/fan_in)]                              2/fan_in
+variance_scaling    scale/n, n = fan_in, fan_out or fan_avg;     scale/n
+                    normal, truncated normal or uniform
+orthogonal          gain · Q, Q (semi-)orthogonal                gain²/max(fan_in, fan_out)
+=================== ============================================ ===========================
+
+``xavier_*`` and ``kaiming_*`` are aliases of ``glorot_*`` and ``he_*``.
+References: LeCun et al., "Efficient BackProp" (1998); Glorot & Bengio (2010); He et al.
+(2015); Saxe et al. (2014); Nielsen, "Neural Networks and Deep Learning", ch. 3.
 """
 import functools
 import math
@@ -41,18 +67,28 @@ def constant(shape, rng=None, dtype=np.float32, value=0.0):
     return np.full(shape, value, dtype=check_dtype(dtype))
 
 
+def _check_nonnegative(value, name):
+    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
+            and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def normal(shape, rng=None, dtype=np.float32, std=1.0, mean=0.0):
     """N(mean, std²)."""
+    std = _check_nonnegative(std, "std")
     return _finish(check_rng(rng).normal(mean, std, size=shape), dtype)
 
 
 def uniform(shape, rng=None, dtype=np.float32, limit=0.05):
     """U[−limit, +limit]."""
+    limit = _check_nonnegative(limit, "limit")
     return _finish(check_rng(rng).uniform(-limit, limit, size=shape), dtype)
 
 
 def truncated_normal(shape, rng=None, dtype=np.float32, std=1.0):
-    """N(0, std²) with draws beyond two standard deviations redrawn."""
+    """N(0, std²) with draws beyond two standard deviations redrawn (variance 0.7737 std²)."""
+    std = _check_nonnegative(std, "std")
     rng = check_rng(rng)
     values = rng.standard_normal(size=shape)
     outside = np.abs(values) > 2
@@ -71,6 +107,8 @@ def variance_scaling(shape, rng=None, dtype=np.float32, scale=1.0, mode="fan_in"
     LeCun, Glorot and He initializers are special cases (He et al. 2015, eq. 10;
     Glorot & Bengio 2010, eq. 16).
     """
+    if not _check_nonnegative(scale, "scale") > 0:
+        raise ValueError(f"scale must be > 0, got {scale!r}")
     fan_in, fan_out = _fans(shape)
     fans = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}
     if mode not in fans:
