@@ -9,6 +9,11 @@ Environment switches
 FASTNN_DEBUG_CYTHON=1   bounds checks and wraparound on, for a debug test run.
 FASTNN_MARCH_NATIVE=1   compile with ``-march=native`` (local builds only, not for wheels).
 FASTNN_NO_OPENMP=1      build without OpenMP even if the compiler has it.
+FASTNN_NO_AVX2=1        skip the AVX2+FMA variants.
+
+On x86-64 each kernel family is built twice: portable (``fastnn_c.<family>``) and with
+AVX2+FMA (``fastnn_c.<family>_avx2``, compiled from the same .pyx); fastnn_c/__init__.py
+loads the AVX2 variant when the CPU has it, so a wheel runs anywhere and fast here.
 """
 import glob
 import os
@@ -23,17 +28,14 @@ from setuptools import Extension, setup
 
 # One extension per kernel family: every fastnn_c/*.pyx.
 KERNEL_FAMILIES = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob("fastnn_c/*.pyx"))
+# Families without per-element loops worth an AVX2 build.
+NOT_DISPATCHED = {"_blas"}
 
 
 def openmp_flags():
     """Return the OpenMP compile/link flags if a test program builds with them, else []."""
     if os.environ.get("FASTNN_NO_OPENMP") == "1" or sys.platform == "win32":
         return []
-    from setuptools._distutils.ccompiler import new_compiler
-    from setuptools._distutils.sysconfig import customize_compiler
-
-    compiler = new_compiler()
-    customize_compiler(compiler)
     source = textwrap.dedent("""
         #include <omp.h>
         int main(void) { int n = 0;
@@ -41,35 +43,65 @@ def openmp_flags():
         n += 1;
         return n > 0 ? 0 : 1; }
         """)
+    if _compiles(source, ["-fopenmp"], ["-fopenmp"]):
+        return ["-fopenmp"]
+    print("fastnn: compiler has no OpenMP; kernels build single-threaded", file=sys.stderr)
+    return []
+
+
+def libmvec_flags():
+    """(macros, libraries) for glibc's vector math library if a SIMD call to it links here."""
+    if sys.platform != "linux" or os.uname().machine != "x86_64":
+        return [], []
+    source = textwrap.dedent("""
+        #include <math.h>
+        float expf(float) __attribute__((__simd__("notinbranch")));
+        float x[64];
+        int main(void) { for (int i = 0; i < 64; i++) x[i] = expf(x[i]); return x[0] != 1.0f; }
+        """)
+    if _compiles(source, ["-O3", "-fno-math-errno", "-fno-trapping-math"], ["-lmvec", "-lm"]):
+        return [("FASTNN_LIBMVEC", "1")], ["mvec", "m"]
+    print("fastnn: no libmvec; exp/tanh loops stay scalar", file=sys.stderr)
+    return [], []
+
+
+def _compiles(source, compile_args, link_args):
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    compiler = new_compiler()
+    customize_compiler(compiler)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "probe.c")
         with open(path, "w") as f:
             f.write(source)
         try:
-            objects = compiler.compile([path], output_dir=tmp, extra_postargs=["-fopenmp"])
-            compiler.link_executable(objects, os.path.join(tmp, "probe"), extra_postargs=["-fopenmp"])
+            objects = compiler.compile([path], output_dir=tmp, extra_postargs=compile_args)
+            compiler.link_executable(objects, os.path.join(tmp, "probe"), extra_postargs=link_args)
         except Exception:
-            print("fastnn: compiler has no OpenMP; kernels build single-threaded", file=sys.stderr)
-            return []
-    return ["-fopenmp"]
+            return False
+    return True
 
 
 def extensions():
     debug = os.environ.get("FASTNN_DEBUG_CYTHON") == "1"
     omp = openmp_flags()
-    compile_args = ["-O3", "-fno-math-errno", *omp]
+    mvec_macros, mvec_libraries = libmvec_flags()
+    # -fno-math-errno/-fno-trapping-math keep IEEE results (NaN and inf propagate as usual)
+    # but let loops that call exp/tanh vectorise; there is deliberately no -ffast-math.
+    compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", *omp]
     if os.environ.get("FASTNN_MARCH_NATIVE") == "1":
         compile_args.append("-march=native")
     if debug:
         compile_args = ["-O1", "-g", *omp]
     common = dict(
-        include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir()],
+        include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir(), "fastnn_c"],
         library_dirs=[scipy_openblas32.get_lib_dir()],
-        libraries=[scipy_openblas32.get_library()],
+        libraries=[scipy_openblas32.get_library(), *mvec_libraries],
         # At run time fastnn_c/__init__.py imports scipy_openblas32, which loads the library
         # globally; the relative rpath is a fallback for a plain site-packages install.
         runtime_library_dirs=["$ORIGIN/../scipy_openblas32/lib"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *mvec_macros],
         extra_compile_args=compile_args,
         extra_link_args=omp,
     )
@@ -77,6 +109,18 @@ def extensions():
         Extension(f"fastnn_c.{name}", [f"fastnn_c/{name}.pyx"], **common)
         for name in KERNEL_FAMILIES
     ]
+    if avx2_supported_by_compiler() and not debug:
+        simd_common = dict(common, extra_compile_args=[*compile_args, "-mavx2", "-mfma"])
+        os.makedirs(os.path.join("build", "avx2"), exist_ok=True)
+        for name in KERNEL_FAMILIES:
+            if name in NOT_DISPATCHED:
+                continue
+            source = os.path.join("build", "avx2", f"{name}_avx2.pyx")
+            text = f'include "{name}.pyx"\n'
+            if not os.path.exists(source) or open(source).read() != text:
+                with open(source, "w") as f:
+                    f.write(text)
+            modules.append(Extension(f"fastnn_c.{name}_avx2", [source], **simd_common))
     directives = dict(
         language_level=3,
         boundscheck=debug,
@@ -86,7 +130,13 @@ def extensions():
         cdivision=True,
         cpow=True,
     )
-    return cythonize(modules, compiler_directives=directives)
+    return cythonize(modules, compiler_directives=directives, include_path=["fastnn_c"])
+
+
+def avx2_supported_by_compiler():
+    if os.environ.get("FASTNN_NO_AVX2") == "1" or os.uname().machine not in ("x86_64", "AMD64"):
+        return False
+    return _compiles("int main(void) { return 0; }", ["-mavx2", "-mfma"], [])
 
 
 setup(ext_modules=extensions())

@@ -1,6 +1,19 @@
 # Float-type-generic libm calls: each resolves at compile time to the f/double variant.
+# The transcendental ones come through _vecmath.h, so loops calling them can vectorise.
 from cython cimport floating
-from libc.math cimport exp, expf, expm1, expm1f, log, logf, log1p, log1pf, tanh, tanhf, fabs, fabsf, sqrt, sqrtf
+from libc.math cimport fabs, fabsf, sqrt, sqrtf
+
+cdef extern from "_vecmath.h" nogil:
+    float expf(float)
+    float expm1f(float)
+    float logf(float)
+    float log1pf(float)
+    float tanhf(float)
+    double exp(double)
+    double expm1(double)
+    double log(double)
+    double log1p(double)
+    double tanh(double)
 
 
 cdef inline floating fexp(floating x) noexcept nogil:

@@ -55,7 +55,7 @@ def test_validation_messages():
         net.loss(np.ones((1, 3)), [5])
     with pytest.raises(TypeError, match="not a fastnn Parameter"):
         fastnn.SGD([np.ones(3)], lr=0.1)
-    with pytest.raises(ValueError, match="lr must be a positive finite number"):
+    with pytest.raises(ValueError, match="lr must be"):
         fastnn.SGD(net.parameters(), lr=-1)
 
 

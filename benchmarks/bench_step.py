@@ -1,0 +1,33 @@
+"""Full training steps: fastnn vs the hand-written NumPy step vs torch, plus the GEMM floor."""
+import numpy as np
+import pytest
+
+from workloads import fastnn_step, gemm_floor, numpy_step, torch, torch_step
+
+MLP = [784, 256, 128, 10]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("n", [32, 128, 512])
+@pytest.mark.parametrize("impl", ["fastnn", "numpy", "torch", "gemm-floor"])
+def test_sgd_step(benchmark, impl, n, dtype):
+    benchmark.group = f"step-sgd-784-256-128-10-batch{n}-{np.dtype(dtype).name}"
+    if impl == "gemm-floor":
+        seconds = gemm_floor(MLP, n, dtype)
+        benchmark.extra_info["gemm_floor_seconds"] = seconds
+        benchmark.pedantic(lambda: None, rounds=1)
+        return
+    step = {"fastnn": fastnn_step, "numpy": numpy_step, "torch": torch_step}[impl](MLP, n, dtype)
+    if step is None:
+        pytest.skip("torch is not installed")
+    benchmark(step)
+
+
+@pytest.mark.parametrize("n", [32, 128, 512])
+@pytest.mark.parametrize("impl", ["fastnn", "torch"])
+def test_adam_step(benchmark, impl, n):
+    benchmark.group = f"step-adam-784-256-128-10-batch{n}-float32"
+    step = {"fastnn": fastnn_step, "torch": torch_step}[impl](MLP, n, optimizer="adam", lr=1e-3)
+    if step is None:
+        pytest.skip("torch is not installed")
+    benchmark(step)

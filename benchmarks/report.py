@@ -1,0 +1,123 @@
+"""Print fastnn's speed as ratios against NumPy and torch, measured side by side in one run.
+
+    python benchmarks/report.py            # float32, the issue's targets
+    python benchmarks/report.py --quick    # fewer repeats
+
+Ratios > 1 mean fastnn is faster. "floor x" is fastnn's step time as a multiple of the same
+GEMMs run alone through fastnn's BLAS.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import fastnn  # noqa: E402
+from fastnn.layers import ACTIVATIONS, Activation  # noqa: E402
+from fastnn_c import losses as _losses  # noqa: E402
+import workloads as w  # noqa: E402
+
+MLP = [784, 256, 128, 10]
+DEEP = [784, 512, 512, 512, 512, 10]
+
+
+def ratio(other, mine):
+    return "-" if other is None else f"{other / mine:5.2f}x"
+
+
+def us(seconds):
+    return "-" if seconds is None else f"{seconds * 1e6:9.1f}"
+
+
+def timed(fn, repeats):
+    return None if fn is None else w.best_time(fn, repeats=repeats)
+
+
+def steps(repeats):
+    print("\n== training step 784-256-128-10, ReLU + softmax CE (float32); times in µs ==")
+    print(f"{'step':<22}{'fastnn':>10}{'numpy':>10}{'torch':>10}{'floor':>10}"
+          f"{'vs numpy':>10}{'vs torch':>10}{'floor x':>9}")
+    for optimizer in ("sgd", "adam"):
+        for n in (32, 128, 512):
+            mine = timed(w.fastnn_step(MLP, n, optimizer=optimizer,
+                                       lr=0.01 if optimizer == "sgd" else 1e-3), repeats)
+            numpy = timed(w.numpy_step(MLP, n), repeats) if optimizer == "sgd" else None
+            torch = timed(w.torch_step(MLP, n, optimizer=optimizer), repeats)
+            floor = w.gemm_floor(MLP, n)
+            print(f"{optimizer + ' batch ' + str(n):<22}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
+                  f"{us(floor):>10}{ratio(numpy, mine):>10}{ratio(torch, mine):>10}{mine / floor:8.2f}x")
+    if hasattr(fastnn, "BatchNorm"):
+        mine = timed(w.fastnn_step(DEEP, 128, batch_norm=True), repeats)
+        torch = timed(w.torch_step(DEEP, 128, batch_norm=True), repeats)
+        floor = w.gemm_floor(DEEP, 128)
+        print(f"{'BN 784-[512]x4-10 128':<22}{us(mine):>10}{'-':>10}{us(torch):>10}{us(floor):>10}"
+              f"{'-':>10}{ratio(torch, mine):>10}{mine / floor:8.2f}x")
+
+
+def elementwise(repeats):
+    print("\n== elementwise kernels on 512x1024 float32; times in µs ==")
+    print(f"{'kernel':<24}{'fastnn':>10}{'numpy':>10}{'torch':>10}{'vs numpy':>10}{'vs torch':>10}")
+    torch_fwd, torch_bwd = w.torch_elementwise()
+    rng = np.random.default_rng(0)
+    Z = (3 * rng.standard_normal((512, 1024))).astype(np.float32)
+    dA = rng.standard_normal((512, 1024)).astype(np.float32)
+    out = np.empty_like(Z)
+    for name in ACTIVATIONS:
+        layer = Activation(name)
+        A = layer._forward(Z).copy()
+        rows = [("forward", lambda: layer._forward(Z), lambda: w.NUMPY_FORWARD[name](Z, out),
+                 torch_fwd.get(name)),
+                ("backward", lambda: layer._backward(dA), lambda: w.NUMPY_BACKWARD[name](A, dA, out),
+                 torch_bwd.get(name))]
+        for direction, mine_fn, numpy_fn, torch_kernel in rows:
+            torch_fn = None
+            if torch_kernel is not None:
+                tZ, tA, tdA, tout = map(w.torch.from_numpy, (Z, A, dA, out))
+                if direction == "forward":
+                    torch_fn = lambda k=torch_kernel: k(tZ, tout)  # noqa: E731
+                else:
+                    source = tZ if name == "softplus" else tA
+                    torch_fn = lambda k=torch_kernel, s=source: k(s, tdA, tout)  # noqa: E731
+            mine, numpy, torch = timed(mine_fn, repeats), timed(numpy_fn, repeats), timed(torch_fn, repeats)
+            print(f"{name + ' ' + direction:<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
+                  f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+    labels = rng.integers(0, 1024, 512)
+    grad = np.empty_like(Z)
+    numpy_ce = w.NumpySoftmaxCE(512, 1024, np.float32)
+    mine = timed(lambda: _losses.softmax_cross_entropy(Z, labels, grad), repeats)
+    numpy = timed(lambda: numpy_ce(Z, labels), repeats)
+    torch = timed(w.torch_softmax_ce(Z, labels) if w.torch is not None else None, repeats)
+    print(f"{'softmax CE fwd+bwd':<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
+          f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+
+
+def dense(repeats):
+    print("\n== dense forward vs NumPy matmul + bias (float32); times in µs ==")
+    print(f"{'shape':<18}{'fastnn':>10}{'numpy':>10}{'torch':>10}{'vs numpy':>10}{'vs torch':>10}")
+    from bench_dense import SHAPES, _impls
+    for shape in SHAPES:
+        impls = _impls(*shape, np.float32, "forward")
+        mine, numpy = timed(impls["fastnn"], repeats), timed(impls["numpy"], repeats)
+        torch = timed(impls.get("torch"), repeats)
+        print(f"{'x'.join(map(str, shape)):<18}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
+              f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--only", choices=["steps", "elementwise", "dense"], help="one table only")
+    args = parser.parse_args(argv)
+    repeats = 3 if args.quick else 7
+    print(f"fastnn {fastnn.__version__}, numpy {np.__version__}, "
+          f"torch {w.torch.__version__ if w.torch is not None else 'not installed'}, "
+          f"threads {fastnn.get_num_threads()}")
+    for name, table in (("steps", steps), ("elementwise", elementwise), ("dense", dense)):
+        if args.only in (None, name):
+            table(repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""The workloads every benchmark compares: fastnn, hand-written NumPy, and PyTorch (if installed).
+
+The NumPy reference is the code a careful user writes by hand: preallocated buffers,
+``out=`` arguments, in-place updates. ``gemm_floor`` times the same GEMMs a training step
+does, alone, through fastnn's BLAS, so a step can be quoted as a multiple of it.
+"""
+import time
+
+import numpy as np
+
+import fastnn
+from fastnn_c import _blas
+
+try:
+    import torch
+except ImportError:  # torch is an optional comparison target
+    torch = None
+
+
+def best_time(fn, repeats=7, min_seconds=0.05):
+    """Best-of-``repeats`` mean seconds per call, each repeat running ≥ ``min_seconds``."""
+    fn()
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            break
+        number *= 2
+    best = elapsed / number
+    for _ in range(repeats - 1):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def batch(sizes, n, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, sizes[0]), dtype=np.float64).astype(dtype)
+    y = rng.integers(0, sizes[-1], n)
+    return X, y
+
+
+class NumpyMLP:
+    """Hand-written, preallocated NumPy MLP: ReLU hidden layers, softmax cross-entropy, SGD."""
+
+    def __init__(self, sizes, n, dtype=np.float32, lr=0.01, seed=0):
+        rng = np.random.default_rng(seed)
+        self.lr = dtype(lr)
+        self.W = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(dtype)
+                  for a, b in zip(sizes[:-1], sizes[1:])]
+        self.b = [np.zeros(b, dtype) for b in sizes[1:]]
+        self.Z = [np.empty((n, b), dtype) for b in sizes[1:]]
+        self.dA = [np.empty((n, b), dtype) for b in sizes[1:-1]]
+        self.dW = [np.empty_like(W) for W in self.W]
+        self.db = [np.empty_like(b) for b in self.b]
+        self.mask = [np.empty((n, b), bool) for b in sizes[1:-1]]
+        self.rows = np.arange(n)
+        self.row_max = np.empty((n, 1), dtype)
+
+    def step(self, X, y):
+        L = len(self.W)
+        inputs = [X]
+        for i in range(L):
+            np.matmul(inputs[-1], self.W[i], out=self.Z[i])
+            self.Z[i] += self.b[i]
+            if i < L - 1:
+                np.maximum(self.Z[i], 0, out=self.Z[i])
+                inputs.append(self.Z[i])
+        g = self.Z[-1]
+        np.max(g, axis=1, keepdims=True, out=self.row_max)
+        g -= self.row_max
+        np.exp(g, out=g)
+        g /= g.sum(axis=1, keepdims=True)
+        g[self.rows, y] -= 1
+        g *= 1 / len(y)
+        for i in reversed(range(L)):
+            np.matmul(inputs[i].T, g, out=self.dW[i])
+            np.sum(g, axis=0, out=self.db[i])
+            if i > 0:
+                np.matmul(g, self.W[i].T, out=self.dA[i - 1])
+                np.greater(inputs[i], 0, out=self.mask[i - 1])
+                self.dA[i - 1] *= self.mask[i - 1]
+                g = self.dA[i - 1]
+        for W, dW, b, db in zip(self.W, self.dW, self.b, self.db):
+            dW *= self.lr
+            W -= dW
+            db *= self.lr
+            b -= db
+
+
+def fastnn_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=False):
+    """A closure running one fastnn training step on a fixed batch."""
+    net = (fastnn.mlp(sizes, rng=0, dtype=dtype, batch_norm=True) if batch_norm
+           else fastnn.mlp(sizes, rng=0, dtype=dtype))
+    if optimizer == "sgd":
+        opt = fastnn.SGD(net.parameters(), lr=lr)
+    else:
+        from fastnn import optimizers
+        opt = optimizers.get(optimizer, net.parameters(), lr=lr)
+    X, y = batch(sizes, n, dtype)
+    return lambda: net.train_step(X, y, opt)
+
+
+def numpy_step(sizes, n, dtype=np.float32):
+    mlp = NumpyMLP(sizes, n, dtype)
+    X, y = batch(sizes, n, dtype)
+    return lambda: mlp.step(X, y)
+
+
+def torch_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=False):
+    """PyTorch CPU step of the same network, or None without torch."""
+    if torch is None:
+        return None
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    torch.manual_seed(0)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b, dtype=tdtype))
+        if i < len(sizes) - 2:
+            if batch_norm:
+                layers.append(torch.nn.BatchNorm1d(b, dtype=tdtype))
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    opt = (torch.optim.SGD(model.parameters(), lr=lr) if optimizer == "sgd"
+           else torch.optim.Adam(model.parameters(), lr=lr))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    X, y = batch(sizes, n, dtype)
+    X, y = torch.from_numpy(X), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def gemm_floor(sizes, n, dtype=np.float32):
+    """Seconds for the GEMMs of one training step, run back to back through fastnn's BLAS.
+
+    Forward X·W per layer, backward Xᵀ·dY per layer and dY·Wᵀ for every layer but the first.
+    """
+    rng = np.random.default_rng(0)
+    calls = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        X, W = rng.random((n, a)).astype(dtype), rng.random((a, b)).astype(dtype)
+        Y, dY, dW = np.empty((n, b), dtype), rng.random((n, b)).astype(dtype), np.empty((a, b), dtype)
+        calls.append((False, False, X, W, Y))
+        calls.append((True, False, X, dY, dW))
+        if i > 0:
+            calls.append((False, True, dY, W, np.empty((n, a), dtype)))
+    return _blas.gemm_sequence_seconds(calls, 50)
+
+
+# -- elementwise formulations: the best NumPy we could write (in place, out=), and torch's kernels --
+ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+SELU_LAMBDA, SELU_ALPHA = 1.0507009873554805, 1.6732632423543772
+
+
+def _np_elu_like(Z, A, alpha, scale=1.0):
+    """scale · (z if z > 0 else alpha (e^z − 1)), with one boolean temporary."""
+    positive = Z > 0
+    np.minimum(Z, 0, out=A)
+    np.expm1(A, out=A)
+    A *= alpha
+    np.copyto(A, Z, where=positive)
+    if scale != 1.0:
+        A *= scale
+
+
+NUMPY_FORWARD = {
+    "identity": lambda Z, A: np.copyto(A, Z),
+    "sigmoid": lambda Z, A: (np.negative(Z, out=A), np.exp(A, out=A), np.add(A, 1, out=A),
+                             np.reciprocal(A, out=A)),
+    "tanh": lambda Z, A: np.tanh(Z, out=A),
+    "hardtanh": lambda Z, A: np.clip(Z, -1, 1, out=A),
+    "softsign": lambda Z, A: (np.abs(Z, out=A), np.add(A, 1, out=A), np.divide(Z, A, out=A)),
+    "relu": lambda Z, A: np.maximum(Z, 0, out=A),
+    "leaky_relu": lambda Z, A: (np.multiply(Z, ALPHA["leaky_relu"], out=A), np.maximum(Z, A, out=A)),
+    "elu": lambda Z, A: _np_elu_like(Z, A, ALPHA["elu"]),
+    "selu": lambda Z, A: _np_elu_like(Z, A, SELU_ALPHA, SELU_LAMBDA),
+    "softplus": lambda Z, A: np.logaddexp(0, Z, out=A),
+}
+
+
+def _np_where_positive(A, dA, dZ, negative_factor):
+    np.multiply(dA, negative_factor, out=dZ)
+    np.copyto(dZ, dA, where=A > 0)
+
+
+NUMPY_BACKWARD = {
+    "identity": lambda A, dA, dZ: np.copyto(dZ, dA),
+    "sigmoid": lambda A, dA, dZ: (np.subtract(1, A, out=dZ), np.multiply(dZ, A, out=dZ),
+                                  np.multiply(dZ, dA, out=dZ)),
+    "tanh": lambda A, dA, dZ: (np.multiply(A, A, out=dZ), np.subtract(1, dZ, out=dZ),
+                               np.multiply(dZ, dA, out=dZ)),
+    "hardtanh": lambda A, dA, dZ: np.multiply(dA, np.abs(A) < 1, out=dZ),
+    "softsign": lambda A, dA, dZ: (np.abs(A, out=dZ), np.subtract(1, dZ, out=dZ),
+                                   np.multiply(dZ, dZ, out=dZ), np.multiply(dZ, dA, out=dZ)),
+    "relu": lambda A, dA, dZ: np.multiply(dA, A > 0, out=dZ),
+    "leaky_relu": lambda A, dA, dZ: _np_where_positive(A, dA, dZ, ALPHA["leaky_relu"]),
+    "elu": lambda A, dA, dZ: (np.add(A, ALPHA["elu"], out=dZ), np.multiply(dZ, dA, out=dZ),
+                              np.copyto(dZ, dA, where=A > 0)),
+    "selu": lambda A, dA, dZ: (np.add(A, SELU_LAMBDA * SELU_ALPHA, out=dZ), np.multiply(dZ, dA, out=dZ),
+                               np.multiply(dA, SELU_LAMBDA, out=dZ, where=A > 0)),
+    "softplus": lambda A, dA, dZ: (np.negative(A, out=dZ), np.expm1(dZ, out=dZ),
+                                   np.negative(dZ, out=dZ), np.multiply(dZ, dA, out=dZ)),
+}
+
+
+def torch_elementwise():
+    """(forward, backward) callables per activation using the kernels torch's autograd runs."""
+    if torch is None:
+        return {}, {}
+    aten = torch.ops.aten
+    forward = {
+        "identity": lambda Z, A: A.copy_(Z),
+        "sigmoid": lambda Z, A: torch.sigmoid(Z, out=A),
+        "tanh": lambda Z, A: torch.tanh(Z, out=A),
+        "hardtanh": lambda Z, A: A.copy_(torch.nn.functional.hardtanh(Z)),
+        "softsign": lambda Z, A: A.copy_(torch.nn.functional.softsign(Z)),
+        "relu": lambda Z, A: torch.clamp_min(Z, 0, out=A),
+        "leaky_relu": lambda Z, A: aten.leaky_relu.out(Z, ALPHA["leaky_relu"], out=A),
+        "elu": lambda Z, A: aten.elu.out(Z, ALPHA["elu"], 1, 1, out=A),
+        "selu": lambda Z, A: A.copy_(torch.selu(Z)),
+        "softplus": lambda Z, A: aten.softplus.out(Z, 1, 20, out=A),
+    }
+    backward = {
+        "identity": lambda A, dA, dZ: dZ.copy_(dA),
+        "sigmoid": lambda A, dA, dZ: aten.sigmoid_backward.grad_input(dA, A, grad_input=dZ),
+        "tanh": lambda A, dA, dZ: aten.tanh_backward.grad_input(dA, A, grad_input=dZ),
+        "hardtanh": lambda A, dA, dZ: aten.hardtanh_backward.grad_input(dA, A, -1.0, 1.0, grad_input=dZ),
+        "softsign": lambda A, dA, dZ: dZ.copy_(dA * (1 - A.abs()) ** 2),
+        "relu": lambda A, dA, dZ: aten.threshold_backward.grad_input(dA, A, 0, grad_input=dZ),
+        "leaky_relu": lambda A, dA, dZ: aten.leaky_relu_backward.grad_input(
+            dA, A, ALPHA["leaky_relu"], True, grad_input=dZ),
+        "elu": lambda A, dA, dZ: aten.elu_backward.grad_input(dA, ALPHA["elu"], 1, 1, True, A,
+                                                               grad_input=dZ),
+        "selu": lambda A, dA, dZ: aten.elu_backward.grad_input(dA, SELU_ALPHA, SELU_LAMBDA, 1, True,
+                                                                A, grad_input=dZ),
+        "softplus": lambda A, dA, dZ: aten.softplus_backward.grad_input(dA, A, 1, 20, grad_input=dZ),
+    }
+    return forward, backward
+
+
+class NumpySoftmaxCE:
+    """Softmax cross-entropy value and gradient, the best in-place NumPy we could write."""
+
+    def __init__(self, n, k, dtype):
+        self.grad = np.empty((n, k), dtype)
+        self.row = np.empty((n, 1), dtype)
+        self.rows = np.arange(n)
+
+    def __call__(self, logits, labels):
+        g, row = self.grad, self.row
+        np.max(logits, axis=1, keepdims=True, out=row)
+        np.subtract(logits, row, out=g)
+        picked = g[self.rows, labels]
+        np.exp(g, out=g)
+        np.sum(g, axis=1, keepdims=True, out=row)
+        loss = np.mean(np.log(row[:, 0]) - picked)
+        g /= row
+        g[self.rows, labels] -= 1
+        g *= 1 / len(labels)
+        return loss
+
+
+def torch_softmax_ce(logits, labels):
+    """torch's fused log-softmax + NLL forward and backward (what CrossEntropyLoss runs)."""
+    tl = torch.from_numpy(logits).requires_grad_(True)
+    ty = torch.from_numpy(labels)
+
+    def step():
+        tl.grad = None
+        torch.nn.functional.cross_entropy(tl, ty).backward()
+
+    return step
