@@ -61,7 +61,8 @@ def softmax_cross_entropy(const floating[:, ::1] logits,    # IN  (n, k)
                 for j in range(k):
                     grad[i, j] = grad[i, j] * scale
                 grad[i, labels[i]] -= <floating>1.0 / n
-            total += row_max + flog(row_sum) - logits[i, labels[i]]
+            # (max − z_y) first: adding log(sum) to a huge max would round it away
+            total += (row_max - logits[i, labels[i]]) + <double>flog(row_sum)
     return total / n
 
 
@@ -111,7 +112,7 @@ def multiclass_hinge(const floating[:, ::1] scores,   # IN  (n, k)
             for j in range(k):
                 if j == labels[i]:
                     continue
-                m = delta + scores[i, j] - correct
+                m = delta + (scores[i, j] - correct)  # difference first, as above
                 if m > 0:
                     total += m
                     active += 1

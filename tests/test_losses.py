@@ -115,3 +115,10 @@ def test_kernels_check_labels_and_shapes_themselves():
 def test_unknown_loss_lists_the_valid_names():
     with pytest.raises(ValueError, match="choose from softmax_cross_entropy, mse, hinge"):
         losses.get("l1")
+
+
+def test_huge_equal_logits_do_not_cancel(dtype):
+    """Regression (found by hypothesis): 1e15 + log 2 − 1e15 rounded log 2 away in float32."""
+    z = np.full((1, 2), 1e15, dtype=dtype)
+    np.testing.assert_allclose(losses.SoftmaxCrossEntropy().forward(z, [0]), np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(losses.MultiClassHinge().forward(z, [0]), 1.0, rtol=1e-6)
