@@ -188,3 +188,38 @@ def test_invalid_coefficients(kwargs, match):
 def test_invalid_max_norm(value):
     with pytest.raises(ValueError, match="max_norm"):
         Dense(3, 2, max_norm=value)
+
+
+# -- mlp options -----------------------------------------------------------------------------
+@pytest.mark.parametrize("batch_norm, expected", [
+    (False, ["Dense", "Activation", "Dropout", "Dense", "Activation", "Dropout", "Dense"]),
+    (True, ["Dense", "BatchNorm", "Activation", "Dropout", "Dense", "BatchNorm", "Activation",
+            "Dropout", "Dense"]),
+    ("after", ["Dense", "Activation", "BatchNorm", "Dropout", "Dense", "Activation", "BatchNorm",
+               "Dropout", "Dense"]),
+])
+def test_mlp_layout(batch_norm, expected):
+    net = fastnn.mlp([5, 6, 4, 3], batch_norm=batch_norm, dropout=0.2, l2=0.1, l1=0.01,
+                     max_norm=2.0, rng=0, dtype=np.float64)
+    assert [type(layer).__name__ for layer in net.layers] == expected
+    dense = [layer for layer in net.layers if isinstance(layer, Dense)]
+    # Before the activation, batch norm's β replaces the hidden layers' biases.
+    assert [layer.bias is None for layer in dense] == [batch_norm is True] * 2 + [False]
+    assert all(layer.max_norm == 2.0 for layer in dense)
+    assert all(layer.dtype == np.float64 for layer in net.layers if isinstance(layer, BatchNorm))
+    assert (net.l2, net.l1) == (0.1, 0.01)
+    assert all(layer.p == 0.2 for layer in net.layers if isinstance(layer, fastnn.Dropout))
+
+
+def test_mlp_defaults_add_nothing():
+    net = fastnn.mlp([5, 6, 3], rng=0)
+    assert [type(layer).__name__ for layer in net.layers] == ["Dense", "Activation", "Dense"]
+    assert (net.l2, net.l1) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_norm": "middle"}, "batch_norm"), ({"dropout": 1.0}, "dropout"),
+    ({"max_norm": -1.0}, "max_norm"), ({"l2": -1.0}, "l2")])
+def test_mlp_invalid_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fastnn.mlp([5, 6, 3], **kwargs)
