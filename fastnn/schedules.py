@@ -118,24 +118,24 @@ class Constant(Schedule):
 
 
 class StepDecay(Schedule):
-    """Step decay (CS224n): multiply the lr by ``factor`` every ``step_size`` intervals.
+    """Step decay (CS224n): multiply the lr by ``gamma`` every ``step_size`` intervals.
 
-    α(t) = α₀ · factor^⌊t / step_size⌋   (torch StepLR with gamma = factor)
+    α(t) = α₀ · gamma^⌊t / step_size⌋   (torch.optim.lr_scheduler.StepLR)
     """
 
     name = "step"
 
-    def __init__(self, optimizer, step_size, factor=0.1, interval="epoch"):
+    def __init__(self, optimizer, step_size, gamma=0.1, interval="epoch"):
         super().__init__(optimizer, interval)
         self.step_size = check_positive_int(step_size, "step_size")
-        self.factor = _check_number(factor, "factor", low=0, high=1, low_open=True)
+        self.gamma = _check_number(gamma, "gamma", low=0, high=1, low_open=True)
         self._start()
 
     def lr_at(self, t):
-        return self.base_lr * self.factor ** (t // self.step_size)
+        return self.base_lr * self.gamma ** (t // self.step_size)
 
     def get_config(self):
-        return {"step_size": self.step_size, "factor": self.factor, **super().get_config()}
+        return {"step_size": self.step_size, "gamma": self.gamma, **super().get_config()}
 
 
 class ExponentialDecay(Schedule):
@@ -262,11 +262,13 @@ class ReduceLROnPlateau(Schedule):
         self.threshold_mode = threshold_mode
         self.cooldown = check_positive_int(cooldown, "cooldown", minimum=0)
         self.min_lr = _check_number(min_lr, "min_lr", low=0)
-        self.best = math.inf if mode == "min" else -math.inf
+        self.best = None                     # no epoch seen yet
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
 
     def _is_better(self, value):
+        if self.best is None:
+            return not math.isnan(value)
         if self.mode == "min":
             bound = (self.best * (1 - self.threshold) if self.threshold_mode == "rel"
                      else self.best - self.threshold)
@@ -315,7 +317,7 @@ class ReduceLROnPlateau(Schedule):
 
     def _load(self, values):
         super()._load(values)
-        self.best = float(values["best"])
+        self.best = None if values["best"] is None else float(values["best"])
         self.num_bad_epochs = check_positive_int(values["num_bad_epochs"],
                                                  "state['num_bad_epochs']", minimum=0)
         self.cooldown_counter = check_positive_int(values["cooldown_counter"],
