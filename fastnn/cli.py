@@ -22,7 +22,7 @@ import numpy as np
 #: Defaults of ``fastnn train`` (measured on mnist-small and Fashion-MNIST, see README).
 DEFAULTS = {"dataset": "mnist", "hidden": (256, 128), "activation": "relu", "optimizer": "adam",
             "epochs": 20, "batch_size": 128, "val_split": 0.1, "patience": 5, "seed": 0,
-            "preprocess": "scale"}
+            "preprocess": "scale", "schedule": "constant", "monitor": "val_loss"}
 
 
 class CommandError(Exception):
@@ -82,21 +82,6 @@ _nonneg_float = _float_in(0.0, None)
 _fraction = _float_in(0.0, 1.0)
 
 
-def _key_value(text):
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    for convert in (int, float):
-        try:
-            return key.replace("-", "_"), convert(value)
-        except ValueError:
-            pass
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return key.replace("-", "_"), lowered == "true"
-    return key.replace("-", "_"), value
-
-
 def _add_data_args(p, dataset_default=DEFAULTS["dataset"]):
     from fastnn.datasets import DATA_DIR_ENV
 
@@ -152,14 +137,29 @@ def _add_training_args(p, plot=True):
     g.add_argument("--clip-value", type=_positive_float, metavar="MAX",
                    help="clip each gradient entry to [-MAX, MAX]")
 
-    g = p.add_argument_group("learning-rate schedule")
-    g.add_argument("--schedule", default="constant",
+    g = p.add_argument_group("learning-rate schedule",
+                             "α₀ is the optimizer's --lr; t counts epochs, or optimizer steps "
+                             "where noted (see fastnn.schedules)")
+    g.add_argument("--schedule", default=DEFAULTS["schedule"],
                    choices=("constant", "step", "exponential", "inverse_time", "cosine", "plateau"),
-                   help="(default: constant)")
-    g.add_argument("--schedule-opt", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE",
-                   help="an option of the schedule, repeatable, e.g. step_size=5 gamma=0.5 "
-                        "(see fastnn.schedules for each schedule's options)")
+                   help="constant: α₀; step: α₀·γ^⌊t/step-size⌋; exponential: α₀·e^(−k t); "
+                        "inverse_time: α₀·τ/max(t, τ) over steps; cosine: from α₀ down to "
+                        "--min-lr over --t-max steps (default: all the epochs); plateau: × "
+                        f"--factor when val_loss stalls (default: {DEFAULTS['schedule']})")
+    g.add_argument("--step-size", type=_positive_int, help="step: epochs between decays")
+    g.add_argument("--gamma", type=_float_in(0.0, 1.0, low_open=True, high_open=False),
+                   help="step: decay factor γ (default: 0.1)")
+    g.add_argument("--decay-k", type=_nonneg_float, metavar="K", help="exponential: rate k per epoch")
+    g.add_argument("--tau", type=_positive_float, help="inverse_time: τ in optimizer steps")
+    g.add_argument("--t-max", type=_positive_int, metavar="STEPS",
+                   help="cosine: length in optimizer steps (default: epochs × steps per epoch)")
+    g.add_argument("--warmup", type=_nonneg_int, metavar="STEPS",
+                   help="cosine: linear warm-up steps (default: 0)")
+    g.add_argument("--min-lr", type=_nonneg_float, help="cosine/plateau: lowest lr (default: 0)")
+    g.add_argument("--factor", type=_float_in(0.0, 1.0, low_open=True),
+                   help="plateau: lr multiplier (default: 0.1)")
+    g.add_argument("--plateau-patience", type=_nonneg_int, metavar="EPOCHS",
+                   help="plateau: epochs without improvement before reducing (default: 10)")
 
     g = p.add_argument_group("regularization")
     g.add_argument("--l2", type=_nonneg_float, default=0.0, help="L2 penalty λ on weights (default: 0)")
@@ -175,8 +175,10 @@ def _add_training_args(p, plot=True):
                    help="fraction of the training images held out for validation, 0 for none "
                         f"(default: {DEFAULTS['val_split']})")
     g.add_argument("--patience", type=_nonneg_int, default=DEFAULTS["patience"],
-                   help="early stopping: epochs without a better validation loss before "
+                   help="early stopping: epochs without a better --monitor value before "
                         f"stopping, 0 to disable (default: {DEFAULTS['patience']})")
+    g.add_argument("--monitor", choices=("val_loss", "val_accuracy"), default=DEFAULTS["monitor"],
+                   help=f"metric early stopping watches (default: {DEFAULTS['monitor']})")
     g.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=True,
                    help="with early stopping, keep the weights of the best validation epoch "
                         "(default: on)")
@@ -224,7 +226,7 @@ def build_parser():
                "weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
                "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
                "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "
-               "--schedule-opt step_size=5")
+               "--step-size 5 --gamma 0.5")
     _add_training_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -374,11 +376,35 @@ def _build_optimizer(args, net):
     return make_optimizer(args.optimizer, net.parameters(), **options)
 
 
-def _build_schedule(args, optimizer):
-    options = dict(args.schedule_opt)
-    if args.schedule == "constant" and not options:
-        return None
+def _build_schedule(args, optimizer, steps_per_epoch):
     from fastnn.training import make_schedule
+
+    options = {"step": {"step_size": args.step_size, "gamma": args.gamma},
+               "exponential": {"k": args.decay_k},
+               "inverse_time": {"tau": args.tau},
+               "cosine": {"t_max": args.t_max or args.epochs * steps_per_epoch,
+                          "warmup": args.warmup, "min_lr": args.min_lr},
+               "plateau": {"factor": args.factor, "patience": args.plateau_patience,
+                           "min_lr": args.min_lr},
+               "constant": {}}[args.schedule]
+    given = {"step_size": "--step-size", "gamma": "--gamma", "decay_k": "--decay-k", "tau": "--tau",
+             "t_max": "--t-max", "warmup": "--warmup", "min_lr": "--min-lr", "factor": "--factor",
+             "plateau_patience": "--plateau-patience"}
+    used = {"step_size", "gamma"} if args.schedule == "step" else \
+        {"exponential": {"decay_k"}, "inverse_time": {"tau"}, "constant": set(),
+         "cosine": {"t_max", "warmup", "min_lr"},
+         "plateau": {"factor", "plateau_patience", "min_lr"}}[args.schedule]
+    stray = [flag for key, flag in given.items() if getattr(args, key) is not None and key not in used]
+    if stray:
+        raise CommandError(f"{', '.join(stray)} does not apply to --schedule {args.schedule}")
+    if args.schedule == "step" and args.step_size is None:
+        raise CommandError("--schedule step needs --step-size")
+    if args.schedule == "exponential" and args.decay_k is None:
+        raise CommandError("--schedule exponential needs --decay-k")
+    if args.schedule == "inverse_time" and args.tau is None:
+        raise CommandError("--schedule inverse_time needs --tau")
+    if args.schedule == "constant":
+        return None
     return make_schedule(args.schedule, optimizer, **options)
 
 
@@ -421,7 +447,7 @@ def _train(args, console, monitor_factory=None):
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     net = _build_net(args, _architecture(args, X_train.shape[1], n_classes), seed)
     optimizer = _build_optimizer(args, net)
-    schedule = _build_schedule(args, optimizer)
+    schedule = _build_schedule(args, optimizer, -(-len(X_train) // args.batch_size))
     console.info(f"network: {_describe_net(net)}")
     console.info(f"optimizer: {optimizer!r}" + (f", schedule: {schedule!r}" if schedule else ""))
     console.info(f"training on {len(X_train)} images, validating on "
@@ -430,7 +456,7 @@ def _train(args, console, monitor_factory=None):
     if X_val is None and args.patience:
         console.info("no validation split: early stopping is off")
     if X_val is not None and args.patience:
-        callbacks.append(EarlyStopping("val_loss", patience=args.patience,
+        callbacks.append(EarlyStopping(args.monitor, patience=args.patience,
                                        restore_best_weights=args.restore_best))
     if args.log:
         callbacks.append(MetricsLogger(args.log))

@@ -254,7 +254,7 @@ def _download_missing(name, folder, progress, log):
             except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
                 errors.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
         else:
-            return errors
+            return errors or [f"no download mirror is configured for {name}"]
     return []
 
 

@@ -1,0 +1,269 @@
+"""The training loop (fastnn.training.fit), callbacks and History."""
+import json
+
+import numpy as np
+import pytest
+
+from fastnn import io
+from fastnn.network import mlp
+from fastnn.optimizers import get as get_optimizer
+from fastnn.training import (Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint,
+                             Trainer, TrainingDivergedError, fit)
+
+
+@pytest.fixture
+def toy():
+    """A separable 3-class problem: the label is the argmax of the first three features."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(240, 6)).astype(np.float32)
+    return X, X[:, :3].argmax(axis=1)
+
+
+def test_fit_learns_mnist_small(mnist_small):
+    Xtr, ytr, Xte, yte = mnist_small
+    net = mlp([784, 128, 10], rng=0)
+    history = fit(net, Xtr, ytr, optimizer="adam", epochs=4, batch_size=64,
+                  validation_split=0.1, rng=0)
+    assert len(history) == 4
+    assert history["loss"][-1] < history["loss"][0]
+    assert net.evaluate(Xte, yte)["accuracy"] >= 0.93
+    assert not net.training
+
+
+def test_history_records_and_json(toy):
+    X, y = toy
+    net = mlp([6, 16, 3], rng=0)
+    history = fit(net, X, y, optimizer="adam", epochs=3, batch_size=32, validation_split=0.25, rng=1)
+    assert isinstance(history, History) and len(history) == 3
+    for i, record in enumerate(history.epochs):
+        assert record["epoch"] == i + 1
+        assert set(record) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"}
+        assert 0 <= record["accuracy"] <= 1 and record["lr"] == pytest.approx(1e-3)
+    assert json.loads(json.dumps(history.to_dict()))["epochs"] == history.epochs
+    assert history.history["val_loss"] == history["val_loss"]
+    assert history.optimizer.name == "adam"
+
+
+def test_training_metrics_are_running_averages(toy):
+    X, y = toy
+    net = mlp([6, 3], rng=0)
+    opt = get_optimizer("sgd", net.parameters(), lr=1e-9)  # the weights barely move
+    before = net.evaluate(X, y)
+    history = fit(net, X, y, optimizer=opt, epochs=1, batch_size=50, rng=0)
+    assert history["loss"][0] == pytest.approx(before["loss"], rel=1e-5)
+    assert history["accuracy"][0] == pytest.approx(before["accuracy"])
+
+
+def test_validation_split_and_data(toy):
+    X, y = toy
+    net = mlp([6, 8, 3], rng=0)
+    seen = []
+
+    class CountRows(Callback):
+        def on_batch_end(self, trainer, step, loss):
+            seen.append(step)
+
+    fit(net, X, y, optimizer="sgd", epochs=1, batch_size=20, validation_split=0.25,
+        callbacks=[CountRows()], rng=0)
+    assert len(seen) == 180 // 20  # 60 of 240 rows held out
+    history = fit(net, X[:200], y[:200], optimizer="sgd", epochs=1, validation_data=(X[200:], y[200:]))
+    assert history["val_loss"][0] == pytest.approx(net.evaluate(X[200:], y[200:])["loss"])
+    with pytest.raises(ValueError, match="not both"):
+        fit(net, X, y, validation_split=0.1, validation_data=(X, y))
+    with pytest.raises(ValueError, match="validation_split"):
+        fit(net, X, y, validation_split=1.5)
+
+
+def test_argument_validation(toy):
+    X, y = toy
+    net = mlp([6, 3], rng=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(net, X, y, batch_size=0)
+    with pytest.raises(ValueError, match="features per row"):
+        fit(net, X[:, :4], y)
+    with pytest.raises(ValueError, match="outside"):
+        fit(net, X, y + 5)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        fit(net, X, y, optimizer="lbfgs")
+    other = mlp([6, 3], rng=1)
+    with pytest.raises(ValueError, match="other parameters"):
+        fit(net, X, y, optimizer=get_optimizer("adam", other.parameters()))
+    with pytest.raises(ValueError, match="verbose"):
+        fit(net, X, y, verbose=5)
+
+
+def test_seed_determines_the_run(toy):
+    X, y = toy
+
+    def run(seed):
+        net = mlp([6, 8, 3], rng=0)
+        fit(net, X, y, optimizer="sgd", epochs=2, batch_size=16, validation_split=0.2, rng=seed)
+        return net.state_dict()["0.weight"]
+
+    np.testing.assert_array_equal(run(4), run(4))
+    assert not np.array_equal(run(4), run(5))
+    generator = np.random.default_rng(4)
+    net = mlp([6, 8, 3], rng=0)
+    fit(net, X, y, epochs=1, rng=generator)  # a Generator is accepted (and advanced)
+    with pytest.raises(TypeError, match="rng"):
+        fit(net, X, y, rng="seed")
+
+
+def test_monitor_hooks_wrap_the_optimizer_step(toy):
+    X, y = toy
+    net = mlp([6, 5, 3], rng=0)
+    weight = net.parameters()[0]
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def after_backward(self, step):
+            self.before = weight.data.copy()
+            assert np.any(weight.grad != 0)
+            self.calls.append(("backward", step))
+
+        def after_update(self, step):
+            assert not np.array_equal(weight.data, self.before)  # the update happened in between
+            self.calls.append(("update", step))
+
+    monitor = Recorder()
+    fit(net, X, y, optimizer="sgd", epochs=2, batch_size=100, monitor=monitor)
+    steps = [0, 1, 2, 3, 4, 5]  # ceil(240 / 100) = 3 steps per epoch
+    assert monitor.calls == [(kind, s) for s in steps for kind in ("backward", "update")]
+
+
+def test_schedule_hooks(toy):
+    X, y = toy
+    net = mlp([6, 3], rng=0)
+    opt = get_optimizer("sgd", net.parameters(), lr=0.1)
+
+    class HalvingSchedule:
+        interval = "epoch"
+
+        def __init__(self):
+            self.batches, self.epochs = 0, []
+
+        def on_batch_end(self):
+            self.batches += 1
+
+        def on_epoch_end(self, metrics):
+            self.epochs.append(metrics)
+            opt.lr /= 2
+
+    schedule = HalvingSchedule()
+    history = fit(net, X, y, optimizer=opt, epochs=3, batch_size=60, validation_split=0.25,
+                  schedule=schedule)
+    assert schedule.batches == 3 * 3
+    assert [m["epoch"] for m in schedule.epochs] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(schedule.epochs[0])
+    assert history["lr"] == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_non_finite_loss_stops_with_epoch_and_step(toy):
+    X, y = toy
+    net = mlp([6, 8, 3], rng=0)
+    X_bad = X.copy()
+    X_bad[100] = np.nan
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, step \d+ \(batch \d+\)"):
+        fit(net, X_bad, y, optimizer="sgd", epochs=1, batch_size=32, rng=0)
+    assert not net.training
+
+
+def _trainer(net):
+    return Trainer(net, None, None, History(), epochs=10)
+
+
+def test_early_stopping_stops_and_restores_best():
+    net = mlp([4, 3], rng=0)
+    stopper = EarlyStopping("val_loss", patience=2, restore_best_weights=True)
+    trainer = _trainer(net)
+    stopper.on_train_begin(trainer)
+    best_weights = None
+    for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.4, 0.45, 0.41], start=1):
+        net.parameters()[0].data += 1.0  # "training" changes the weights every epoch
+        if val_loss == 0.4:
+            best_weights = net.parameters()[0].data.copy()
+        stopper.on_epoch_end(trainer, epoch, {"val_loss": val_loss})
+        if trainer.stop_training:
+            break
+    assert trainer.history.stopped_epoch == 6 and epoch == 6
+    stopper.on_train_end(trainer)
+    np.testing.assert_array_equal(net.parameters()[0].data, best_weights)
+    assert trainer.history.best_epoch == 4
+
+
+def test_early_stopping_modes_and_errors():
+    net = mlp([4, 3], rng=0)
+    stopper = EarlyStopping("val_accuracy", patience=1, min_delta=0.01)
+    assert stopper.mode == "max"
+    trainer = _trainer(net)
+    stopper.on_train_begin(trainer)
+    stopper.on_epoch_end(trainer, 1, {"val_accuracy": 0.90})
+    stopper.on_epoch_end(trainer, 2, {"val_accuracy": 0.905})  # below min_delta: no improvement
+    assert trainer.stop_training
+    with pytest.raises(ValueError, match="monitors 'val_loss'"):
+        EarlyStopping().on_epoch_end(trainer, 1, {"loss": 1.0})
+    with pytest.raises(ValueError, match="mode"):
+        EarlyStopping(mode="up")
+
+
+def test_early_stopping_in_fit(toy):
+    X, y = toy
+    net = mlp([6, 32, 3], rng=0)
+    # plain noise labels: validation loss stops improving quickly
+    y_noise = np.random.default_rng(0).integers(0, 3, len(y))
+    history = fit(net, X, y_noise, optimizer=get_optimizer("adam", net.parameters(), lr=0.05),
+                  epochs=60, batch_size=16, validation_split=0.3, rng=0,
+                  callbacks=[EarlyStopping(patience=3, restore_best_weights=True)])
+    assert history.stopped_epoch is not None and len(history) < 60
+    best = int(np.argmin(history["val_loss"]))
+    assert history.best_epoch == best + 1
+    assert history.stopped_epoch == best + 1 + 3
+
+
+def test_model_checkpoint_and_metrics_logger(toy, tmp_path):
+    X, y = toy
+    net = mlp([6, 8, 3], rng=0)
+    ckpt = tmp_path / "ckpt.npz"
+    log = tmp_path / "log.jsonl"
+    history = fit(net, X, y, optimizer="adam", epochs=3, validation_split=0.25, rng=0,
+                  callbacks=[ModelCheckpoint(ckpt, metadata={"run": "a"}), MetricsLogger(log)])
+    model = io.load(ckpt)
+    assert model.metadata["epoch"] == 3 and model.metadata["run"] == "a"
+    assert model.metadata["history"]["epochs"] == json.loads(json.dumps(history.epochs))
+    assert model.optimizer_state["step_count"] == history.optimizer.step_count
+    np.testing.assert_array_equal(model.net.forward(X), net.forward(X))
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines == json.loads(json.dumps(history.epochs))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz", "log.jsonl"]
+
+
+def test_model_checkpoint_save_best_only(toy, tmp_path):
+    net = mlp([6, 3], rng=0)
+    trainer = _trainer(net)
+    ckpt = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
+    ckpt.on_train_begin(trainer)
+    ckpt.on_epoch_end(trainer, 1, {"val_loss": 0.5})
+    ckpt.on_epoch_end(trainer, 2, {"val_loss": 0.7})
+    assert io.load(tmp_path / "best.npz").metadata["epoch"] == 1
+    ckpt.on_epoch_end(trainer, 3, {"val_loss": 0.3})
+    assert io.load(tmp_path / "best.npz").metadata["epoch"] == 3
+
+
+def test_verbose_lines(toy):
+    X, y = toy
+    lines = []
+    fit(mlp([6, 3], rng=0), X, y, epochs=2, validation_split=0.25, verbose=2, log=lines.append)
+    assert len(lines) == 2
+    assert lines[1].startswith("epoch 2/2  loss ")
+    assert "val_acc" in lines[1] and "lr 0.001" in lines[1]
+    silent = []
+    fit(mlp([6, 3], rng=0), X, y, epochs=1, verbose=0, log=silent.append)
+    assert silent == []
+
+
+def test_initial_epoch_numbers_epochs(toy):
+    X, y = toy
+    history = fit(mlp([6, 3], rng=0), X, y, epochs=5, initial_epoch=3)
+    assert history["epoch"] == [4, 5]
