@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Run the kernel tests against an AddressSanitizer build with Cython bounds checks on.
+#
+#   bash scripts/sanitize.sh [pytest args...]      (default: the kernel and property tests)
+#
+# The tree is copied to a temporary folder and built there (FASTNN_DEBUG_CYTHON=1 turns on
+# boundscheck/wraparound/initializedcheck; -fsanitize=address instruments every access), so
+# the development build is untouched. Python itself is not instrumented, so libasan is
+# preloaded and leak detection (which would report the interpreter's own allocations) is off.
+# Prints the pytest summary; exits non-zero on any test failure or ASan report.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+git -C "$here" ls-files -z | (cd "$here" && xargs -0 cp --parents -t "$work")
+cp -r "$here/tests" "$work/"
+cd "$work"
+CFLAGS="-fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" \
+    FASTNN_DEBUG_CYTHON=1 python setup.py -q build_ext --inplace -j 2 >build.log 2>&1 \
+    || { tail -30 build.log; exit 1; }
+
+libasan="$(gcc -print-file-name=libasan.so)"
+export FASTNN_TEST_DATA="${FASTNN_TEST_DATA:-$(cd "$here/.." && pwd)/shared/data}"
+loaded="$(LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0 PYTHONPATH="$work" \
+          python -c 'import fastnn_c; print(fastnn_c.__file__)')"
+case "$loaded" in
+    "$work"/*) echo "testing the ASan build in $work" ;;
+    *) echo "expected the ASan build from $work, but fastnn_c came from $loaded" >&2; exit 1 ;;
+esac
+tests=("$@")
+if [ ${#tests[@]} -eq 0 ]; then
+    tests=(tests/test_dense.py tests/test_activations.py tests/test_losses.py tests/test_properties.py
+           tests/test_idx.py tests/test_gradcheck.py tests/test_network.py)
+    for t in tests/test_batchnorm.py tests/test_dropout.py tests/test_regularization.py \
+             tests/test_optimizers.py tests/test_diagnostics.py; do
+        [ -f "$t" ] && tests+=("$t")
+    done
+fi
+LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work" \
+    python -m pytest -q -p no:cacheprovider -m "not slow" "${tests[@]}" 2>&1 | tee asan.log | tail -5
+status=${PIPESTATUS[0]}
+if grep -q "ERROR: AddressSanitizer" asan.log; then
+    grep -A20 "ERROR: AddressSanitizer" asan.log | head -40
+    exit 1
+fi
+exit "$status"
