@@ -58,6 +58,7 @@ import numpy as np
 
 from fastnn._validation import check_positive_int
 from fastnn.layers import Activation, Dense
+from fastnn.plotting import require_matplotlib
 from fastnn_c import diagnostics as _diag
 
 #: Columns of the tidy record, in order. One row per recorded step per monitored layer;
@@ -79,9 +80,6 @@ _STR_COLUMNS = ("name", "kind")
 
 #: Activations with a saturation rule (see the module docstring).
 SATURATING = ("sigmoid", "tanh", "softsign", "hardtanh")
-
-PLOT_HINT = 'plotting needs matplotlib: pip install "fastnn[plot]"'
-
 
 def saturation_bounds(activation, tol):
     """(lower, upper): an output a is saturated when a <= lower or a >= upper.
@@ -126,7 +124,7 @@ class Monitor:
         Record on steps 0, interval, 2·interval, ... (``step % interval == 0``).
     saturation_tol : float, default 0.01
         ε of the saturation rule: sigmoid a <= ε or a >= 1 − ε, tanh/softsign |a| >= 1 − ε.
-    max_percentile_sample : int, default 4096
+    max_percentile_sample : int, default 2048
         Percentiles come from at most this many outputs: whole rows taken at a regular
         stride (every unit equally represented); exact when the batch is small enough.
 
@@ -143,7 +141,7 @@ class Monitor:
         ``plot`` delegate to it.
     """
 
-    def __init__(self, net, interval=10, saturation_tol=0.01, max_percentile_sample=4096):
+    def __init__(self, net, interval=10, saturation_tol=0.01, max_percentile_sample=2048):
         if not hasattr(net, "layers") or not hasattr(net, "parameters"):
             raise TypeError(f"net must be a fastnn Sequential, got {type(net).__name__}")
         self.net = net
@@ -192,28 +190,31 @@ class Monitor:
             return
         self._flush()
         self._pending_step = step
-        for index, layer, kind, name, extra in self._layers:
-            row = dict.fromkeys(COLUMNS)
-            row.update(step=step, layer=index, name=name, kind=kind)
-            if kind == "dense":
-                self._dense_stats(index, layer, extra, row)
-            elif kind == "activation":
-                self._activation_stats(layer, row)
-            else:
-                self._batchnorm_stats(layer, row)
-            self._pending[index] = row
+        # Overflow and NaN are what the record is there to show, not reasons to warn.
+        with np.errstate(all="ignore"):
+            for index, layer, kind, name, extra in self._layers:
+                row = dict.fromkeys(COLUMNS)
+                row.update(step=step, layer=index, name=name, kind=kind)
+                if kind == "dense":
+                    self._dense_stats(index, layer, extra, row)
+                elif kind == "activation":
+                    self._activation_stats(layer, row)
+                else:
+                    self._batchnorm_stats(layer, row)
+                self._pending[index] = row
 
     def after_update(self, step):
         """Record ‖ΔW‖/‖W‖ of this step's update (if recorded) and store the step's rows."""
         step = self._check_step(step)
         if not self.is_recorded(step) or step != self._pending_step:
             return
-        for index, before in self._before.items():
-            row = self._pending[index]
-            weight = self.net.layers[index].weight.data
-            np.subtract(weight, before, out=before)
-            norm = row["weight_norm"]
-            row["update_ratio"] = _norm(before) / norm if norm > 0 else math.inf
+        with np.errstate(all="ignore"):
+            for index, before in self._before.items():
+                row = self._pending[index]
+                weight = self.net.layers[index].weight.data
+                np.subtract(weight, before, out=before)
+                norm, change = row["weight_norm"], _norm(before)
+                row["update_ratio"] = change / norm if norm > 0 else (math.inf if change else 0.0)
         self._flush()
 
     def _flush(self):
@@ -298,9 +299,21 @@ class Monitor:
 
     @staticmethod
     def _batch_moments(layer):
-        """Batch mean and (biased) variance of the layer's input on the last training forward."""
+        """Batch mean and (biased) variance of the layer's input on the last training forward.
+
+        Read from what fastnn's BatchNorm keeps for its backward pass (``_mean`` and
+        ``_inv_std`` = 1/√(σ²_B + ε)); other batch-norm layers get them from their input
+        (``_input``) through the compiled column pass. None in evaluation mode.
+        """
+        if not getattr(layer, "_batch_stats", getattr(layer, "training", True)):
+            return None, None
+        eps = float(getattr(layer, "eps", 1e-5))
+        mean, inv_std = getattr(layer, "_mean", None), getattr(layer, "_inv_std", None)
+        if mean is not None and inv_std is not None:
+            inv_std = np.asarray(inv_std, dtype=np.float64)
+            return np.asarray(mean, dtype=np.float64), 1.0 / (inv_std * inv_std) - eps
         X = getattr(layer, "_input", None)
-        if X is None or not getattr(layer, "training", True):
+        if X is None:
             return None, None
         X = X.reshape(X.shape[0], -1)
         mean, var = np.empty(X.shape[1]), np.empty(X.shape[1])
@@ -315,25 +328,24 @@ class Monitor:
         return self.record.rows
 
     def table(self):
+        """Per-layer summary, first vs last recorded values (``DiagnosticsRecord.table``)."""
         return self.record.table()
 
     def warnings(self):
+        """Plain-words warnings with remedies (``DiagnosticsRecord.warnings``)."""
         return self.record.warnings()
 
     def to_json(self, path):
+        """Write the record as JSON (``DiagnosticsRecord.to_json``)."""
         self.record.to_json(path)
 
     def to_csv(self, path):
+        """Write the record as CSV (``DiagnosticsRecord.to_csv``)."""
         self.record.to_csv(path)
 
     def plot(self, path, title=None):
+        """Per-layer curves over training as a PNG (``DiagnosticsRecord.plot``)."""
         self.record.plot(path, title=title)
-
-    table.__doc__ = "Per-layer summary, first vs last recorded values (see DiagnosticsRecord.table)."
-    warnings.__doc__ = "Plain-words warnings with remedies (see DiagnosticsRecord.warnings)."
-    to_json.__doc__ = "Write the record as JSON (see DiagnosticsRecord.to_json)."
-    to_csv.__doc__ = "Write the record as CSV (see DiagnosticsRecord.to_csv)."
-    plot.__doc__ = "Per-layer curves over training as a PNG (see DiagnosticsRecord.plot)."
 
 
 def _json_value(value):
@@ -358,8 +370,9 @@ class DiagnosticsRecord:
         Monitor settings (``interval``, ``saturation_tol``).
     """
 
-    #: Warning thresholds. Ratios compare the root-mean-square speed of learning,
-    #: ‖δ^l‖/√units, of the last and the first hidden layer.
+    #: Warning thresholds. Ratios compare the relative weight gradient ‖∂C/∂W‖/‖W‖ of the
+    #: last and the first hidden Dense layer (how fast each layer's weights move for a given
+    #: learning rate; unlike ‖δ‖ it is comparable across widths and with batch norm).
     VANISHING_RATIO = 10.0
     EXPLODING_RATIO = 10.0
     #: Growth of a layer's weight-gradient norm over training counted as exploding.
@@ -475,8 +488,8 @@ class DiagnosticsRecord:
         """Plain-words warnings about what the record shows, each with the texts' remedies.
 
         Vanishing (exploding) gradients: the median over recorded steps of the ratio of
-        ‖δ‖/√units of the last to the first hidden layer is >= ``VANISHING_RATIO``
-        (<= 1/``EXPLODING_RATIO``); exploding also when a gradient or statistic is
+        ‖∂C/∂W‖/‖W‖ of the last to the first hidden Dense layer is >= ``VANISHING_RATIO``
+        (<= 1/``EXPLODING_RATIO``); the message also gives the ratio of Nielsen's ‖δ‖/√units; exploding also when a gradient or statistic is
         non-finite or a weight-gradient norm grows ``EXPLODING_GROWTH``-fold. Saturation and
         dead units: the mean fraction over the last third of the records is at least
         ``SATURATION_WARN`` / ``DEAD_WARN``.
@@ -484,73 +497,74 @@ class DiagnosticsRecord:
         out = []
         layers = self.layers()
         dense = [(i, name) for i, name, kind in layers if kind == "dense"]
-        out += self._nonfinite_warnings(layers)
-        hidden = dense[:-1]
-        if len(hidden) >= 2:
-            out += self._depth_warnings(hidden)
+        nonfinite = self._nonfinite_warning()
+        if nonfinite:
+            out.append(nonfinite)
+        if len(dense) >= 3:  # at least two hidden Dense layers to compare
+            out += self._depth_warnings(dense[:-1])
+        grown = []
         for i, name in dense:
-            steps, values = self.series(i, "grad_norm_weight")
+            values = self.series(i, "grad_norm_weight")[1]
             finite = values[np.isfinite(values)]
             if finite.size >= 2 and finite[0] > 0 and finite.max() / finite[0] >= self.EXPLODING_GROWTH:
-                out.append(
-                    f"Exploding gradients: the weight-gradient norm of {name} (layer {i}) grew "
-                    f"{finite.max() / finite[0]:.3g}x during training ({finite[0]:.3g} -> "
-                    f"{finite.max():.3g}). {_REMEDIES['exploding']}")
+                grown.append(f"{name} {finite.max() / finite[0]:.3g}x ({finite[0]:.3g} -> "
+                             f"{finite.max():.3g})")
+        if grown:
+            out.append("Exploding gradients: weight-gradient norms grew by orders of magnitude "
+                       f"during training: {', '.join(grown)}. {_REMEDIES['exploding']}")
+        levels = {"saturated_frac": [], "dead_frac": []}
         for i, name, kind in layers:
             if kind != "activation":
                 continue
-            for column, what, threshold in (("saturated_frac", "saturated", self.SATURATION_WARN),
-                                            ("dead_frac", "dead", self.DEAD_WARN)):
-                steps, values = self.series(i, column)
+            for column, threshold in (("saturated_frac", self.SATURATION_WARN),
+                                      ("dead_frac", self.DEAD_WARN)):
+                values = self.series(i, column)[1]
                 if np.all(np.isnan(values)):
                     continue
-                tail = values[len(values) - max(1, len(values) // 3):]
-                level = float(np.nanmean(tail))
+                level = float(np.nanmean(values[len(values) - max(1, len(values) // 3):]))
                 if level >= threshold:
-                    if what == "saturated":
-                        out.append(
-                            f"Saturation: {level:.0%} of the outputs of {name} (layer {i}) sit "
-                            f"within {self.meta.get('saturation_tol', 0.01):g} of the "
-                            "activation's asymptotes (over the last third of training), where "
-                            "its derivative is nearly zero and little gradient flows back. "
-                            f"{_REMEDIES['saturation']}")
-                    else:
-                        out.append(
-                            f"Dead units: {level:.0%} of the ReLU units of {name} (layer {i}) "
-                            "output zero for every example of a batch (over the last third of "
-                            "training); they pass no gradient and stop learning. "
-                            f"{_REMEDIES['dead']}")
+                    levels[column].append(f"{name} {level:.0%}")
+        if levels["saturated_frac"]:
+            out.append(
+                f"Saturation: outputs within {self.meta.get('saturation_tol', 0.01):g} of the "
+                "activation's asymptotes, where its derivative is nearly zero and little gradient "
+                "flows back (mean over the last third of training): "
+                f"{', '.join(levels['saturated_frac'])}. {_REMEDIES['saturation']}")
+        if levels["dead_frac"]:
+            out.append(
+                "Dead units: ReLU units that output zero for every example of a batch pass no "
+                "gradient and stop learning (mean fraction over the last third of training): "
+                f"{', '.join(levels['dead_frac'])}. {_REMEDIES['dead']}")
         return out
 
-    def _nonfinite_warnings(self, layers):
-        out = []
-        for i, name, kind in layers:
-            for row in self.rows:
-                if row["layer"] != i:
-                    continue
-                bad = [k for k in COLUMNS[5:] if isinstance(row[k], float) and not math.isfinite(row[k])
-                       and not (k == "update_ratio" and row["weight_norm"] == 0)]
-                if bad:
-                    out.append(f"Exploding gradients: non-finite {', '.join(bad)} in {name} "
-                               f"(layer {i}) from step {row['step']} on; training has diverged. "
-                               f"{_REMEDIES['exploding']}")
-                    break
-        return out
+    def _nonfinite_warning(self):
+        """One message for the first recorded step with a non-finite figure, or None."""
+        for row in sorted(self.rows, key=lambda r: (r["step"], r["layer"])):
+            bad = [k for k in COLUMNS[5:] if isinstance(row[k], float) and not math.isfinite(row[k])
+                   and not (k == "update_ratio" and row["weight_norm"] == 0)]
+            if bad:
+                layers = sorted({r["name"] for r in self.rows if r["step"] >= row["step"] and any(
+                    isinstance(r[k], float) and math.isnan(r[k]) for k in COLUMNS[5:])})
+                return (f"Exploding gradients: non-finite {', '.join(bad)} in {row['name']} "
+                        f"(layer {row['layer']}) at step {row['step']}; training has diverged "
+                        f"(NaN afterwards in {len(layers)} layers). {_REMEDIES['exploding']}")
+        return None
 
     def _depth_warnings(self, hidden):
         (i0, name0), (i1, name1) = hidden[0], hidden[-1]
-        units0 = next(r["units"] for r in self.rows if r["layer"] == i0)
-        units1 = next(r["units"] for r in self.rows if r["layer"] == i1)
-        steps, first = self.series(i0, "delta_norm")
-        _, last = self.series(i1, "delta_norm")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = (last / math.sqrt(units1)) / (first / math.sqrt(units0))
-        ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
-        if ratio.size == 0:
+        ratio = self._median_ratio(i0, i1, lambda i: self.series(i, "grad_norm_weight")[1]
+                                   / self.series(i, "weight_norm")[1])
+        if ratio is None:
             return []
-        median = float(np.median(ratio))
-        detail = (f"(median over {ratio.size} recorded steps of the ratio of ||delta||/sqrt(units); "
-                  f"{ratio[0]:.3g}x at the first recorded step, {ratio[-1]:.3g}x at the last)")
+        median, first, last, count = ratio
+        detail = (f"(relative weight gradient ||dC/dW||/||W||, median over {count} recorded steps; "
+                  f"{first:.3g}x at the first, {last:.3g}x at the last")
+        units = {i: next(r["units"] for r in self.rows if r["layer"] == i) for i in (i0, i1)}
+        speed = self._median_ratio(i0, i1, lambda i: self.series(i, "delta_norm")[1]
+                                   / math.sqrt(units[i]))
+        if speed is not None:
+            detail += f"; Nielsen's speed of learning ||delta||/sqrt(units): {speed[0]:.3g}x"
+        detail += ")"
         if median >= self.VANISHING_RATIO:
             return [f"Vanishing gradients: the first hidden layer ({name0}, layer {i0}) learns "
                     f"{median:.3g}x slower than the last hidden layer ({name1}, layer {i1}) "
@@ -561,13 +575,23 @@ class DiagnosticsRecord:
                     f"{detail}. {_REMEDIES['exploding']}"]
         return []
 
+    @staticmethod
+    def _median_ratio(i0, i1, measure):
+        """(median, first, last, count) over recorded steps of measure(i1) / measure(i0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = measure(i1) / measure(i0)
+        ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+        if ratio.size == 0:
+            return None
+        return float(np.median(ratio)), float(ratio[0]), float(ratio[-1]), int(ratio.size)
+
     # -- plot --------------------------------------------------------------------------
     def plot(self, path, title=None):
         """Per-layer curves over training, written as a PNG to ``path``.
 
         Panels: speed of learning ‖δ^l‖ per Dense layer (log scale, as Nielsen's ch. 5
-        figures); ‖ΔW‖/‖W‖ per Dense layer; activation mean with the 2nd-98th percentile
-        band per activation layer (Glorot & Bengio's fig. 2); saturated and dead
+        figures); ‖ΔW‖/‖W‖ per Dense layer; activation mean ± standard deviation per
+        activation layer (Glorot & Bengio's fig. 2); saturated and dead
         fractions; and, with batch norm, |μ_B − μ|/σ. Needs matplotlib (``fastnn[plot]``).
         """
         Figure, FigureCanvasAgg = require_matplotlib()
@@ -602,16 +626,6 @@ _REMEDIES = {
 }
 
 
-def require_matplotlib():
-    """(Figure, FigureCanvasAgg) from matplotlib, or ImportError naming the extra to install."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(PLOT_HINT) from exc
-    return Figure, FigureCanvasAgg
-
-
 def _draw_panel(ax, record, layers, panel):
     if panel == "speed":
         for i, name, kind in layers:
@@ -631,11 +645,10 @@ def _draw_panel(ax, record, layers, panel):
         for i, name, kind in layers:
             if kind == "activation":
                 steps, mean = record.series(i, "act_mean")
-                _, low = record.series(i, "act_p2")
-                _, high = record.series(i, "act_p98")
+                _, std = record.series(i, "act_std")
                 line, = ax.plot(steps, mean, label=name)
-                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
-        ax.set_title("Activation mean (band: 2nd-98th percentile)")
+                ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        ax.set_title("Activation mean (band: ± one standard deviation)")
     elif panel == "fraction":
         for i, name, kind in layers:
             if kind == "activation":
@@ -669,7 +682,7 @@ def _format_table(header, lines):
     widths = [max(len(h), *(len(line[k]) for line in lines)) if lines else len(h)
               for k, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [fmt.format(*header), "  ".join("-" * w for w in widths)]
+    out = [fmt.format(*header).rstrip(), "  ".join("-" * w for w in widths)]
     previous = None
     for line in lines:
         shown = line if line[0] != previous else ("", "", *line[2:])
