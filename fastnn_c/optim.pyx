@@ -9,8 +9,7 @@ rounded once to the parameter's dtype; step-dependent factors (Adam's bias corre
 are computed by the caller in double. `sum_squares` accumulates in double over 32
 independent partial sums: no float32 overflow, and several SIMD registers of partial sums
 so the adds do not wait on each other (measured 4x faster than 4 partial sums, close to
-BLAS sdot). The loops are single-threaded: even at 1M entries an update takes a few
-hundred microseconds, less than waking a thread pool beside OpenBLAS's costs here.
+BLAS sdot). The loops are single-threaded, the project default (not measured threaded).
 Contract: arrays are C-contiguous, flattened and of one dtype; sizes are checked here.
 NaN and inf propagate (the clip comparisons let NaN through).
 """
