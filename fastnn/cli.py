@@ -376,35 +376,35 @@ def _build_optimizer(args, net):
     return make_optimizer(args.optimizer, net.parameters(), **options)
 
 
+#: Command-line options of each schedule: option dest -> keyword of ``fastnn.schedules.get``.
+SCHEDULE_OPTIONS = {
+    "constant": {},
+    "step": {"step_size": "step_size", "gamma": "gamma"},
+    "exponential": {"decay_k": "k"},
+    "inverse_time": {"tau": "tau"},
+    "cosine": {"t_max": "t_max", "warmup": "warmup", "min_lr": "min_lr"},
+    "plateau": {"factor": "factor", "plateau_patience": "patience", "min_lr": "min_lr"},
+}
+_REQUIRED = {"step": "step_size", "exponential": "decay_k", "inverse_time": "tau"}
+
+
 def _build_schedule(args, optimizer, steps_per_epoch):
     from fastnn.training import make_schedule
 
-    options = {"step": {"step_size": args.step_size, "gamma": args.gamma},
-               "exponential": {"k": args.decay_k},
-               "inverse_time": {"tau": args.tau},
-               "cosine": {"t_max": args.t_max or args.epochs * steps_per_epoch,
-                          "warmup": args.warmup, "min_lr": args.min_lr},
-               "plateau": {"factor": args.factor, "patience": args.plateau_patience,
-                           "min_lr": args.min_lr},
-               "constant": {}}[args.schedule]
-    given = {"step_size": "--step-size", "gamma": "--gamma", "decay_k": "--decay-k", "tau": "--tau",
-             "t_max": "--t-max", "warmup": "--warmup", "min_lr": "--min-lr", "factor": "--factor",
-             "plateau_patience": "--plateau-patience"}
-    used = {"step_size", "gamma"} if args.schedule == "step" else \
-        {"exponential": {"decay_k"}, "inverse_time": {"tau"}, "constant": set(),
-         "cosine": {"t_max", "warmup", "min_lr"},
-         "plateau": {"factor", "plateau_patience", "min_lr"}}[args.schedule]
-    stray = [flag for key, flag in given.items() if getattr(args, key) is not None and key not in used]
+    own = SCHEDULE_OPTIONS[args.schedule]
+    every = {dest for options in SCHEDULE_OPTIONS.values() for dest in options}
+    stray = sorted("--" + dest.replace("_", "-") for dest in every - set(own)
+                   if getattr(args, dest) is not None)
     if stray:
         raise CommandError(f"{', '.join(stray)} does not apply to --schedule {args.schedule}")
-    if args.schedule == "step" and args.step_size is None:
-        raise CommandError("--schedule step needs --step-size")
-    if args.schedule == "exponential" and args.decay_k is None:
-        raise CommandError("--schedule exponential needs --decay-k")
-    if args.schedule == "inverse_time" and args.tau is None:
-        raise CommandError("--schedule inverse_time needs --tau")
+    required = _REQUIRED.get(args.schedule)
+    if required and getattr(args, required) is None:
+        raise CommandError(f"--schedule {args.schedule} needs --{required.replace('_', '-')}")
     if args.schedule == "constant":
         return None
+    options = {keyword: getattr(args, dest) for dest, keyword in own.items()}
+    if args.schedule == "cosine" and options["t_max"] is None:
+        options["t_max"] = args.epochs * steps_per_epoch
     return make_schedule(args.schedule, optimizer, **options)
 
 

@@ -279,6 +279,31 @@ def make_schedule(name, optimizer, **kwargs):
     return schedules.get(name, optimizer, **kwargs)
 
 
+def restore(model):
+    """Rebuild the optimizer and schedule saved in a model file, for ``model.net``.
+
+    ``model`` is what ``fastnn.io.load`` returns. Returns ``(optimizer, schedule)`` (None
+    for what the file does not hold), their state loaded, ready to continue with
+    ``fit(model.net, ..., optimizer=optimizer, schedule=schedule, initial_epoch=...)``.
+    """
+    optimizer = schedule = None
+    if model.optimizer_state is not None:
+        if model.optimizer_config is None:
+            raise ValueError("the model file has optimizer state but no optimizer description")
+        name = model.optimizer_state.get("name")
+        optimizer = _optimizers.get(str(name), model.net.parameters(),
+                                    **model.optimizer_config["config"])
+        optimizer.load_state_dict(model.optimizer_state)
+    if model.schedule_state is not None:
+        if optimizer is None or model.schedule_config is None:
+            raise ValueError("the model file has schedule state but no optimizer or schedule description")
+        from fastnn import schedules
+        schedule = schedules.get(str(model.schedule_state.get("name")), optimizer,
+                                 **model.schedule_config["config"])
+        schedule.load_state_dict(model.schedule_state)
+    return optimizer, schedule
+
+
 def _seed_from(rng):
     """An int seed from None, an int or a Generator (which is advanced by one draw)."""
     if isinstance(rng, np.random.Generator):

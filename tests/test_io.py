@@ -12,7 +12,8 @@ from fastnn import io
 from fastnn.datasets import Preprocessor
 from fastnn.network import mlp
 from fastnn.optimizers import get as get_optimizer
-from fastnn.training import fit
+from fastnn.schedules import get as get_schedule
+from fastnn.training import fit, restore
 
 
 def _trained_net(dtype=np.float32, **kwargs):
@@ -193,35 +194,39 @@ def test_file_holds_only_numeric_arrays(tmp_path):
             assert archive[key].dtype.kind in "biuf", key
 
 
-def _resume_case(optimizer_name, options, kwargs, tmp_path):
+def _resume_case(optimizer_name, options, kwargs, tmp_path, schedule=None):
     """Train 4 epochs in one go, and 2 + save/load + 2: the weights must be identical."""
     rng = np.random.default_rng(0)
     X = rng.random((200, 16)).astype(np.float32)
     y = rng.integers(0, 5, 200)
 
-    def new_net():
-        return mlp([16, 20, 5], rng=7, **kwargs)
+    def start():
+        net = mlp([16, 20, 5], rng=7, **kwargs)
+        opt = get_optimizer(optimizer_name, net.parameters(), **options)
+        return net, opt, schedule and get_schedule(schedule[0], opt, **schedule[1])
 
-    straight = new_net()
-    opt = get_optimizer(optimizer_name, straight.parameters(), **options)
+    straight, opt, sched = start()
     h_straight = fit(straight, X, y, optimizer=opt, epochs=4, batch_size=32,
-                     validation_split=0.2, rng=11)
+                     validation_split=0.2, schedule=sched, rng=11)
 
-    first = new_net()
-    opt1 = get_optimizer(optimizer_name, first.parameters(), **options)
-    fit(first, X, y, optimizer=opt1, epochs=2, batch_size=32, validation_split=0.2, rng=11)
-    io.save(tmp_path / "half.npz", first, optimizer=opt1, metadata={"epoch": 2})
+    first, opt1, sched1 = start()
+    fit(first, X, y, optimizer=opt1, epochs=2, batch_size=32, validation_split=0.2,
+        schedule=sched1, rng=11)
+    io.save(tmp_path / "half.npz", first, optimizer=opt1, schedule=sched1, metadata={"epoch": 2})
     model = io.load(tmp_path / "half.npz")
-    opt2 = get_optimizer(optimizer_name, model.net.parameters(), **model.optimizer_config["config"])
-    opt2.load_state_dict(model.optimizer_state)
+    opt2, sched2 = restore(model)
+    assert type(opt2) is type(opt1) and opt2.step_count == opt1.step_count
+    assert (sched2 is None) == (schedule is None)
     h_resumed = fit(model.net, X, y, optimizer=opt2, epochs=4, batch_size=32,
-                    validation_split=0.2, rng=11, initial_epoch=model.metadata["epoch"])
+                    validation_split=0.2, schedule=sched2, rng=11,
+                    initial_epoch=model.metadata["epoch"])
 
     for key, value in straight.state_dict().items():
         np.testing.assert_array_equal(model.net.state_dict()[key], value, err_msg=key)
     assert h_resumed["epoch"] == [3, 4]
     assert h_resumed["loss"] == h_straight["loss"][2:]
     assert h_resumed["val_loss"] == h_straight["val_loss"][2:]
+    assert h_resumed["lr"] == h_straight["lr"][2:]
 
 
 @pytest.fixture
@@ -240,3 +245,17 @@ def test_resume_is_identical(tmp_path, single_thread, optimizer_name, options):
 
 def test_resume_is_identical_with_batchnorm_and_dropout(tmp_path, single_thread):
     _resume_case("adam", {"lr": 1e-2}, {"batch_norm": True, "dropout": 0.25}, tmp_path)
+
+
+@pytest.mark.parametrize("schedule", [("step", {"step_size": 1, "gamma": 0.5}),
+                                      ("cosine", {"t_max": 20}),
+                                      ("plateau", {"patience": 0, "factor": 0.5})],
+                         ids=["step", "cosine", "plateau"])
+def test_resume_is_identical_with_a_schedule(tmp_path, single_thread, schedule):
+    _resume_case("momentum", {"lr": 0.05, "momentum": 0.9}, {}, tmp_path, schedule)
+
+
+def test_restore_without_training_state(tmp_path):
+    net, _, _, _ = _trained_net()
+    io.save(tmp_path / "m.npz", net)
+    assert restore(io.load(tmp_path / "m.npz")) == (None, None)
