@@ -188,7 +188,7 @@ class Monitor:
         step = self._check_step(step)
         if not self.is_recorded(step):
             return
-        self._flush()
+        self._pending = {}
         self._pending_step = step
         # Overflow and NaN are what the record is there to show, not reasons to warn.
         with np.errstate(all="ignore"):
@@ -202,9 +202,10 @@ class Monitor:
                 else:
                     self._batchnorm_stats(layer, row)
                 self._pending[index] = row
+                self.record.rows.append(row)
 
     def after_update(self, step):
-        """Record ‖ΔW‖/‖W‖ of this step's update (if recorded) and store the step's rows."""
+        """Add ‖ΔW‖/‖W‖ of this step's update to the step's rows (if recorded)."""
         step = self._check_step(step)
         if not self.is_recorded(step) or step != self._pending_step:
             return
@@ -215,11 +216,6 @@ class Monitor:
                 np.subtract(weight, before, out=before)
                 norm, change = row["weight_norm"], _norm(before)
                 row["update_ratio"] = change / norm if norm > 0 else (math.inf if change else 0.0)
-        self._flush()
-
-    def _flush(self):
-        if self._pending:
-            self.record.rows.extend(self._pending[i] for i in sorted(self._pending))
         self._pending = {}
         self._pending_step = None
 
