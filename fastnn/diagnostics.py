@@ -60,6 +60,7 @@ from fastnn._validation import check_positive_int
 from fastnn.layers import Activation, Dense
 from fastnn.plotting import require_matplotlib
 from fastnn_c import diagnostics as _diag
+from fastnn_c import optim as _optim
 
 #: Columns of the tidy record, in order. One row per recorded step per monitored layer;
 #: a metric that does not apply to the layer's kind is None.
@@ -81,6 +82,7 @@ _STR_COLUMNS = ("name", "kind")
 #: Activations with a saturation rule (see the module docstring).
 SATURATING = ("sigmoid", "tanh", "softsign", "hardtanh")
 
+
 def saturation_bounds(activation, tol):
     """(lower, upper): an output a is saturated when a <= lower or a >= upper.
 
@@ -96,11 +98,8 @@ def saturation_bounds(activation, tol):
 
 
 def _norm(array):
-    """Euclidean norm, in float64 when the float32 sum of squares overflows."""
-    value = float(np.linalg.norm(array.reshape(-1)))
-    if math.isinf(value) and np.all(np.isfinite(array)):
-        value = float(np.linalg.norm(array.reshape(-1).astype(np.float64)))
-    return value
+    """Euclidean norm of a C-contiguous array, summed in double (no float32 overflow)."""
+    return math.sqrt(_optim.sum_squares(array.reshape(-1)))
 
 
 def _is_batchnorm(layer):
@@ -174,7 +173,7 @@ class Monitor:
             extra = {}
             if kind == "dense":
                 follower = layers[i + 1] if i + 1 < len(layers) else None
-                extra["bn_after"] = follower if follower is not None and _is_batchnorm(follower) else None
+                extra["bn_after"] = follower if _is_batchnorm(follower) else None
             described.append((i, layer, kind, f"{label}{counts[label]}", extra))
         return described
 
@@ -485,8 +484,9 @@ class DiagnosticsRecord:
 
         Vanishing (exploding) gradients: the median over recorded steps of the ratio of
         ‖∂C/∂W‖/‖W‖ of the last to the first hidden Dense layer is >= ``VANISHING_RATIO``
-        (<= 1/``EXPLODING_RATIO``); the message also gives the ratio of Nielsen's ‖δ‖/√units; exploding also when a gradient or statistic is
-        non-finite or a weight-gradient norm grows ``EXPLODING_GROWTH``-fold. Saturation and
+        (<= 1/``EXPLODING_RATIO``); the message also gives the ratio of Nielsen's
+        ‖δ‖/√units. Exploding also when a gradient or statistic is non-finite or a
+        weight-gradient norm grows ``EXPLODING_GROWTH``-fold. Saturation and
         dead units: the mean fraction over the last third of the records is at least
         ``SATURATION_WARN`` / ``DEAD_WARN``.
         """
@@ -593,7 +593,9 @@ class DiagnosticsRecord:
         Figure, FigureCanvasAgg = require_matplotlib()
         layers = self.layers()
         kinds = {kind for _, _, kind in layers}
-        panels = ["speed", "update", "activation", "fraction"] + (["batchnorm"] if "batchnorm" in kinds else [])
+        panels = ["speed", "update", "activation", "fraction"]
+        if "batchnorm" in kinds:
+            panels.append("batchnorm")
         fig = Figure(figsize=(11, 3.2 * ((len(panels) + 1) // 2)), layout="constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots((len(panels) + 1) // 2, 2, squeeze=False).ravel()

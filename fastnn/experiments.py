@@ -195,7 +195,7 @@ class VanishingGradientsResult(_Result):
         return f"{intro}\n\n{speeds}\n\n{note}\n\n{updates}"
 
     def plot(self, path):
-        """One panel per (arm, depth): ‖δ^l‖ per hidden layer against epoch, log scale (Nielsen's figures)."""
+        """One panel per (arm, depth): ‖δ^l‖ per hidden layer against epoch, log scale (Nielsen)."""
         Figure, FigureCanvasAgg = require_matplotlib()
         arms = list(dict.fromkeys(run["arm"] for run in self.runs))
         depths = sorted({len(run["sizes"]) - 2 for run in self.runs})
@@ -343,7 +343,7 @@ class ActivationsResult(_Result):
         return "\n\n".join(blocks)
 
     def plot(self, path):
-        """Rows: activations; columns: inits; per hidden layer the mean over training with a ±std band."""
+        """Rows: activations; columns: inits; each hidden layer's mean over training, ±std band."""
         Figure, FigureCanvasAgg = require_matplotlib()
         activations = list(dict.fromkeys(run["activation"] for run in self.runs))
         inits = list(dict.fromkeys(run["init"] for run in self.runs))
