@@ -343,7 +343,12 @@ class ActivationsResult(_Result):
         return "\n\n".join(blocks)
 
     def plot(self, path):
-        """Rows: activations; columns: inits; each hidden layer's mean over training, ±std band."""
+        """Rows: activations; columns: inits; one curve per hidden layer over training.
+
+        Sigmoid rows show the mean with a ±std band (Glorot & Bengio's fig. 2); tanh and
+        softsign rows, whose means stay near 0, show the standard deviation (solid) and the
+        98th percentile (dashed) as their figs. 3-4 do.
+        """
         Figure, FigureCanvasAgg = require_matplotlib()
         activations = list(dict.fromkeys(run["activation"] for run in self.runs))
         inits = list(dict.fromkeys(run["init"] for run in self.runs))
@@ -351,20 +356,27 @@ class ActivationsResult(_Result):
         FigureCanvasAgg(fig)
         axes = fig.subplots(len(activations), len(inits), squeeze=False, sharey="row")
         for run in self.runs:
-            ax = axes[activations.index(run["activation"]), inits.index(run["init"])]
+            row = activations.index(run["activation"])
+            ax = axes[row, inits.index(run["init"])]
             steps = np.asarray(run["steps"])
             for j in range(len(run["mean"])):
                 mean, std = np.asarray(run["mean"][j]), np.asarray(run["std"][j])
-                line, = ax.plot(steps, mean, label=f"layer {j + 1}")
-                ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.12)
+                if run["activation"] == "sigmoid":
+                    line, = ax.plot(steps, mean, label=f"layer {j + 1}")
+                    ax.fill_between(steps, mean - std, mean + std, color=line.get_color(),
+                                    alpha=0.12)
+                else:
+                    line, = ax.plot(steps, std, label=f"layer {j + 1}")
+                    ax.plot(steps, np.asarray(run["p98"][j]), "--", color=line.get_color())
             ax.set_title(f"{run['activation']}, {INIT_LABELS[run['init']]}: "
                          f"test {run['test_accuracy']:.1%}", fontsize="small")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize="x-small", loc="best")
+            if ax is axes[row, 0]:
+                ax.set_ylabel("mean ± std" if run["activation"] == "sigmoid"
+                              else "std (solid), 98th percentile (dashed)")
         for ax in axes[-1]:
             ax.set_xlabel("training step")
-        for ax in axes[:, 0]:
-            ax.set_ylabel("activation mean ± std")
         fig.suptitle("Activation values per hidden layer during training (Glorot & Bengio 2010)")
         fig.savefig(path, dpi=90)
 
