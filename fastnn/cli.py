@@ -20,9 +20,10 @@ import time
 import numpy as np
 
 #: Defaults of ``fastnn train`` (measured on mnist-small and Fashion-MNIST, see README).
-DEFAULTS = {"dataset": "mnist", "hidden": (256, 128), "activation": "relu", "optimizer": "adam",
-            "epochs": 20, "batch_size": 128, "val_split": 0.1, "patience": 5, "seed": 0,
-            "preprocess": "scale", "schedule": "constant", "monitor": "val_loss"}
+DEFAULTS = {"dataset": "mnist", "hidden": (256, 128), "activation": "relu", "dropout": 0.2,
+            "optimizer": "adam", "schedule": "cosine", "epochs": 30, "batch_size": 128,
+            "val_split": 0.1, "patience": 5, "monitor": "val_accuracy", "seed": 0,
+            "preprocess": "scale"}
 
 
 class CommandError(Exception):
@@ -114,8 +115,9 @@ def _add_training_args(p, plot=True):
                    help="weight initializer: " + ", ".join(sorted(INITIALIZERS)) +
                         " (default: He for ReLU/ELU, LeCun for SELU, Glorot otherwise)")
     g.add_argument("--batch-norm", action="store_true", help="batch normalization after each hidden Dense layer")
-    g.add_argument("--dropout", type=_fraction, default=0.0, metavar="RATE",
-                   help="inverted dropout rate on hidden layers, in [0, 1) (default: 0)")
+    g.add_argument("--dropout", type=_fraction, default=DEFAULTS["dropout"], metavar="RATE",
+                   help="inverted dropout rate after each hidden activation, in [0, 1); 0 for "
+                        f"none (default: {DEFAULTS['dropout']})")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="parameter dtype (default: float32)")
 
@@ -221,9 +223,10 @@ def build_parser():
         "train", formatter_class=fmt, help="train an MLP and report its test accuracy",
         description="Train an MLP on MNIST or Fashion-MNIST, report test accuracy, optionally "
                     "save the model, learning curves and a JSON-lines log.",
-        epilog="Defaults: 784-256-128-10 ReLU, He init, Adam lr 1e-3, batch 128, up to 20 "
-               "epochs,\n10%% validation with early stopping (patience 5) restoring the best "
-               "weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
+        epilog="Defaults: 784-256-128-10 ReLU, He init, dropout 0.2, Adam lr 1e-3 with cosine "
+               "decay over the\nepochs, batch 128, up to 30 epochs, 10%% of the training images "
+               "held out for early stopping\n(patience 5 on validation accuracy) restoring the "
+               "best weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
                "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
                "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "
                "--step-size 5 --gamma 0.5")
