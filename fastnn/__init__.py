@@ -7,16 +7,19 @@
 """
 from fastnn._version import __version__
 from fastnn._config import get_num_threads, set_num_threads
-from fastnn import datasets, initializers, layers, losses, optimizers
+from fastnn import datasets, initializers, layers, losses, optimizers, schedules
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
 from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
                            LeakyReLU, Parameter, ReLU, Sigmoid, Softplus, Softsign, Tanh)
 from fastnn.network import Sequential, mlp
-from fastnn.optimizers import SGD
+from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp, clip_grad_norm,
+                               clip_grad_value)
 
 __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "datasets", "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
     "Activation", "Dense", "Identity", "Sigmoid", "Tanh", "HardTanh", "Softsign", "ReLU",
-    "LeakyReLU", "ELU", "SELU", "Softplus", "BatchNorm", "Dropout", "Parameter", "Sequential", "mlp", "SGD",
+    "LeakyReLU", "ELU", "SELU", "Softplus", "BatchNorm", "Dropout", "Parameter", "Sequential", "mlp", "schedules",
+    "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW", "clip_grad_norm",
+    "clip_grad_value",
 ]

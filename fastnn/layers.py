@@ -244,6 +244,30 @@ class Dense(Layer):
                               None if self.bias is None else self.bias.grad, dX)
         return dX
 
+    def _forward_activation(self, activation, X):
+        """Forward of this layer and the ``activation`` layer after it, as one fused kernel.
+
+        The activation's output is its usual buffer; the pre-activation is never stored.
+        """
+        A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
+        _dense.dense_activation_forward(X, self.weight.data,
+                                        None if self.bias is None else self.bias.data,
+                                        A, activation._kind, activation.alpha)
+        self._input = X
+        self._output = None  # Z = X W + b was folded into the activation's output
+        activation._output = A
+        return A
+
+    def _backward_activation(self, activation, dA):
+        """Backward through ``activation`` and this layer (after ``_forward_activation``)."""
+        dZ = activation._buffer("dZ", dA.shape, self.dtype)
+        dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
+        _dense.dense_activation_backward(self._input, self.weight.data, activation._output, dA, dZ,
+                                         self.weight.grad,
+                                         None if self.bias is None else self.bias.grad, dX,
+                                         activation._kind, activation.alpha)
+        return dX
+
 
 class Activation(Layer):
     """Elementwise activation A = f(Z), by name from ``ACTIVATIONS``.

@@ -1,5 +1,6 @@
 """Sequential networks and the ``mlp`` shortcut."""
 import contextlib
+import functools
 
 import numpy as np
 
@@ -78,6 +79,7 @@ class Sequential:
         for layer in layers:
             layer.needs_input_grad = True
         layers[0].needs_input_grad = False
+        self._forward_plan, self._backward_plan = _execution_plan(layers)
         self.training = True
         self.l2 = _check_float(l2, "l2", low=0.0)
         self.l1 = _check_float(l1, "l1", low=0.0)
@@ -104,8 +106,8 @@ class Sequential:
     def backward(self):
         """Fill each parameter's ``grad`` from the last ``loss`` call; returns ∂L/∂X if kept."""
         grad = self.loss_fn.backward()
-        for layer in reversed(self.layers):
-            grad = layer._backward(grad)
+        for backward in self._backward_plan:
+            grad = backward(grad)
         if self.l2 or self.l1:
             for p in self._regularized():
                 _regularization.regularization_backward(p.data.reshape(-1), p.grad.reshape(-1),
@@ -137,8 +139,8 @@ class Sequential:
         return [p for p in self.parameters() if p.regularize]
 
     def _forward(self, X):
-        for layer in self.layers:
-            X = layer._forward(X)
+        for forward in self._forward_plan:
+            X = forward(X)
         return X
 
     def _check_X(self, X):
@@ -266,6 +268,23 @@ class Sequential:
         inner = ",\n".join(f"  {layer!r}" for layer in self.layers)
         penalties = "".join(f", {k}={v}" for k, v in (("l2", self.l2), ("l1", self.l1)) if v)
         return f"Sequential([\n{inner}\n], loss={self.loss_fn.name!r}{penalties})"
+
+
+def _execution_plan(layers):
+    """Forward and backward call lists; a Dense followed by an Activation runs as one fused kernel."""
+    forward, backward = [], []
+    i = 0
+    while i < len(layers):
+        layer, following = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, Dense) and isinstance(following, Activation):
+            forward.append(functools.partial(layer._forward_activation, following))
+            backward.append(functools.partial(layer._backward_activation, following))
+            i += 2
+        else:
+            forward.append(layer._forward)
+            backward.append(layer._backward)
+            i += 1
+    return forward, backward[::-1]
 
 
 def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=None,

@@ -1,8 +1,9 @@
 """Activation kernels, forward and backward, one fused pass over memory each.
 
-Design: a serial per-activation loop over a contiguous chunk (`_forward_chunk`,
-`_backward_chunk`, the switch sits outside the loop so each loop vectorises); the public
-functions split the flat array into chunks run by `prange` when `n_threads > 1`.
+Design: the per-activation loops live in _activation.pxd (`activation_forward_run`,
+`activation_backward_run`; the switch sits outside each loop so it vectorises), shared with
+the fused dense+activation kernels; these functions split the flat array into chunks run
+by `prange` when `n_threads > 1`.
 Every derivative is computed from the *output* A, so the pre-activation need not be
 kept and the forward may run in place (A aliasing Z).
 Contract: inputs are validated, C-contiguous (flattened), one dtype; sizes are checked here.
@@ -11,100 +12,14 @@ NaN propagates (ReLU/hardtanh compare so that NaN falls through).
 from cython cimport floating
 from cython.parallel cimport prange
 
-from fastnn_c._math cimport fabs_, fexp, fexpm1, ftanh, sigmoid, softplus
-
-cdef enum Kind:
-    IDENTITY = 0
-    SIGMOID = 1
-    TANH = 2
-    HARDTANH = 3
-    SOFTSIGN = 4
-    RELU = 5
-    LEAKY_RELU = 6
-    ELU = 7
-    SELU = 8
-    SOFTPLUS = 9
+from fastnn_c._activation cimport (ELU, HARDTANH, IDENTITY, LEAKY_RELU, RELU, SELU, SIGMOID, SOFTPLUS,
+                                   SOFTSIGN, TANH, activation_backward_run, activation_forward_run)
 
 KINDS = {"identity": IDENTITY, "sigmoid": SIGMOID, "tanh": TANH, "hardtanh": HARDTANH,
          "softsign": SOFTSIGN, "relu": RELU, "leaky_relu": LEAKY_RELU, "elu": ELU,
          "selu": SELU, "softplus": SOFTPLUS}
 
-# Klambauer et al. 2017, eq. 14.
-cdef double SELU_LAMBDA = 1.0507009873554804934193349852946
-cdef double SELU_ALPHA = 1.6732632423543772848170429916717
 cdef Py_ssize_t CHUNK = 16384
-
-
-cdef void _forward_chunk(int kind, const floating* z, floating* a, Py_ssize_t n,
-                         floating alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating lam = <floating>SELU_LAMBDA, lam_alpha = <floating>(SELU_LAMBDA * SELU_ALPHA)
-    if kind == IDENTITY:
-        for i in range(n):
-            a[i] = z[i]
-    elif kind == SIGMOID:
-        for i in range(n):
-            a[i] = sigmoid(z[i])
-    elif kind == TANH:
-        for i in range(n):
-            a[i] = ftanh(z[i])
-    elif kind == HARDTANH:
-        for i in range(n):
-            a[i] = -1 if z[i] < -1 else (1 if z[i] > 1 else z[i])
-    elif kind == SOFTSIGN:
-        for i in range(n):
-            a[i] = z[i] / (1 + fabs_(z[i]))
-    elif kind == RELU:
-        for i in range(n):
-            a[i] = 0 if z[i] < 0 else z[i]
-    elif kind == LEAKY_RELU:
-        for i in range(n):
-            a[i] = alpha * z[i] if z[i] < 0 else z[i]
-    elif kind == ELU:
-        for i in range(n):
-            a[i] = alpha * fexpm1(z[i]) if z[i] < 0 else z[i]
-    elif kind == SELU:
-        for i in range(n):
-            a[i] = lam_alpha * fexpm1(z[i]) if z[i] < 0 else lam * z[i]
-    elif kind == SOFTPLUS:
-        for i in range(n):
-            a[i] = softplus(z[i])
-
-
-cdef void _backward_chunk(int kind, const floating* a, const floating* da, floating* dz,
-                          Py_ssize_t n, floating alpha) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef floating lam = <floating>SELU_LAMBDA, lam_alpha = <floating>(SELU_LAMBDA * SELU_ALPHA)
-    if kind == IDENTITY:
-        for i in range(n):
-            dz[i] = da[i]
-    elif kind == SIGMOID:
-        for i in range(n):
-            dz[i] = da[i] * a[i] * (1 - a[i])
-    elif kind == TANH:
-        for i in range(n):
-            dz[i] = da[i] * (1 - a[i] * a[i])
-    elif kind == HARDTANH:
-        for i in range(n):
-            dz[i] = da[i] if -1 < a[i] < 1 else 0
-    elif kind == SOFTSIGN:
-        for i in range(n):
-            dz[i] = da[i] * (1 - fabs_(a[i])) * (1 - fabs_(a[i]))
-    elif kind == RELU:
-        for i in range(n):
-            dz[i] = da[i] if a[i] > 0 else 0
-    elif kind == LEAKY_RELU:
-        for i in range(n):
-            dz[i] = da[i] if a[i] > 0 else alpha * da[i]
-    elif kind == ELU:
-        for i in range(n):
-            dz[i] = da[i] if a[i] > 0 else da[i] * (a[i] + alpha)
-    elif kind == SELU:
-        for i in range(n):
-            dz[i] = lam * da[i] if a[i] > 0 else da[i] * (a[i] + lam_alpha)
-    elif kind == SOFTPLUS:
-        for i in range(n):
-            dz[i] = -da[i] * fexpm1(-a[i])
 
 
 def activation_forward(int kind,
@@ -121,12 +36,12 @@ def activation_forward(int kind,
         return
     if n_threads <= 1 or n <= CHUNK:
         with nogil:
-            _forward_chunk(kind, &Z[0], &A[0], n, <floating>alpha)
+            activation_forward_run(kind, &Z[0], &A[0], n, <floating>alpha)
         return
     n_chunks = (n + CHUNK - 1) // CHUNK
     for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
         start = c * CHUNK
-        _forward_chunk(kind, &Z[start], &A[start], min(CHUNK, n - start), <floating>alpha)
+        activation_forward_run(kind, &Z[start], &A[start], min(CHUNK, n - start), <floating>alpha)
 
 
 def activation_backward(int kind,
@@ -145,10 +60,10 @@ def activation_backward(int kind,
         return
     if n_threads <= 1 or n <= CHUNK:
         with nogil:
-            _backward_chunk(kind, &A[0], &dA[0], &dZ[0], n, <floating>alpha)
+            activation_backward_run(kind, &A[0], &dA[0], &dZ[0], n, <floating>alpha)
         return
     n_chunks = (n + CHUNK - 1) // CHUNK
     for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
         start = c * CHUNK
-        _backward_chunk(kind, &A[start], &dA[start], &dZ[start], min(CHUNK, n - start),
+        activation_backward_run(kind, &A[start], &dA[start], &dZ[start], min(CHUNK, n - start),
                         <floating>alpha)

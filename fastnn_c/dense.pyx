@@ -2,13 +2,16 @@
 
 Design: the matrix products go to CBLAS GEMM (row-major, no copies); the bias is written
 into Y first so that GEMM accumulates onto it (beta = 1), which makes the bias add free;
-db is a column sum done in one pass over dY.
+db is a column sum done in one pass over dY. The dense+activation kernels fuse a following
+activation: bias and f run on each output row right after GEMM while the row is in L1,
+and backward forms dA ⊙ f' and its column sum in one pass.
 Contract: inputs are validated, C-contiguous and of one float dtype; shapes are checked
 here so that a wrong call raises instead of reading out of bounds.
 Shapes: X (n, in), W (in, out), b (out,), Y (n, out).
 """
 from cython cimport floating
 
+from fastnn_c._activation cimport IDENTITY, SOFTPLUS, activation_backward_run, activation_forward_run
 from fastnn_c._blas cimport gemm
 
 
@@ -86,3 +89,65 @@ def dense_backward(const floating[:, ::1] X,    # IN  (n, in)
                 if dX is not None:
                     gemm(False, True, n, n_in, n_out, <floating>1.0, &dY[0, 0], n_out,
                          &W[0, 0], n_out, <floating>0.0, &dX[0, 0], n_in)
+
+
+def dense_activation_forward(const floating[:, ::1] X,   # IN  (n, in)
+                             const floating[:, ::1] W,   # IN  (in, out)
+                             const floating[::1] b,      # IN  (out,) or None
+                             floating[:, ::1] A,         # OUT (n, out)
+                             int kind, double alpha=0.0):
+    """A := f(X W + b): GEMM, then bias and activation in one pass per row (row stays in L1)."""
+    cdef int n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    cdef Py_ssize_t i, j
+    if W.shape[0] != n_in or A.shape[0] != n or A.shape[1] != n_out:
+        raise ValueError(f"dense_activation_forward: X {X.shape[0], X.shape[1]}, W "
+                         f"{W.shape[0], W.shape[1]} and A {A.shape[0], A.shape[1]} do not agree")
+    if b is not None and b.shape[0] != n_out:
+        raise ValueError(f"dense_activation_forward: b has {b.shape[0]} entries, expected {n_out}")
+    if not IDENTITY <= kind <= SOFTPLUS:
+        raise ValueError(f"dense_activation_forward: unknown activation code {kind}")
+    if n == 0 or n_out == 0:
+        return
+    with nogil:
+        if n_in > 0:
+            gemm(False, False, n, n_out, n_in, <floating>1.0, &X[0, 0], n_in, &W[0, 0], n_out,
+                 <floating>0.0, &A[0, 0], n_out)
+        for i in range(n):
+            if n_in == 0:
+                for j in range(n_out):
+                    A[i, j] = 0
+            if b is not None:
+                for j in range(n_out):
+                    A[i, j] += b[j]
+            activation_forward_run(kind, &A[i, 0], &A[i, 0], n_out, <floating>alpha)
+
+
+def dense_activation_backward(const floating[:, ::1] X,    # IN  (n, in)
+                              const floating[:, ::1] W,    # IN  (in, out)
+                              const floating[:, ::1] A,    # IN  (n, out) forward output f(XW + b)
+                              const floating[:, ::1] dA,   # IN  (n, out)
+                              floating[:, ::1] dZ,         # OUT (n, out) scratch: dA ⊙ f'
+                              floating[:, ::1] dW,         # OUT (in, out)
+                              floating[::1] db,            # OUT (out,) or None
+                              floating[:, ::1] dX,         # OUT (n, in) or None
+                              int kind, double alpha=0.0):
+    """dZ := dA ⊙ f'(Z) and db := Σ_rows dZ in one pass; then dW := Xᵀ dZ, dX := dZ Wᵀ."""
+    cdef int n = X.shape[0], n_out = W.shape[1]
+    cdef Py_ssize_t i, j
+    if (A.shape[0] != n or A.shape[1] != n_out or dA.shape[0] != n or dA.shape[1] != n_out
+            or dZ.shape[0] != n or dZ.shape[1] != n_out):
+        raise ValueError(f"dense_activation_backward: A, dA and dZ must be {n, n_out}")
+    if not IDENTITY <= kind <= SOFTPLUS:
+        raise ValueError(f"dense_activation_backward: unknown activation code {kind}")
+    if db is not None:
+        if db.shape[0] != n_out:
+            raise ValueError(f"dense_activation_backward: db has {db.shape[0]} entries, "
+                             f"expected {n_out}")
+        db[:] = 0
+    with nogil:
+        for i in range(n):
+            activation_backward_run(kind, &A[i, 0], &dA[i, 0], &dZ[i, 0], n_out, <floating>alpha)
+            if db is not None:
+                for j in range(n_out):
+                    db[j] += dZ[i, j]
+    dense_backward(X, W, dZ, dW, None, dX)

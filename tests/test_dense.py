@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.layers import ACTIVATIONS as ACTIVATION_NAMES
+from fastnn_c import activations as _act
 from fastnn_c import dense as _dense
 from conftest import ATOL, RTOL, layout
 import reference as ref
@@ -101,3 +103,67 @@ def test_layer_reuses_buffers_across_steps(rng):
     assert np.shares_memory(first, second)
     smaller = layer.forward(X[:5])  # a smaller batch is served from the same buffer
     assert np.shares_memory(first, smaller) and smaller.shape == (5, 4)
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("n,n_in,n_out", [(1, 3, 5), (7, 784, 3), (64, 17, 33)], ids=str)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_fused_dense_activation_matches_the_two_layers(dtype, rng, name, n, n_in, n_out, bias):
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    W = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype) if bias else None
+    dA = rng.standard_normal((n, n_out)).astype(dtype)
+    kind = _act.KINDS[name]
+
+    A = np.empty((n, n_out), dtype)
+    _dense.dense_activation_forward(X, W, b, A, kind, 0.1)
+    alpha = 0.1 if name in ("leaky_relu", "elu") else None
+    f, _ = ref.activation(name, ref.dense_forward(X.astype(np.float64), W, b), alpha)
+    np.testing.assert_allclose(A, f, rtol=RTOL[dtype] * 30, atol=ATOL[dtype] * 30)
+
+    dZ, dW, db, dX = (np.empty((n, n_out), dtype), np.empty_like(W), np.empty(n_out, dtype),
+                      np.empty_like(X))
+    _dense.dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, kind, 0.1)
+    expected_dZ = dA * _act_derivative_from_output(name, A)
+    np.testing.assert_allclose(dZ, expected_dZ, rtol=RTOL[dtype] * 30, atol=ATOL[dtype] * 30)
+    ref_dX, ref_dW, ref_db = ref.dense_backward(X, W, expected_dZ)
+    scale = dict(rtol=RTOL[dtype] * 30, atol=ATOL[dtype] * 30 * max(n, n_in, n_out))
+    np.testing.assert_allclose(dW, ref_dW, **scale)
+    np.testing.assert_allclose(db, ref_db, **scale)
+    np.testing.assert_allclose(dX, ref_dX, **scale)
+
+
+def _act_derivative_from_output(name, A):
+    """f'(Z) from A = f(Z), through an unfused Activation layer's backward."""
+    layer = fastnn.Activation(name, 0.1 if name in ("leaky_relu", "elu") else None)
+    layer._output = A
+    return layer._backward(np.ones_like(A))
+
+
+def test_networks_run_dense_activation_pairs_fused(rng):
+    """A Sequential fuses each Dense+Activation pair; results equal the layer-by-layer path."""
+    net = fastnn.mlp([6, 5, 4, 3], activation="elu", rng=0, dtype=np.float64)
+    assert len(net._forward_plan) == 3  # (Dense+ELU), (Dense+ELU), Dense
+    X, y = rng.standard_normal((9, 6)), rng.integers(0, 3, 9)
+    fused_loss = net.loss(X, y)
+    net.backward()
+    fused = [p.grad.copy() for p in net.parameters()]
+    out = X
+    for layer in net.layers:
+        out = layer.forward(out)
+    assert net.loss_fn.forward(out, y) == pytest.approx(fused_loss, rel=1e-14)
+    grad = net.loss_fn.backward()
+    for layer in reversed(net.layers):
+        grad = layer.backward(grad)
+    for expected, p in zip(fused, net.parameters()):
+        np.testing.assert_allclose(p.grad, expected, rtol=1e-13)
+
+
+def test_fused_kernels_reject_wrong_shapes():
+    X, W, A = np.ones((3, 4)), np.ones((4, 2)), np.empty((3, 2))
+    with pytest.raises(ValueError, match="do not agree"):
+        _dense.dense_activation_forward(X, W, None, np.empty((3, 3)), 5)
+    with pytest.raises(ValueError, match="unknown activation code"):
+        _dense.dense_activation_forward(X, W, None, A, 42)
+    with pytest.raises(ValueError, match="must be"):
+        _dense.dense_activation_backward(X, W, A, np.ones((3, 3)), A, np.empty((4, 2)), None, None, 5)

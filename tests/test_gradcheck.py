@@ -35,19 +35,21 @@ def test_catches_a_wrong_derivative(rng):
         gradcheck(_WrongTanh(), rng.standard_normal((4, 3)), check_input=True, raise_exception=True)
 
 
-def test_catches_a_wrong_parameter_gradient(rng):
-    net = fastnn.mlp([4, 5, 3], activation="tanh", rng=0, dtype=np.float64)
-    original = net.layers[0]._backward
+class _WrongDense(fastnn.Dense):
+    """A dense layer whose weight gradient is off by 1e-3 in one entry."""
 
-    def corrupted(dY):
-        dX = original(dY)
-        net.layers[0].weight.grad[0, 0] += 1e-3
+    def _backward(self, dY):
+        dX = super()._backward(dY)
+        self.weight.grad[0, 0] += 1e-3
         return dX
 
-    net.layers[0]._backward = corrupted
+
+def test_catches_a_wrong_parameter_gradient(rng):
+    net = fastnn.Sequential([fastnn.Dense(4, 5, rng=0, dtype=np.float64), fastnn.Tanh(),
+                             _WrongDense(5, 3, rng=1, dtype=np.float64)])
     result = gradcheck(net, rng.standard_normal((6, 4)), rng.integers(0, 3, 6))
     failing = [c for c in result.checks if c.relative_error >= result.threshold]
-    assert [c.name for c in failing] == ["0.Dense.weight"]
+    assert [c.name for c in failing] == ["2._WrongDense.weight"]
     assert failing[0].worst_index == (0, 0)
 
 

@@ -82,9 +82,9 @@ def test_non_contiguous_output_is_copied(rng, kind):
 def test_label_validation():
     loss = losses.SoftmaxCrossEntropy()
     z = np.zeros((3, 4))
-    with pytest.raises(ValueError, match=r"y\[1\] = 4 is outside \[0, 4\)"):
+    with pytest.raises(ValueError, match=r"labels\[1\] = 4 is outside \[0, 4\)"):
         loss.forward(z, [0, 4, 1])
-    with pytest.raises(ValueError, match=r"y\[0\] = -1"):
+    with pytest.raises(ValueError, match=r"labels\[0\] = -1"):
         loss.forward(z, [-1, 0, 1])
     with pytest.raises(ValueError, match="has 2 labels, expected 3"):
         loss.forward(z, [0, 1])

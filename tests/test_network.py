@@ -51,7 +51,7 @@ def test_validation_messages():
     net = fastnn.mlp([3, 2])
     with pytest.raises(ValueError, match="X has 4 features per row, expected 3"):
         net.predict(np.ones((2, 4)))
-    with pytest.raises(ValueError, match=r"y\[0\] = 5 is outside \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"labels\[0\] = 5 is outside \[0, 2\)"):
         net.loss(np.ones((1, 3)), [5])
     with pytest.raises(TypeError, match="not a fastnn Parameter"):
         fastnn.SGD([np.ones(3)], lr=0.1)
