@@ -141,7 +141,10 @@ class Optimizer:
     step_count : int
         Number of ``step()`` calls so far.
     last_grad_norm : float or None
-        Global L2 norm of the gradients seen by the last ``step()``, before clipping.
+        Global L2 norm of the gradients seen by the last ``step()``, before clipping. With
+        ``clip_norm`` it is computed in the step; otherwise on first access (an extra pass
+        over the gradients that unclipped training need not pay every step), so read it
+        before the next ``backward()``.
     """
 
     #: Registry key, also stored in ``state_dict()["name"]``.
@@ -158,19 +161,28 @@ class Optimizer:
         self.clip_value = (None if clip_value is None
                            else _check_number(clip_value, "clip_value", low=0, low_open=True))
         self.step_count = 0
-        self.last_grad_norm = None
+        self._grad_norm = None
         self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
         self._flat_state = [{slot: a.reshape(-1) for slot, a in s.items()} for s in self.state]
+        self._flat = [(p.data.reshape(-1), p.grad.reshape(-1)) for p in self.params]
+
+    @property
+    def last_grad_norm(self):
+        if self._grad_norm is None and self.step_count:
+            self._grad_norm = global_grad_norm(self.params)
+        return self._grad_norm
 
     def step(self):
         """Apply one update to every parameter from its ``grad``."""
-        self.last_grad_norm = global_grad_norm(self.params)
-        scale = _clip_scale(self.last_grad_norm, self.clip_norm)
+        self._grad_norm = None if self.clip_norm is None else global_grad_norm(self.params)
+        scale = 1.0 if self.clip_norm is None else _clip_scale(self._grad_norm, self.clip_norm)
         clip = math.inf if self.clip_value is None else self.clip_value
         self.step_count += 1
-        for p, state in zip(self.params, self._flat_state):
+        for p, (data, grad), state in zip(self.params, self._flat, self._flat_state):
+            if data.base is not p.data or grad.base is not p.grad:  # arrays were replaced
+                data, grad = p.data.reshape(-1), p.grad.reshape(-1)
             decay = self.weight_decay if p.regularize else 0.0
-            self._update(p.data.reshape(-1), p.grad.reshape(-1), state, decay, scale, clip)
+            self._update(data, grad, state, decay, scale, clip)
 
     def get_config(self):
         """Constructor hyper-parameters (JSON-serialisable): ``get(name, params, **config)``."""
