@@ -365,9 +365,10 @@ class DiagnosticsRecord:
         Monitor settings (``interval``, ``saturation_tol``).
     """
 
-    #: Warning thresholds. Ratios compare the relative weight gradient ‖∂C/∂W‖/‖W‖ of the
-    #: last and the first hidden Dense layer (how fast each layer's weights move for a given
-    #: learning rate; unlike ‖δ‖ it is comparable across widths and with batch norm).
+    #: Warning thresholds. Ratios compare the last and the first hidden Dense layer by the
+    #: relative weight gradient ‖∂C/∂W‖/‖W‖ (how fast the weights move for a given learning
+    #: rate, comparable across widths and with batch norm) and by Nielsen's ‖δ‖/√units
+    #: (skipped when batch norm follows either layer).
     VANISHING_RATIO = 10.0
     EXPLODING_RATIO = 10.0
     #: Growth of a layer's weight-gradient norm over training counted as exploding.
@@ -482,11 +483,11 @@ class DiagnosticsRecord:
     def warnings(self):
         """Plain-words warnings about what the record shows, each with the texts' remedies.
 
-        Vanishing (exploding) gradients: the median over recorded steps of the ratio of
-        ‖∂C/∂W‖/‖W‖ of the last to the first hidden Dense layer is >= ``VANISHING_RATIO``
-        (<= 1/``EXPLODING_RATIO``); the message also gives the ratio of Nielsen's
-        ‖δ‖/√units. Exploding also when a gradient or statistic is non-finite or a
-        weight-gradient norm grows ``EXPLODING_GROWTH``-fold. Saturation and
+        Vanishing (exploding) gradients: the median over recorded steps of the ratio, last
+        to first hidden Dense layer, of ‖∂C/∂W‖/‖W‖ or of Nielsen's ‖δ‖/√units (not used
+        next to batch norm, whose β gradient cancels over the batch) is >=
+        ``VANISHING_RATIO`` (<= 1/``EXPLODING_RATIO``). Exploding also when a gradient or
+        statistic is non-finite or a weight-gradient norm grows ``EXPLODING_GROWTH``-fold. Saturation and
         dead units: the mean fraction over the last third of the records is at least
         ``SATURATION_WARN`` / ``DEAD_WARN``.
         """
@@ -547,28 +548,32 @@ class DiagnosticsRecord:
         return None
 
     def _depth_warnings(self, hidden):
+        """Compare the first and the last hidden Dense layer (see ``warnings``)."""
         (i0, name0), (i1, name1) = hidden[0], hidden[-1]
-        ratio = self._median_ratio(i0, i1, lambda i: self.series(i, "grad_norm_weight")[1]
-                                   / self.series(i, "weight_norm")[1])
-        if ratio is None:
-            return []
-        median, first, last, count = ratio
-        detail = (f"(relative weight gradient ||dC/dW||/||W||, median over {count} recorded steps; "
-                  f"{first:.3g}x at the first, {last:.3g}x at the last")
         units = {i: next(r["units"] for r in self.rows if r["layer"] == i) for i in (i0, i1)}
-        speed = self._median_ratio(i0, i1, lambda i: self.series(i, "delta_norm")[1]
-                                   / math.sqrt(units[i]))
-        if speed is not None:
-            detail += f"; Nielsen's speed of learning ||delta||/sqrt(units): {speed[0]:.3g}x"
-        detail += ")"
-        if median >= self.VANISHING_RATIO:
+        measures = {"relative weight gradient ||dC/dW||/||W||": self._median_ratio(
+            i0, i1, lambda i: self.series(i, "grad_norm_weight")[1] / self.series(i, "weight_norm")[1])}
+        # With batch norm after a Dense layer, delta is beta's gradient, a batch sum that the
+        # normalization makes cancel: not a measure of how fast the layer learns.
+        normalized = {r["layer"] - 1 for r in self.rows if r["kind"] == "batchnorm"}
+        if not normalized & {i0, i1}:
+            measures["Nielsen's speed of learning ||delta||/sqrt(units)"] = self._median_ratio(
+                i0, i1, lambda i: self.series(i, "delta_norm")[1] / math.sqrt(units[i]))
+        measures = {k: v for k, v in measures.items() if v is not None}
+        if not measures:
+            return []
+        detail = "; ".join(f"{label}: {median:.3g}x (median over {count} recorded steps; "
+                           f"{first:.3g}x at the first, {last:.3g}x at the last)"
+                           for label, (median, first, last, count) in measures.items())
+        medians = [m[0] for m in measures.values()]
+        if max(medians) >= self.VANISHING_RATIO:
             return [f"Vanishing gradients: the first hidden layer ({name0}, layer {i0}) learns "
-                    f"{median:.3g}x slower than the last hidden layer ({name1}, layer {i1}) "
-                    f"{detail}; early layers barely change. {_REMEDIES['vanishing']}"]
-        if median <= 1 / self.EXPLODING_RATIO:
+                    f"{max(medians):.3g}x slower than the last hidden layer ({name1}, layer {i1}) "
+                    f"({detail}); early layers barely change. {_REMEDIES['vanishing']}"]
+        if min(medians) <= 1 / self.EXPLODING_RATIO:
             return [f"Exploding gradients: the first hidden layer ({name0}, layer {i0}) learns "
-                    f"{1 / median:.3g}x faster than the last hidden layer ({name1}, layer {i1}) "
-                    f"{detail}. {_REMEDIES['exploding']}"]
+                    f"{1 / min(medians):.3g}x faster than the last hidden layer ({name1}, "
+                    f"layer {i1}) ({detail}). {_REMEDIES['exploding']}"]
         return []
 
     @staticmethod
