@@ -15,6 +15,7 @@ import argparse
 import inspect
 import os
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -208,9 +209,23 @@ def _add_verbosity(g):
                    help="also describe the data, the network and the optimizer")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps description and epilog paragraphs but keeps their line breaks and indented lines."""
+
+    def _fill_text(self, text, width, indent):
+        lines = []
+        for line in text.splitlines():
+            if line.startswith(" ") or not line:
+                lines.append(indent + line)
+            else:
+                lines.extend(textwrap.wrap(line, width, initial_indent=indent,
+                                           subsequent_indent=indent))
+        return "\n".join(lines)
+
+
 def build_parser():
     """The ``fastnn`` argument parser (subcommands train, evaluate, predict, diagnose, experiment)."""
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = _HelpFormatter
     parser = argparse.ArgumentParser(
         prog="fastnn", formatter_class=fmt,
         description="Train and use fully-connected networks on MNIST and Fashion-MNIST.",
@@ -224,8 +239,8 @@ def build_parser():
         description="Train an MLP on MNIST or Fashion-MNIST, report test accuracy, optionally "
                     "save the model, learning curves and a JSON-lines log.",
         epilog="Defaults: 784-256-128-10 ReLU, He init, dropout 0.2, Adam lr 1e-3 with cosine "
-               "decay over the\nepochs, batch 128, up to 30 epochs, 10%% of the training images "
-               "held out for early stopping\n(patience 5 on validation accuracy) restoring the "
+               "decay over the epochs, batch 128, up to 30 epochs, 10% of the training images "
+               "held out for early stopping (patience 5 on validation accuracy) restoring the "
                "best weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
                "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
                "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "

@@ -8,6 +8,7 @@
         net.backward()
         monitor.after_backward(step)        # diagnostics see the gradients
         optimizer.step()
+        net.apply_constraints()             # max-norm
         monitor.after_update(step)
         schedule.on_batch_end()
         callbacks: on_batch_end
@@ -415,6 +416,7 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     trainer = Trainer(net, optimizer, schedule, history, epochs)
     callbacks = list(callbacks)
     classify = net.loss_fn.target_kind == "labels"
+    constrain = hasattr(net, "apply_constraints")  # max-norm, after every update
     n = X.shape[0]
     step = initial_epoch * math.ceil(n / batch_size)
     for cb in callbacks:
@@ -441,6 +443,8 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
                     if monitor is not None:
                         monitor.after_backward(step)
                     optimizer.step()
+                    if constrain:
+                        net.apply_constraints()
                     if monitor is not None:
                         monitor.after_update(step)
                     if schedule is not None:

@@ -267,3 +267,20 @@ def test_initial_epoch_numbers_epochs(toy):
     X, y = toy
     history = fit(mlp([6, 3], rng=0), X, y, epochs=5, initial_epoch=3)
     assert history["epoch"] == [4, 5]
+
+
+def test_max_norm_constraint_applies_after_each_update(toy):
+    X, y = toy
+    net = mlp([6, 16, 3], rng=0, max_norm=0.5)
+    weights = [p for p in net.parameters() if p.name == "weight"]
+
+    class CheckNorms:
+        def after_backward(self, step):
+            pass
+
+        def after_update(self, step):
+            for w in weights:  # each unit's incoming weight vector (a column of W)
+                assert np.linalg.norm(w.data, axis=0).max() <= 0.5 * (1 + 1e-5)
+
+    fit(net, X, y, optimizer=get_optimizer("sgd", net.parameters(), lr=1.0), epochs=2,
+        batch_size=32, monitor=CheckNorms())
