@@ -258,6 +258,22 @@ class Dense(Layer):
         activation._output = A
         return A
 
+    def _sgd_backward(self, lr, dY):
+        """Backward fused with a plain SGD step of rate ``lr`` (the gradient is not stored)."""
+        dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
+        _dense.dense_sgd_backward(self._input, self.weight.data, dY,
+                                  None if self.bias is None else self.bias.data, dX, lr)
+        return dX
+
+    def _sgd_backward_activation(self, activation, lr, dA):
+        """``_backward_activation`` fused with a plain SGD step of rate ``lr``."""
+        dZ = activation._buffer("dZ", dA.shape, self.dtype)
+        dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
+        _dense.dense_activation_sgd_backward(self._input, self.weight.data, activation._output, dA,
+                                             dZ, None if self.bias is None else self.bias.data, dX,
+                                             activation._kind, activation.alpha, lr)
+        return dX
+
     def _backward_activation(self, activation, dA):
         """Backward through ``activation`` and this layer (after ``_forward_activation``)."""
         dZ = activation._buffer("dZ", dA.shape, self.dtype)

@@ -79,7 +79,8 @@ class Sequential:
         for layer in layers:
             layer.needs_input_grad = True
         layers[0].needs_input_grad = False
-        self._forward_plan, self._backward_plan = _execution_plan(layers)
+        self._forward_plan, self._backward_plan, self._sgd_backward_plan = _execution_plan(layers)
+        self._parameter_ids = frozenset(id(p) for p in self.parameters())
         self.training = True
         self.l2 = _check_float(l2, "l2", low=0.0)
         self.l1 = _check_float(l1, "l1", low=0.0)
@@ -128,10 +129,25 @@ class Sequential:
         """One step of training on the batch (X, y): forward, loss, backward, update, constraints.
 
         Returns the batch loss (before the update), including the regularization penalty.
+        With plain SGD (no momentum, decay or clipping) on a network whose only parameters
+        are dense layers', the update is folded into the weight-gradient GEMMs: the result
+        is the same, but the parameters' ``grad`` arrays are not filled. Call ``loss``,
+        ``backward`` and ``optimizer.step()`` yourself when you need the gradients.
         """
+        rate = None
+        if self._sgd_backward_plan is not None and not (self.l2 or self.l1):
+            rate = optimizer._folded_sgd_rate(self._parameter_ids)
         value = self.loss(X, y)
-        self.backward()
-        optimizer.step()
+        if rate is None:
+            self.backward()
+            optimizer.step()
+        else:
+            # Plain SGD: each dense layer's update is its weight-gradient GEMM (W −= lr XᵀdY),
+            # so gradients are not stored and no separate update pass runs.
+            grad = self.loss_fn.backward()
+            for backward in self._sgd_backward_plan:
+                grad = backward(rate, grad)
+            optimizer._record_folded_step()
         self.apply_constraints()
         return value
 
@@ -271,20 +287,31 @@ class Sequential:
 
 
 def _execution_plan(layers):
-    """Forward and backward call lists; a Dense followed by an Activation runs as one fused kernel."""
-    forward, backward = [], []
+    """Forward, backward and SGD-fused backward call lists.
+
+    A Dense followed by an Activation runs as one fused kernel. The SGD-fused backward
+    calls take (lr, grad); that list is None when a layer other than Dense has parameters.
+    """
+    forward, backward, sgd_backward = [], [], []
+    foldable = True
     i = 0
     while i < len(layers):
         layer, following = layers[i], layers[i + 1] if i + 1 < len(layers) else None
         if isinstance(layer, Dense) and isinstance(following, Activation):
             forward.append(functools.partial(layer._forward_activation, following))
             backward.append(functools.partial(layer._backward_activation, following))
+            sgd_backward.append(functools.partial(layer._sgd_backward_activation, following))
             i += 2
+            continue
+        forward.append(layer._forward)
+        backward.append(layer._backward)
+        if isinstance(layer, Dense):
+            sgd_backward.append(layer._sgd_backward)
         else:
-            forward.append(layer._forward)
-            backward.append(layer._backward)
-            i += 1
-    return forward, backward[::-1]
+            foldable = foldable and not layer.parameters()
+            sgd_backward.append(lambda lr, grad, layer=layer: layer._backward(grad))
+        i += 1
+    return forward, backward[::-1], sgd_backward[::-1] if foldable else None
 
 
 def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=None,

@@ -162,18 +162,33 @@ class Optimizer:
                            else _check_number(clip_value, "clip_value", low=0, low_open=True))
         self.step_count = 0
         self._grad_norm = None
+        self._folded = False
         self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
         self._flat_state = [{slot: a.reshape(-1) for slot, a in s.items()} for s in self.state]
         self._flat = [(p.data.reshape(-1), p.grad.reshape(-1)) for p in self.params]
 
     @property
     def last_grad_norm(self):
-        if self._grad_norm is None and self.step_count:
+        if self._grad_norm is None and self.step_count and not self._folded:
             self._grad_norm = global_grad_norm(self.params)
         return self._grad_norm
 
+    def _folded_sgd_rate(self, param_ids):
+        """lr if a step is exactly θ ← θ − lr·g on the parameters ``param_ids``, else None.
+
+        ``Sequential.train_step`` then folds the update into its weight-gradient GEMMs.
+        """
+        return None
+
+    def _record_folded_step(self):
+        """Count a step whose update ``Sequential.train_step`` folded into its GEMMs."""
+        self.step_count += 1
+        self._grad_norm = None
+        self._folded = True  # the gradients were never stored: no norm to report
+
     def step(self):
         """Apply one update to every parameter from its ``grad``."""
+        self._folded = False
         self._grad_norm = None if self.clip_norm is None else global_grad_norm(self.params)
         scale = 1.0 if self.clip_norm is None else _clip_scale(self._grad_norm, self.clip_norm)
         clip = math.inf if self.clip_value is None else self.clip_value
@@ -273,6 +288,13 @@ class SGD(Optimizer):
         self.nesterov = nesterov
         self.slots = ("velocity",) if self.momentum > 0 else ()
         super().__init__(params, lr, weight_decay, clip_norm, clip_value)
+
+    def _folded_sgd_rate(self, param_ids):
+        plain = (self.momentum == 0 and self.clip_norm is None and self.clip_value is None
+                 and (self.weight_decay == 0 or not any(p.regularize for p in self.params)))
+        if plain and frozenset(id(p) for p in self.params) == param_ids:
+            return self.lr
+        return None
 
     def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
         if self.momentum == 0:

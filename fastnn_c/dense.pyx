@@ -151,3 +151,60 @@ def dense_activation_backward(const floating[:, ::1] X,    # IN  (n, in)
                 for j in range(n_out):
                     db[j] += dZ[i, j]
     dense_backward(X, W, dZ, dW, None, dX)
+
+
+def dense_sgd_backward(const floating[:, ::1] X,    # IN  (n, in)
+                       floating[:, ::1] W,          # IN/OUT (in, out), updated in place
+                       const floating[:, ::1] dY,   # IN  (n, out)
+                       floating[::1] b,             # IN/OUT (out,) or None
+                       floating[:, ::1] dX,         # OUT (n, in) or None
+                       double lr):
+    """Backward fused with a plain SGD step: dX := dY Wᵀ (old W), W −= lr Xᵀ dY, b −= lr Σ_rows dY.
+
+    The weight update is the dW GEMM itself (alpha = −lr, beta = 1), so the gradient is
+    never stored and no separate update pass runs.
+    """
+    cdef int n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    cdef Py_ssize_t i, j
+    cdef floating step = <floating>lr
+    if (W.shape[0] != n_in or dY.shape[0] != n or dY.shape[1] != n_out):
+        raise ValueError(f"dense_sgd_backward: X {X.shape[0], X.shape[1]}, W "
+                         f"{W.shape[0], W.shape[1]} and dY {dY.shape[0], dY.shape[1]} do not agree")
+    if b is not None and b.shape[0] != n_out:
+        raise ValueError(f"dense_sgd_backward: b has {b.shape[0]} entries, expected {n_out}")
+    if dX is not None and (dX.shape[0] != n or dX.shape[1] != n_in):
+        raise ValueError(f"dense_sgd_backward: dX is {dX.shape[0], dX.shape[1]}, expected {n, n_in}")
+    if n == 0 or n_out == 0 or n_in == 0:
+        raise ValueError("dense_sgd_backward: empty batch or layer")
+    with nogil:
+        if dX is not None:
+            gemm(False, True, n, n_in, n_out, <floating>1.0, &dY[0, 0], n_out, &W[0, 0], n_out,
+                 <floating>0.0, &dX[0, 0], n_in)
+        gemm(True, False, n_in, n_out, n, -step, &X[0, 0], n_in, &dY[0, 0], n_out,
+             <floating>1.0, &W[0, 0], n_out)
+        if b is not None:
+            for i in range(n):
+                for j in range(n_out):
+                    b[j] -= step * dY[i, j]
+
+
+def dense_activation_sgd_backward(const floating[:, ::1] X,    # IN  (n, in)
+                                  floating[:, ::1] W,          # IN/OUT (in, out)
+                                  const floating[:, ::1] A,    # IN  (n, out) forward output
+                                  const floating[:, ::1] dA,   # IN  (n, out)
+                                  floating[:, ::1] dZ,         # OUT (n, out) scratch: dA ⊙ f'
+                                  floating[::1] b,             # IN/OUT (out,) or None
+                                  floating[:, ::1] dX,         # OUT (n, in) or None
+                                  int kind, double alpha, double lr):
+    """dZ := dA ⊙ f'(Z) (one pass), then ``dense_sgd_backward`` with dZ."""
+    cdef int n = X.shape[0], n_out = W.shape[1]
+    cdef Py_ssize_t i
+    if (A.shape[0] != n or A.shape[1] != n_out or dA.shape[0] != n or dA.shape[1] != n_out
+            or dZ.shape[0] != n or dZ.shape[1] != n_out):
+        raise ValueError(f"dense_activation_sgd_backward: A, dA and dZ must be {n, n_out}")
+    if not IDENTITY <= kind <= SOFTPLUS:
+        raise ValueError(f"dense_activation_sgd_backward: unknown activation code {kind}")
+    with nogil:
+        for i in range(n):
+            activation_backward_run(kind, &A[i, 0], &dA[i, 0], &dZ[i, 0], n_out, <floating>alpha)
+    dense_sgd_backward(X, W, dZ, b, dX, lr)

@@ -167,3 +167,22 @@ def test_fused_kernels_reject_wrong_shapes():
         _dense.dense_activation_forward(X, W, None, A, 42)
     with pytest.raises(ValueError, match="must be"):
         _dense.dense_activation_backward(X, W, A, np.ones((3, 3)), A, np.empty((4, 2)), None, None, 5)
+
+
+@pytest.mark.parametrize("n,n_in,n_out", [(1, 3, 5), (7, 784, 3), (64, 17, 33)], ids=str)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_sgd_backward_updates_in_place(dtype, rng, n, n_in, n_out, bias):
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype) if bias else None
+    dY = rng.standard_normal((n, n_out)).astype(dtype)
+    ref_dX, ref_dW, ref_db = ref.dense_backward(X, W, dY)
+    expected_W = W - dtype(0.05) * ref_dW
+    expected_b = None if b is None else b - dtype(0.05) * ref_db
+    dX = np.empty_like(X)
+    _dense.dense_sgd_backward(X, W, dY, b, dX, 0.05)
+    tol = dict(rtol=RTOL[dtype] * 30, atol=ATOL[dtype] * 30 * max(n, n_in, n_out))
+    np.testing.assert_allclose(dX, ref_dX, **tol)  # computed from the weights before the update
+    np.testing.assert_allclose(W, expected_W, **tol)
+    if bias:
+        np.testing.assert_allclose(b, expected_b, **tol)

@@ -126,3 +126,48 @@ def test_relu_mlp_reaches_94_percent_on_mnist_small(mnist_small):
             net.train_step(X[batch], y[batch], opt)
     accuracy = net.evaluate(X_test, y_test)["accuracy"]
     assert accuracy >= 0.94, accuracy
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "selu"])
+def test_plain_sgd_step_folded_into_gemm_matches_the_split_step(dtype, rng, activation):
+    """train_step with plain SGD updates W inside the dW GEMM; the result equals loss/backward/step."""
+    X = rng.standard_normal((17, 6)).astype(dtype)
+    y = rng.integers(0, 3, 17)
+    folded = fastnn.mlp([6, 7, 5, 3], activation=activation, rng=1, dtype=dtype)
+    split = fastnn.mlp([6, 7, 5, 3], activation=activation, rng=1, dtype=dtype)
+    opt_folded = fastnn.SGD(folded.parameters(), lr=0.1)
+    opt_split = fastnn.SGD(split.parameters(), lr=0.1)
+    assert opt_folded._folded_sgd_rate(folded._parameter_ids) == 0.1
+    for _ in range(10):
+        loss_folded = folded.train_step(X, y, opt_folded)
+        loss_split = split.loss(X, y)
+        split.backward()
+        opt_split.step()
+        assert loss_folded == pytest.approx(loss_split, rel=1e-5 if dtype == np.float32 else 1e-13)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for key, value in split.state_dict().items():
+        np.testing.assert_allclose(folded.state_dict()[key], value, rtol=tol, atol=tol, err_msg=key)
+    assert opt_folded.step_count == 10 and opt_folded.last_grad_norm is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda net: fastnn.SGD(net.parameters(), lr=0.1, momentum=0.9),
+    lambda net: fastnn.SGD(net.parameters(), lr=0.1, weight_decay=1e-3),
+    lambda net: fastnn.SGD(net.parameters(), lr=0.1, clip_norm=1.0),
+    lambda net: fastnn.SGD(net.parameters()[:2], lr=0.1),
+    lambda net: fastnn.Adam(net.parameters()),
+], ids=["momentum", "decay", "clip", "subset", "adam"])
+def test_other_optimizers_take_the_split_path(rng, make):
+    net = fastnn.mlp([6, 5, 3], rng=0)
+    opt = make(net)
+    net.train_step(rng.standard_normal((4, 6)), [0, 1, 2, 0], opt)
+    assert opt.last_grad_norm is not None and opt.last_grad_norm > 0
+
+
+def test_layers_with_parameters_other_than_dense_take_the_split_path(rng):
+    net = fastnn.mlp([6, 5, 3], batch_norm=True, rng=0)
+    assert net._sgd_backward_plan is None
+    l2_net = fastnn.mlp([6, 5, 3], l2=1e-3, rng=0)
+    opt = fastnn.SGD(l2_net.parameters(), lr=0.1)
+    l2_net.train_step(rng.standard_normal((4, 6)), [0, 1, 2, 0], opt)
+    assert opt.last_grad_norm > 0
