@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from workloads import fastnn_step, gemm_floor, numpy_step, torch, torch_step
+from workloads import fastnn_step, gemm_floor, numpy_batch_norm_step, numpy_step, torch, torch_step
 
 MLP = [784, 256, 128, 10]
 
@@ -28,6 +28,24 @@ def test_sgd_step(benchmark, impl, n, dtype):
 def test_adam_step(benchmark, impl, n):
     benchmark.group = f"step-adam-784-256-128-10-batch{n}-float32"
     step = {"fastnn": fastnn_step, "torch": torch_step}[impl](MLP, n, optimizer="adam", lr=1e-3)
+    if step is None:
+        pytest.skip("torch is not installed")
+    benchmark(step)
+
+
+DEEP = [784, 512, 512, 512, 512, 10]
+
+
+@pytest.mark.parametrize("impl", ["fastnn", "numpy", "torch", "gemm-floor"])
+def test_batch_norm_step(benchmark, impl):
+    benchmark.group = "step-sgd-784-[512]x4-10-batchnorm-batch128-float32"
+    if impl == "gemm-floor":
+        benchmark.extra_info["gemm_floor_seconds"] = gemm_floor(DEEP, 128)
+        benchmark.pedantic(lambda: None, rounds=1)
+        return
+    step = {"fastnn": lambda: fastnn_step(DEEP, 128, batch_norm=True),
+            "numpy": lambda: numpy_batch_norm_step(DEEP, 128),
+            "torch": lambda: torch_step(DEEP, 128, batch_norm=True)}[impl]()
     if step is None:
         pytest.skip("torch is not installed")
     benchmark(step)

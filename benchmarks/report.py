@@ -50,10 +50,11 @@ def steps(repeats):
                   f"{us(floor):>10}{ratio(numpy, mine):>10}{ratio(torch, mine):>10}{mine / floor:8.2f}x")
     if hasattr(fastnn, "BatchNorm"):
         mine = timed(w.fastnn_step(DEEP, 128, batch_norm=True), repeats)
+        numpy = timed(w.numpy_batch_norm_step(DEEP, 128), repeats)
         torch = timed(w.torch_step(DEEP, 128, batch_norm=True), repeats)
         floor = w.gemm_floor(DEEP, 128)
-        print(f"{'BN 784-[512]x4-10 128':<22}{us(mine):>10}{'-':>10}{us(torch):>10}{us(floor):>10}"
-              f"{'-':>10}{ratio(torch, mine):>10}{mine / floor:8.2f}x")
+        print(f"{'BN 784-[512]x4-10 128':<22}{us(mine):>10}{us(numpy):>10}{us(torch):>10}{us(floor):>10}"
+              f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}{mine / floor:8.2f}x")
 
 
 def elementwise(repeats):

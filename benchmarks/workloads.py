@@ -93,6 +93,90 @@ class NumpyMLP:
             b -= db
 
 
+class NumpyBatchNormMLP:
+    """Hand-written NumPy MLP with batch norm before each ReLU (Dense without bias → BN → ReLU).
+
+    Training-mode batch statistics, running estimates (momentum 0.1), the compact backward
+    dX = γ/σ · (dY − mean(dY) − x̂·mean(dY·x̂)), and SGD on W, γ, β and the output bias.
+    """
+
+    def __init__(self, sizes, n, dtype=np.float32, lr=0.01, seed=0, eps=1e-5, momentum=0.1):
+        rng = np.random.default_rng(seed)
+        self.lr, self.eps, self.momentum = dtype(lr), eps, momentum
+        self.W = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(dtype)
+                  for a, b in zip(sizes[:-1], sizes[1:])]
+        self.b_out = np.zeros(sizes[-1], dtype)
+        hidden = sizes[1:-1]
+        self.gamma = [np.ones(h, dtype) for h in hidden]
+        self.beta = [np.zeros(h, dtype) for h in hidden]
+        self.running_mean = [np.zeros(h, dtype) for h in hidden]
+        self.running_var = [np.ones(h, dtype) for h in hidden]
+        self.Z = [np.empty((n, b), dtype) for b in sizes[1:]]
+        self.xhat = [np.empty((n, h), dtype) for h in hidden]
+        self.A = [np.empty((n, h), dtype) for h in hidden]
+        self.inv_std = [np.empty(h, dtype) for h in hidden]
+        self.dZ = [np.empty((n, h), dtype) for h in hidden]
+        self.dW = [np.empty_like(W) for W in self.W]
+        self.rows = np.arange(n)
+        self.row_max = np.empty((n, 1), dtype)
+
+    def step(self, X, y):
+        n, L = len(y), len(self.W)
+        inputs = [X]
+        for i in range(L - 1):
+            Z, xhat, A = self.Z[i], self.xhat[i], self.A[i]
+            np.matmul(inputs[-1], self.W[i], out=Z)
+            mean = Z.mean(axis=0)
+            np.subtract(Z, mean, out=xhat)
+            var = np.mean(xhat * xhat, axis=0)
+            np.sqrt(var + self.eps, out=self.inv_std[i])
+            np.reciprocal(self.inv_std[i], out=self.inv_std[i])
+            xhat *= self.inv_std[i]
+            np.multiply(xhat, self.gamma[i], out=A)
+            A += self.beta[i]
+            np.maximum(A, 0, out=A)
+            self.running_mean[i] *= 1 - self.momentum
+            self.running_mean[i] += self.momentum * mean
+            self.running_var[i] *= 1 - self.momentum
+            self.running_var[i] += self.momentum * var * (n / (n - 1))
+            inputs.append(A)
+        g = self.Z[-1]
+        np.matmul(inputs[-1], self.W[-1], out=g)
+        g += self.b_out
+        np.max(g, axis=1, keepdims=True, out=self.row_max)
+        g -= self.row_max
+        np.exp(g, out=g)
+        g /= g.sum(axis=1, keepdims=True)
+        g[self.rows, y] -= 1
+        g *= 1 / n
+        np.matmul(inputs[-1].T, g, out=self.dW[-1])
+        self.b_out -= self.lr * g.sum(axis=0)
+        for i in reversed(range(L - 1)):
+            dA = self.dZ[i]
+            np.matmul(g, self.W[i + 1].T, out=dA)
+            dA *= self.A[i] > 0
+            xhat = self.xhat[i]
+            dbeta = dA.sum(axis=0)
+            dgamma = np.einsum("ij,ij->j", dA, xhat)
+            # dY of the BN output → dZ (in place in dA)
+            dA -= dbeta / n
+            dA -= xhat * (dgamma / n)
+            dA *= self.gamma[i] * self.inv_std[i]
+            np.matmul(inputs[i].T, dA, out=self.dW[i])
+            self.gamma[i] -= self.lr * dgamma
+            self.beta[i] -= self.lr * dbeta
+            g = dA
+        for W, dW in zip(self.W, self.dW):
+            dW *= self.lr
+            W -= dW
+
+
+def numpy_batch_norm_step(sizes, n, dtype=np.float32):
+    mlp = NumpyBatchNormMLP(sizes, n, dtype)
+    X, y = batch(sizes, n, dtype)
+    return lambda: mlp.step(X, y)
+
+
 def fastnn_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=False):
     """A closure running one fastnn training step on a fixed batch."""
     net = (fastnn.mlp(sizes, rng=0, dtype=dtype, batch_norm=True) if batch_norm
