@@ -251,23 +251,31 @@ class Monitor:
         n, m = A.shape
         lower, upper = saturation_bounds(layer.name, self.saturation_tol)
         col_mean, col_var = np.empty(m), np.empty(m)
-        col_zeros = np.empty(m, dtype=np.intp)
+        col_zeros = np.empty(m, dtype=np.intp) if layer.name == "relu" else None
         saturated = _diag.activation_stats(A, lower, upper, col_mean, col_var, col_zeros)
         # Law of total variance over equally sized columns.
         mean = float(col_mean.mean())
         var = float(col_var.mean() + col_mean.var())
         row.update(units=m, act_mean=mean, act_std=math.sqrt(var) if var >= 0 else math.nan)
-        for q, value in zip(PERCENTILES, np.percentile(self._percentile_sample(A), PERCENTILES)):
+        percentiles = self._percentiles(A) if not math.isnan(mean) else [math.nan] * len(PERCENTILES)
+        for q, value in zip(PERCENTILES, percentiles):
             row[f"act_p{q}"] = float(value)
         if layer.name in SATURATING:
             row["saturated_frac"] = saturated / A.size
-        if layer.name == "relu":
+        if col_zeros is not None:
             row["dead_frac"] = float(np.count_nonzero(col_zeros == n)) / m
 
-    def _percentile_sample(self, A):
+    def _percentiles(self, A):
+        """``PERCENTILES`` of whole rows of A taken at a regular stride, at most
+        ``max_percentile_sample`` values; linear interpolation (NumPy's default method)."""
         rows = max(1, self.max_percentile_sample // A.shape[1])
-        stride = max(1, -(-A.shape[0] // rows))
-        return A[::stride]
+        sample = A[::max(1, -(-A.shape[0] // rows))].reshape(-1)
+        position = np.array(PERCENTILES) / 100 * (sample.size - 1)
+        low = np.floor(position).astype(np.intp)
+        high = np.minimum(low + 1, sample.size - 1)
+        part = np.partition(sample, np.union1d(low, high))
+        a, b = part[low].astype(np.float64), part[high].astype(np.float64)
+        return a + (b - a) * (position - low)
 
     def _batchnorm_stats(self, layer, row):
         running_mean = np.asarray(layer.running_mean, dtype=np.float64)
@@ -312,8 +320,7 @@ class Monitor:
             return None, None
         X = X.reshape(X.shape[0], -1)
         mean, var = np.empty(X.shape[1]), np.empty(X.shape[1])
-        zeros = np.empty(X.shape[1], dtype=np.intp)
-        _diag.activation_stats(X, -math.inf, math.inf, mean, var, zeros)
+        _diag.activation_stats(X, -math.inf, math.inf, mean, var, None)
         return mean, var
 
     # -- results (delegated) -----------------------------------------------------------

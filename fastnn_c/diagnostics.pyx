@@ -11,40 +11,57 @@ wrong call raises instead of reading out of bounds. NaN entries make their colum
 and variance NaN and are neither zero nor saturated (IEEE comparisons).
 """
 from cython cimport floating
+from libc.math cimport INFINITY
 
 
 def activation_stats(const floating[:, ::1] A,      # IN  (batch, units)
                      double lower, double upper,    # IN  saturation thresholds
                      double[::1] col_mean,          # OUT (units,) mean over the batch
                      double[::1] col_var,           # OUT (units,) biased variance over the batch
-                     Py_ssize_t[::1] col_zeros):    # OUT (units,) rows with A[i, j] == 0
+                     Py_ssize_t[::1] col_zeros):    # OUT (units,) rows with A[i, j] == 0, or None
     """col_mean_j := (1/n) Σ_i A_ij;  col_var_j := (1/n) Σ_i (A_ij − col_mean_j)²;
-    col_zeros_j := #{i : A_ij = 0};  returns #{(i, j) : A_ij <= lower or A_ij >= upper}."""
+    col_zeros_j := #{i : A_ij = 0};  returns #{(i, j) : A_ij <= lower or A_ij >= upper}.
+
+    Zeros are not counted when col_zeros is None; saturation is not counted (returns 0)
+    when lower = −inf and upper = +inf.
+    """
     cdef Py_ssize_t n = A.shape[0], m = A.shape[1], i, j, saturated = 0
-    cdef double d, s1, s2, shift
-    if col_mean.shape[0] != m or col_var.shape[0] != m or col_zeros.shape[0] != m:
+    cdef bint count_zeros = col_zeros is not None
+    cdef bint count_saturated = not (lower == -INFINITY and upper == INFINITY)
+    cdef const floating* row
+    cdef const floating* first
+    cdef double d, s1, s2
+    if col_mean.shape[0] != m or col_var.shape[0] != m or (count_zeros and col_zeros.shape[0] != m):
         raise ValueError(f"activation_stats: A has {m} columns, col_mean/col_var/col_zeros have "
-                         f"{col_mean.shape[0]}/{col_var.shape[0]}/{col_zeros.shape[0]} entries")
+                         f"{col_mean.shape[0]}/{col_var.shape[0]}/"
+                         f"{col_zeros.shape[0] if count_zeros else None} entries")
     if n == 0:
         raise ValueError("activation_stats: A has no rows")
+    if m == 0:
+        return 0
     with nogil:
+        first = &A[0, 0]
         for j in range(m):
             col_mean[j] = 0
             col_var[j] = 0
-            col_zeros[j] = 0
+            if count_zeros:
+                col_zeros[j] = 0
+        # One loop per statistic over each row (in cache), so that each loop vectorises.
         for i in range(n):
+            row = &A[i, 0]
             for j in range(m):
-                d = <double>A[i, j] - <double>A[0, j]
+                d = <double>row[j] - <double>first[j]
                 col_mean[j] += d
                 col_var[j] += d * d
-                if A[i, j] == 0:
-                    col_zeros[j] += 1
-                if A[i, j] <= lower or A[i, j] >= upper:
-                    saturated += 1
+            if count_zeros:
+                for j in range(m):
+                    col_zeros[j] += row[j] == 0
+            if count_saturated:
+                for j in range(m):
+                    saturated += (row[j] <= lower) | (row[j] >= upper)
         for j in range(m):
-            shift = A[0, j]
             s1 = col_mean[j] / n
             s2 = col_var[j] / n - s1 * s1
-            col_mean[j] = shift + s1
+            col_mean[j] = <double>first[j] + s1
             col_var[j] = s2 if s2 > 0 else (0 if s2 == s2 else s2)
     return saturated

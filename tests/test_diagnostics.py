@@ -89,6 +89,15 @@ def test_activation_stats_matches_numpy(dtype, shape, rng):
     assert saturated == ref_saturated
 
 
+def test_activation_stats_optional_counts(dtype, rng):
+    A = np.maximum(rng.standard_normal((9, 4)), 0).astype(dtype)
+    mean, var = np.empty(4), np.empty(4)
+    assert activation_stats(A, -math.inf, math.inf, mean, var, None) == 0  # nothing counted
+    np.testing.assert_allclose(mean, A.astype(np.float64).mean(axis=0), rtol=1e-12)
+    assert activation_stats(A, 0.0, math.inf, mean, var, None) == np.count_nonzero(A <= 0)
+    assert activation_stats(np.zeros((3, 0), dtype), 0, 1, np.empty(0), np.empty(0), None) == 0
+
+
 def test_activation_stats_variance_is_accurate_for_large_means(dtype, rng):
     # One-pass sums of squares would lose every digit here; the shifted sums do not.
     A = (1e4 + 1e-2 * rng.standard_normal((500, 3))).astype(dtype)
