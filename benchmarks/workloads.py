@@ -226,10 +226,18 @@ def torch_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=
 
 
 def gemm_floor(sizes, n, dtype=np.float32):
-    """Seconds for the GEMMs of one training step, run back to back through fastnn's BLAS.
+    """Seconds for the GEMMs of one training step, run back to back through fastnn's BLAS."""
+    return _blas.gemm_sequence_seconds(_step_gemms(sizes, n, dtype), 50)
 
-    Forward X·W per layer, backward Xᵀ·dY per layer and dY·Wᵀ for every layer but the first.
-    """
+
+def gemm_floor_step(sizes, n, dtype=np.float32):
+    """A closure running the GEMMs of one training step once (for pytest-benchmark)."""
+    calls = _step_gemms(sizes, n, dtype)
+    return lambda: _blas.gemm_sequence_seconds(calls, 1, False)
+
+
+def _step_gemms(sizes, n, dtype):
+    """Forward X·W per layer, backward Xᵀ·dY per layer and dY·Wᵀ for every layer but the first."""
     rng = np.random.default_rng(0)
     calls = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -239,7 +247,7 @@ def gemm_floor(sizes, n, dtype=np.float32):
         calls.append((True, False, X, dY, dW))
         if i > 0:
             calls.append((False, True, dY, W, np.empty((n, a), dtype)))
-    return _blas.gemm_sequence_seconds(calls, 50)
+    return calls
 
 
 # -- elementwise formulations: the best NumPy we could write (in place, out=), and torch's kernels --

@@ -65,7 +65,7 @@ cdef struct GemmCall:
     size_t a, b, c
 
 
-def gemm_sequence_seconds(list calls, int repeats=50):
+def gemm_sequence_seconds(list calls, int repeats=50, bint warm_up=True):
     """Best seconds for one pass over ``calls`` = [(trans_a, trans_b, A, B, C), ...] run back to back.
 
     All arrays C-contiguous and of one dtype (float32 or float64). Used by the benchmarks as
@@ -96,7 +96,7 @@ def gemm_sequence_seconds(list calls, int repeats=50):
         plan[i].b = B.ctypes.data
         plan[i].c = C.ctypes.data
     best = float("inf")
-    for r in range(repeats + 1):
+    for r in range(0 if warm_up else 1, repeats + 1):
         start = perf_counter()
         with nogil:
             for i in range(n_calls):
@@ -108,6 +108,6 @@ def gemm_sequence_seconds(list calls, int repeats=50):
                     gemm(plan[i].trans_a, plan[i].trans_b, plan[i].m, plan[i].n, plan[i].k,
                          <double>1.0, <double*>plan[i].a, plan[i].lda, <double*>plan[i].b, plan[i].ldb,
                          <double>0.0, <double*>plan[i].c, plan[i].ldc)
-        if r:  # the first pass warms caches and threads
+        if r:  # pass 0 warms caches and threads
             best = min(best, perf_counter() - start)
     return best
