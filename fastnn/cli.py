@@ -22,7 +22,7 @@ import numpy as np
 
 #: Defaults of ``fastnn train`` (measured on mnist-small and Fashion-MNIST, see README).
 DEFAULTS = {"dataset": "mnist", "hidden": (256, 128), "activation": "relu", "dropout": 0.2,
-            "optimizer": "adam", "schedule": "cosine", "epochs": 30, "batch_size": 128,
+            "optimizer": "adam", "schedule": "cosine", "epochs": 30, "batch_size": 64,
             "val_split": 0.1, "patience": 5, "monitor": "val_accuracy", "seed": 0,
             "preprocess": "scale"}
 
@@ -239,7 +239,7 @@ def build_parser():
         description="Train an MLP on MNIST or Fashion-MNIST, report test accuracy, optionally "
                     "save the model, learning curves and a JSON-lines log.",
         epilog="Defaults: 784-256-128-10 ReLU, He init, dropout 0.2, Adam lr 1e-3 with cosine "
-               "decay over the epochs, batch 128, up to 30 epochs, 10% of the training images "
+               "decay over the epochs, batch 64, up to 30 epochs, 10% of the training images "
                "held out for early stopping (patience 5 on validation accuracy) restoring the "
                "best weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
                "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
