@@ -4,12 +4,14 @@
 
     net.train()
     for each shuffled mini-batch (X_b, y_b):
-        loss = net.loss(X_b, y_b)           # forward; stops with TrainingDivergedError if not finite
+        loss = net.loss(X_b, y_b)           # forward
         net.backward()
         monitor.after_backward(step)        # diagnostics see the gradients
         optimizer.step()
         net.apply_constraints()             # max-norm
         monitor.after_update(step)
+        (without a monitor, net.train_step(X_b, y_b, optimizer) does all of the above)
+        stop with TrainingDivergedError if the loss is not finite
         schedule.on_batch_end()
         callbacks: on_batch_end
     net.eval(); metrics on the validation data
@@ -416,7 +418,6 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     trainer = Trainer(net, optimizer, schedule, history, epochs)
     callbacks = list(callbacks)
     classify = net.loss_fn.target_kind == "labels"
-    constrain = hasattr(net, "apply_constraints")  # max-norm, after every update
     n = X.shape[0]
     step = initial_epoch * math.ceil(n / batch_size)
     for cb in callbacks:
@@ -434,18 +435,21 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
             with bar:
                 batches = iterate_minibatches(X, y, batch_size, _stream(seed, 1, epoch), shuffle)
                 for i, (X_b, y_b) in enumerate(batches):
-                    loss = net.loss(X_b, y_b)
+                    if monitor is None:
+                        # forward, backward, update and constraints in one call (with plain SGD
+                        # the update is folded into the weight-gradient GEMMs)
+                        loss = net.train_step(X_b, y_b, optimizer)
+                    else:
+                        loss = net.loss(X_b, y_b)
                     if not math.isfinite(loss):
                         raise TrainingDivergedError(
                             f"the training loss is {loss} at epoch {epoch}, step {step} (batch {i}); "
                             "lower the learning rate, clip gradients or check the inputs")
-                    net.backward()
                     if monitor is not None:
+                        net.backward()
                         monitor.after_backward(step)
-                    optimizer.step()
-                    if constrain:
+                        optimizer.step()
                         net.apply_constraints()
-                    if monitor is not None:
                         monitor.after_update(step)
                     if schedule is not None:
                         schedule.on_batch_end()
