@@ -12,7 +12,6 @@ diverged training...), 2 for invalid options; errors are one line on stderr (set
 FASTNN_DEBUG=1 for the traceback).
 """
 import argparse
-import inspect
 import os
 import sys
 import textwrap
@@ -325,6 +324,10 @@ class _Console:
         if not self.quiet:
             print(text, flush=True)
 
+    def note(self, text):
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
     def info(self, text):
         if self.verbose:
             print(text, file=sys.stderr, flush=True)
@@ -345,8 +348,7 @@ def _load_data(args, console, dataset=None):
     dataset = dataset or args.dataset
     start = time.perf_counter()
     data = load_dataset(dataset, args.data_dir, download_missing=not args.no_download,
-                        progress=not console.quiet, log=console.info if console.verbose else
-                        (lambda msg: None if console.quiet else print(msg, file=sys.stderr)))
+                        progress=not console.quiet, log=console.note)
     console.info(f"{dataset}: {len(data[0])} training and {len(data[2])} test images "
                  f"({time.perf_counter() - start:.1f}s to load)")
     return data
@@ -368,18 +370,10 @@ def _architecture(args, n_features, n_classes):
 def _build_net(args, sizes, seed):
     from fastnn.network import mlp
 
-    kwargs = {"activation": args.activation, "init": args.init, "dtype": args.dtype,
-              "rng": np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))}
-    extras = {"batch_norm": args.batch_norm, "dropout": args.dropout, "l2": args.l2,
-              "l1": args.l1, "max_norm": args.max_norm}
-    accepted = inspect.signature(mlp).parameters
-    for key, value in extras.items():
-        if value:
-            if key not in accepted:
-                raise CommandError(f"--{key.replace('_', '-')} is not supported by this build "
-                                   "of fastnn (fastnn.mlp has no such option yet)")
-            kwargs[key] = value
-    return mlp(sizes, **kwargs)
+    return mlp(sizes, activation=args.activation, init=args.init, dtype=args.dtype,
+               rng=np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,))),
+               batch_norm=args.batch_norm, dropout=args.dropout, l2=args.l2, l1=args.l1,
+               max_norm=args.max_norm)
 
 
 def _build_optimizer(args, net):

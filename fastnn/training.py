@@ -272,13 +272,9 @@ def make_optimizer(name, params, **kwargs):
 
 
 def make_schedule(name, optimizer, **kwargs):
-    """A learning-rate schedule by name from ``fastnn.schedules`` (``schedules.get``)."""
-    try:
-        from fastnn import schedules
-    except ImportError:
-        schedules = None
-    if schedules is None or not hasattr(schedules, "get"):
-        raise ValueError(f"schedule {name!r} is not available in this build (no fastnn.schedules)")
+    """A learning-rate schedule by name from ``fastnn.schedules`` (None-valued options mean the default)."""
+    from fastnn import schedules
+
     return schedules.get(name, optimizer, **kwargs)
 
 
