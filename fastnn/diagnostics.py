@@ -211,9 +211,8 @@ class Monitor:
         with np.errstate(all="ignore"):
             for index, before in self._before.items():
                 row = self._pending[index]
-                weight = self.net.layers[index].weight.data
-                np.subtract(weight, before, out=before)
-                norm, change = row["weight_norm"], _norm(before)
+                weight = self.net.layers[index].weight.data.reshape(-1)
+                norm, change = row["weight_norm"], math.sqrt(_diag.diff_sum_squares(weight, before))
                 row["update_ratio"] = change / norm if norm > 0 else (math.inf if change else 0.0)
         self._pending = {}
         self._pending_step = None
@@ -229,7 +228,6 @@ class Monitor:
         weight = layer.weight
         row["units"] = layer.out_features
         row["grad_norm_weight"] = _norm(weight.grad)
-        row["weight_norm"] = _norm(weight.data)
         if layer.bias is not None:
             row["grad_norm_bias"] = _norm(layer.bias.grad)
         shift = _param(extra["bn_after"], ("bias", "beta", "shift")) if extra["bn_after"] else None
@@ -238,9 +236,9 @@ class Monitor:
         else:
             row["delta_norm"] = row["grad_norm_bias"]
         before = self._before.get(index)
-        if before is None or before.shape != weight.data.shape or before.dtype != weight.data.dtype:
-            before = self._before[index] = np.empty_like(weight.data)
-        np.copyto(before, weight.data)
+        if before is None or before.size != weight.data.size or before.dtype != weight.data.dtype:
+            before = self._before[index] = np.empty(weight.data.size, dtype=weight.data.dtype)
+        row["weight_norm"] = math.sqrt(_diag.copy_sum_squares(weight.data.reshape(-1), before))
 
     def _activation_stats(self, layer, row):
         A = layer._output

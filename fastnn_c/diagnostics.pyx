@@ -5,7 +5,10 @@ sum of squares of A[i, j] − A[0, j] (shifting by the first row keeps the one-p
 accurate when a unit's mean is large compared with its spread), the number of exact zeros
 (a ReLU unit is dead on the batch when every row is zero) and, over the whole array, the
 number of saturated entries (a <= lower or a >= upper). Accumulation is in double for
-both dtypes. Called by ``fastnn.diagnostics.Monitor`` only on recorded steps.
+both dtypes. For the relative update ‖W_after − W_before‖/‖W_before‖, `copy_sum_squares`
+saves the weights and their squared norm in one pass and `diff_sum_squares` reads both
+arrays once without writing a difference array. Called by ``fastnn.diagnostics.Monitor``
+only on recorded steps.
 Contract: inputs are validated, C-contiguous, one dtype; shapes are checked here so that a
 wrong call raises instead of reading out of bounds. NaN entries make their column's mean
 and variance NaN and are neither zero nor saturated (IEEE comparisons).
@@ -65,3 +68,57 @@ def activation_stats(const floating[:, ::1] A,      # IN  (batch, units)
             col_mean[j] = <double>first[j] + s1
             col_var[j] = s2 if s2 > 0 else (0 if s2 == s2 else s2)
     return saturated
+
+
+cdef enum:
+    # Independent partial sums (as in fastnn_c.optim.sum_squares): the loops vectorise
+    # without -ffast-math and the adds of one register do not wait for the previous ones.
+    LANES = 32
+
+
+def copy_sum_squares(const floating[::1] src,   # IN
+                     floating[::1] dst):        # OUT
+    """dst := src;  returns Σ srcᵢ² (accumulated in double)."""
+    cdef Py_ssize_t n = src.shape[0], i, b, k
+    cdef double acc[LANES]
+    cdef double total = 0
+    if dst.shape[0] != n:
+        raise ValueError(f"copy_sum_squares: src has {n} elements, dst has {dst.shape[0]}")
+    with nogil:
+        for k in range(LANES):
+            acc[k] = 0
+        for b in range(n // LANES):
+            i = b * LANES
+            for k in range(LANES):
+                dst[i + k] = src[i + k]
+                acc[k] += <double>src[i + k] * src[i + k]
+        for i in range(n - n % LANES, n):
+            dst[i] = src[i]
+            acc[0] += <double>src[i] * src[i]
+        for k in range(LANES):
+            total += acc[k]
+    return total
+
+
+def diff_sum_squares(const floating[::1] a,   # IN
+                     const floating[::1] b):  # IN
+    """Σ (aᵢ − bᵢ)², the differences and the sum in double."""
+    cdef Py_ssize_t n = a.shape[0], i, blk, k
+    cdef double acc[LANES]
+    cdef double total = 0, d
+    if b.shape[0] != n:
+        raise ValueError(f"diff_sum_squares: a has {n} elements, b has {b.shape[0]}")
+    with nogil:
+        for k in range(LANES):
+            acc[k] = 0
+        for blk in range(n // LANES):
+            i = blk * LANES
+            for k in range(LANES):
+                d = <double>a[i + k] - <double>b[i + k]
+                acc[k] += d * d
+        for i in range(n - n % LANES, n):
+            d = <double>a[i] - <double>b[i]
+            acc[0] += d * d
+        for k in range(LANES):
+            total += acc[k]
+    return total

@@ -11,7 +11,7 @@ import fastnn
 from fastnn.diagnostics import COLUMNS, PERCENTILES, DiagnosticsRecord, Monitor, saturation_bounds
 from fastnn.layers import Activation, BatchNorm, Dense
 from fastnn.network import Sequential
-from fastnn_c.diagnostics import activation_stats
+from fastnn_c.diagnostics import activation_stats, copy_sum_squares, diff_sum_squares
 from tests import reference
 from tests.conftest import layout
 
@@ -135,6 +135,34 @@ def test_activation_stats_refuses_non_contiguous_input(kind, rng):
     A = layout(rng.standard_normal((6, 5)), kind)
     with pytest.raises(ValueError):
         activation_stats(A, 0, 1, np.empty(5), np.empty(5), np.empty(5, dtype=np.intp))
+
+
+@pytest.mark.parametrize("n", [1, 7, 32, 33, 1000])
+def test_copy_and_diff_sum_squares_match_numpy(dtype, n, rng):
+    a = (rng.standard_normal(n) * 3).astype(dtype)
+    b = (a + rng.standard_normal(n)).astype(dtype)
+    dst = np.full(n, np.nan, dtype=dtype)
+    total = copy_sum_squares(a, dst)
+    np.testing.assert_array_equal(dst, a)
+    np.testing.assert_allclose(total, np.sum(a.astype(np.float64) ** 2), rtol=1e-13)
+    np.testing.assert_allclose(diff_sum_squares(a, b),
+                               np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2), rtol=1e-13)
+
+
+def test_sum_squares_kernels_do_not_overflow_float32():
+    big = np.full(40, 1e30, dtype=np.float32)  # squares overflow float32, not double
+    assert copy_sum_squares(big, np.empty_like(big)) == pytest.approx(40 * 1e60, rel=1e-6)
+    assert diff_sum_squares(big, -big) == pytest.approx(40 * 4e60, rel=1e-6)
+
+
+def test_sum_squares_kernels_check_shapes(rng):
+    a = rng.standard_normal(5)
+    with pytest.raises(ValueError, match="dst has 4"):
+        copy_sum_squares(a, np.empty(4))
+    with pytest.raises(ValueError, match="b has 6"):
+        diff_sum_squares(a, np.empty(6))
+    with pytest.raises(ValueError):
+        diff_sum_squares(a, rng.standard_normal(10)[::2])  # strided: refused, not misread
 
 
 # -- the Monitor's figures against NumPy --------------------------------------------------
