@@ -121,6 +121,9 @@ def test_train_options_reach_the_network(mnist_small, tmp_path, capsys):
     assert saved.preprocessing["method"] == "standardize" and saved.preprocessing["std"].shape == (784,)
     lrs = [float(m) for m in re.findall(r"lr (\S+)", captured.out)]
     assert lrs == pytest.approx([0.05, 0.025])
+    # evaluate applies the saved standardization: same accuracy as reported by train
+    assert main(["evaluate", str(model), "--data-dir", str(MNIST_SMALL)]) == 0
+    assert f"accuracy {100 * _accuracy(captured.out):.2f}%" in capsys.readouterr().out
 
 
 def test_early_stopping_message(mnist_small, capsys):
