@@ -7,7 +7,8 @@
 """
 from fastnn._version import __version__
 from fastnn._config import get_num_threads, set_num_threads
-from fastnn import datasets, initializers, layers, losses, optimizers, schedules
+from fastnn import datasets, diagnostics, experiments, initializers, layers, losses, optimizers, schedules
+from fastnn.diagnostics import Monitor
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
 from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
                            LeakyReLU, Parameter, ReLU, Sigmoid, Softplus, Softsign, Tanh)
@@ -16,7 +17,8 @@ from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RM
                                clip_grad_value)
 
 __all__ = [
-    "__version__", "get_num_threads", "set_num_threads", "datasets", "initializers", "layers",
+    "__version__", "get_num_threads", "set_num_threads", "datasets", "diagnostics", "experiments",
+    "Monitor", "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
     "Activation", "Dense", "Identity", "Sigmoid", "Tanh", "HardTanh", "Softsign", "ReLU",
     "LeakyReLU", "ELU", "SELU", "Softplus", "BatchNorm", "Dropout", "Parameter", "Sequential", "mlp", "schedules",
