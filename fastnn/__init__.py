@@ -9,6 +9,11 @@ from fastnn._version import __version__
 from fastnn._config import get_num_threads, set_num_threads
 from fastnn import datasets, diagnostics, experiments, initializers, layers, losses, optimizers, schedules
 from fastnn.diagnostics import Monitor
+from fastnn import io, training
+from fastnn.estimator import MLPClassifier
+from fastnn.io import ModelFileError, load, save
+from fastnn.training import (Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint,
+                             TrainingDivergedError, fit)
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
 from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
                            LeakyReLU, Parameter, ReLU, Sigmoid, Softplus, Softsign, Tanh)
@@ -18,7 +23,9 @@ from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RM
 
 __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "datasets", "diagnostics", "experiments",
-    "Monitor", "initializers", "layers",
+    "Monitor", "io", "training", "MLPClassifier", "ModelFileError", "load", "save", "Callback",
+    "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint", "TrainingDivergedError", "fit",
+    "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
     "Activation", "Dense", "Identity", "Sigmoid", "Tanh", "HardTanh", "Softsign", "ReLU",
     "LeakyReLU", "ELU", "SELU", "Softplus", "BatchNorm", "Dropout", "Parameter", "Sequential", "mlp", "schedules",

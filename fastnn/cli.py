@@ -190,7 +190,12 @@ def _add_training_args(p, plot=True):
                         "training split and are saved with the model (default: scale)")
     g.add_argument("--seed", type=_nonneg_int, default=DEFAULTS["seed"],
                    help=f"seed of the initial weights, split and shuffling (default: {DEFAULTS['seed']})")
-    g.add_argument("--threads", type=_positive_int, help="threads for the kernels (default: all cores)")
+    g.add_argument("--threads", type=_positive_int,
+                   help="threads for the kernels (default: all cores; use 1 on a machine busy "
+                        "with other work, where waiting BLAS threads stall every product)")
+    g.add_argument("--on-nonfinite", choices=("raise", "skip"), default="raise",
+                   help="a NaN/inf loss or gradient: stop before the update, naming the step and "
+                        "layer (raise), or leave that step out (skip) (default: raise)")
 
     g = p.add_argument_group("output")
     g.add_argument("--save", metavar="PATH", help="write the trained model (.npz) to PATH")
@@ -478,7 +483,8 @@ def _train(args, console, monitor_factory=None):
                   batch_size=args.batch_size,
                   validation_data=None if X_val is None else (X_val, y_val),
                   schedule=schedule, callbacks=callbacks, monitor=monitor, rng=seed,
-                  verbose=0 if console.quiet else 1, log=console.progress)
+                  verbose=0 if console.quiet else 1, log=console.progress,
+                  on_nonfinite=args.on_nonfinite)
     elapsed = time.perf_counter() - start
     if history.stopped_epoch is not None:
         best = f"; restored the weights of epoch {history.best_epoch}" if history.best_epoch else ""

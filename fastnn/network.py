@@ -151,6 +151,16 @@ class Sequential:
         self.apply_constraints()
         return value
 
+    def fit(self, X, y, **kwargs):
+        """Train on (X, y); ``fastnn.training.fit(self, X, y, **kwargs)`` (see there)."""
+        from fastnn.training import fit
+        return fit(self, X, y, **kwargs)
+
+    def save(self, path, **kwargs):
+        """Write a model file; ``fastnn.io.save(path, self, **kwargs)`` (see there)."""
+        from fastnn.io import save
+        return save(path, self, **kwargs)
+
     def _regularized(self):
         return [p for p in self.parameters() if p.regularize]
 

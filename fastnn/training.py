@@ -10,8 +10,9 @@
         optimizer.step()
         net.apply_constraints()             # max-norm
         monitor.after_update(step)
-        (without a monitor, net.train_step(X_b, y_b, optimizer) does all of the above)
-        stop with TrainingDivergedError if the loss is not finite
+        before the update: stop with TrainingDivergedError (or skip the step) if the loss
+        or a gradient is not finite (with on_nonfinite="ignore" and no monitor,
+        net.train_step(X_b, y_b, optimizer) does all of the above unchecked)
         schedule.on_batch_end()
         callbacks: on_batch_end
     net.eval(); metrics on the validation data
@@ -41,7 +42,35 @@ POSTFIX_EVERY = 20
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """The training loss or a gradient became NaN or infinite.
+
+    Raised before the update of the failing step, so the network keeps its last good
+    weights (and ``ModelCheckpoint`` callbacks have saved them). ``step`` and ``layer`` say
+    where it happened (``layer`` is None when the input batch itself is not finite).
+    """
+
+    def __init__(self, message, step=None, layer=None):
+        super().__init__(message)
+        self.step = step
+        self.layer = layer
+
+
+def first_nonfinite(net, X, what):
+    """Where a non-finite value first appears: ``(index, layer)`` or ``(None, None)`` for the input.
+
+    ``what`` is "output" (forward values, after a non-finite loss) or "gradient" (parameter
+    gradients, after backward). Looked up only when something went wrong.
+    """
+    if what == "output" and not np.all(np.isfinite(X)):
+        return None, None
+    for index, layer in enumerate(net.layers):
+        if what == "output":
+            arrays = [layer._output] if getattr(layer, "_output", None) is not None else []
+        else:
+            arrays = [p.grad for p in layer.parameters()]
+        if any(not np.all(np.isfinite(a)) for a in arrays):
+            return index, layer
+    return len(net.layers) - 1, net.layers[-1]
 
 
 # -- history ----------------------------------------------------------------------------
@@ -58,6 +87,8 @@ class History:
         Epoch after which early stopping ended training.
     best_epoch : int or None
         Epoch whose weights early stopping restored.
+    skipped_steps : list of dict
+        Steps left out by ``on_nonfinite="skip"``: ``{"epoch", "step", "reason"}``.
     optimizer, schedule
         The objects used (handy when ``fit`` built them from names), not serialised.
     """
@@ -66,6 +97,7 @@ class History:
         self.epochs = list(epochs or [])
         self.stopped_epoch = None
         self.best_epoch = None
+        self.skipped_steps = []
         self.optimizer = None
         self.schedule = None
 
@@ -87,7 +119,7 @@ class History:
     def to_dict(self):
         """JSON-serialisable summary: the epochs and the early-stopping outcome."""
         return {"epochs": [dict(r) for r in self.epochs], "stopped_epoch": self.stopped_epoch,
-                "best_epoch": self.best_epoch}
+                "best_epoch": self.best_epoch, "skipped_steps": list(self.skipped_steps)}
 
     def __repr__(self):
         return f"History({len(self)} epochs)"
@@ -124,6 +156,9 @@ class Callback:
 
     def on_train_end(self, trainer):
         pass
+
+    def on_diverged(self, trainer, error):
+        """Training is about to stop with ``error`` (a TrainingDivergedError); weights are the last good."""
 
 
 def _improvement_mode(monitor, mode):
@@ -226,10 +261,18 @@ class ModelCheckpoint(Callback):
             if not better:
                 return
             self.best = value
+        self._save(trainer, {"epoch": epoch})
+
+    def on_diverged(self, trainer, error):
+        """Save the last good weights (the failing step was not applied) with the error."""
+        done = trainer.history.epochs[-1]["epoch"] if trainer.history.epochs else 0
+        self._save(trainer, {"epoch": done, "diverged": str(error)})
+
+    def _save(self, trainer, metadata):
         from fastnn import io
         io.save(self.path, trainer.net, optimizer=trainer.optimizer, schedule=trainer.schedule,
                 preprocessing=self.preprocessing,
-                metadata={**self.metadata, "epoch": epoch, "history": trainer.history.to_dict()})
+                metadata={**self.metadata, **metadata, "history": trainer.history.to_dict()})
 
 
 class MetricsLogger(Callback):
@@ -334,7 +377,7 @@ def _format_metrics(epoch, epochs, metrics):
 
 def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_split=0.0,
         validation_data=None, schedule=None, callbacks=(), monitor=None, rng=None,
-        shuffle=True, initial_epoch=0, verbose=0, log=None):
+        shuffle=True, initial_epoch=0, verbose=0, log=None, on_nonfinite="raise"):
     """Train ``net`` on (X, y) with mini-batches; the loop ``fastnn train`` runs.
 
     Parameters
@@ -370,6 +413,13 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
         ``disable=None``) and one summary line per epoch; 2 the summary lines only.
     log : callable, optional
         Where summary lines go (default ``print`` to stdout).
+    on_nonfinite : "raise", "skip" or "ignore", default "raise"
+        A NaN/inf loss or gradient: "raise" stops with ``TrainingDivergedError`` naming the
+        step and the first layer where it appeared, before the update, so the weights stay
+        the last good ones (``ModelCheckpoint`` callbacks save them); "skip" leaves that
+        step out (listed in ``history.skipped_steps``) and goes on; "ignore" checks nothing
+        and runs ``net.train_step`` (fastest: plain SGD folds its update into the GEMMs).
+        The checks cost one pass over the gradients per step.
 
     Returns
     -------
@@ -379,7 +429,8 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     Raises
     ------
     TrainingDivergedError
-        The loss became NaN or infinite (the message names the epoch and step).
+        The loss or a gradient became NaN or infinite (the message names the epoch, the
+        step and the first layer where it appeared).
     """
     epochs = check_positive_int(epochs, "epochs", minimum=0)
     initial_epoch = check_positive_int(initial_epoch, "initial_epoch", minimum=0)
@@ -409,6 +460,9 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     if isinstance(schedule, str):
         schedule = make_schedule(schedule, optimizer)
 
+    if on_nonfinite not in ("raise", "skip", "ignore"):
+        raise ValueError(f"on_nonfinite must be 'raise', 'skip' or 'ignore', got {on_nonfinite!r}")
+    unchecked = on_nonfinite == "ignore" and monitor is None
     history = History()
     history.optimizer, history.schedule = optimizer, schedule
     trainer = Trainer(net, optimizer, schedule, history, epochs)
@@ -431,22 +485,42 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
             with bar:
                 batches = iterate_minibatches(X, y, batch_size, _stream(seed, 1, epoch), shuffle)
                 for i, (X_b, y_b) in enumerate(batches):
-                    if monitor is None:
+                    if unchecked:
                         # forward, backward, update and constraints in one call (with plain SGD
                         # the update is folded into the weight-gradient GEMMs)
                         loss = net.train_step(X_b, y_b, optimizer)
                     else:
                         loss = net.loss(X_b, y_b)
-                    if not math.isfinite(loss):
-                        raise TrainingDivergedError(
-                            f"the training loss is {loss} at epoch {epoch}, step {step} (batch {i}); "
-                            "lower the learning rate, clip gradients or check the inputs")
-                    if monitor is not None:
-                        net.backward()
-                        monitor.after_backward(step)
+                        problem = None
+                        if not math.isfinite(loss):
+                            problem = ("the training loss is " + str(loss), "output")
+                        else:
+                            net.backward()
+                            norm = _optimizers.global_grad_norm(net.parameters())
+                            if not math.isfinite(norm):
+                                problem = ("a gradient is not finite", "gradient")
+                        if problem is not None:
+                            index, layer = first_nonfinite(net, X_b, problem[1])
+                            where = ("in the input batch" if layer is None else
+                                     f"first in layer {index} ({layer!r})")
+                            message = (f"{problem[0]} at epoch {epoch}, step {step} (batch {i}), "
+                                       f"{where}; lower the learning rate, clip gradients or "
+                                       "check the inputs")
+                            if on_nonfinite == "skip":
+                                history.skipped_steps.append({"epoch": epoch, "step": step,
+                                                              "reason": message})
+                                step += 1
+                                continue
+                            error = TrainingDivergedError(message, step, index)
+                            for cb in callbacks:
+                                cb.on_diverged(trainer, error)
+                            raise error
+                        if monitor is not None:
+                            monitor.after_backward(step)
                         optimizer.step()
                         net.apply_constraints()
-                        monitor.after_update(step)
+                        if monitor is not None:
+                            monitor.after_update(step)
                     if schedule is not None:
                         schedule.on_batch_end()
                     m = len(X_b)
@@ -460,9 +534,9 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
                     bar.update(m)
                     if i % POSTFIX_EVERY == 0:
                         bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
-            metrics = {"epoch": epoch, "loss": total_loss / seen}
+            metrics = {"epoch": epoch, "loss": total_loss / seen if seen else math.nan}
             if classify:
-                metrics["accuracy"] = correct / seen
+                metrics["accuracy"] = correct / seen if seen else math.nan
             net.eval()
             if X_val is not None:
                 val = net.evaluate(X_val, y_val)

@@ -1,0 +1,120 @@
+"""Training safety: non-finite losses and gradients, last good weights, atomic checkpoints."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import io
+from fastnn.training import ModelCheckpoint, TrainingDivergedError, fit
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((96, 8)).astype(np.float32)
+    return X, (X[:, 0] > 0).astype(np.int64)
+
+
+def test_nan_input_stops_before_any_update_and_names_the_input(data):
+    X, y = data
+    X = X.copy()
+    X[50, 3] = np.nan
+    net = fastnn.mlp([8, 6, 2], rng=0)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, step 3 \(batch 3\), in the input batch") as info:
+        fit(net, X, y, optimizer="sgd", epochs=1, batch_size=16, shuffle=False)
+    assert info.value.step == 3 and info.value.layer is None
+
+
+def test_non_finite_gradient_names_the_first_layer_and_keeps_the_last_good_weights(data, tmp_path):
+    X, y = data
+    net = fastnn.mlp([8, 6, 5, 2], rng=0)
+    opt = fastnn.SGD(net.parameters(), lr=0.1)
+    good = {}
+
+    class Poison(fastnn.training.Callback):
+        """After step 2, make the last layer's weights huge so the next gradient overflows."""
+
+        def on_batch_end(self, trainer, step, loss):
+            if step == 2:
+                good.update(trainer.net.state_dict())
+                net.layers[4].weight.data[...] = 3e38
+
+    checkpoint = tmp_path / "last-good.npz"
+    with pytest.raises(TrainingDivergedError, match=r"step 3 .*first in layer") as info:
+        fit(net, X, y, optimizer=opt, epochs=1, batch_size=16, shuffle=False,
+            callbacks=[Poison(), ModelCheckpoint(checkpoint)])
+    assert info.value.step == 3
+    saved = io.load(checkpoint)
+    assert "diverged" in saved.metadata and "step 3" in saved.metadata["diverged"]
+    # nothing of step 3 was applied: the weights are those left by step 2 (and the poison)
+    for key, value in net.state_dict().items():
+        np.testing.assert_array_equal(saved.net.state_dict()[key], value)
+    for key in ("0.weight", "0.bias", "2.weight"):
+        np.testing.assert_array_equal(net.state_dict()[key], good[key])
+
+
+def test_skip_mode_leaves_the_bad_steps_out(data):
+    X, y = data
+    X = X.copy()
+    X[20, 0] = np.inf  # in batch 1 of each epoch (no shuffling)
+    net = fastnn.mlp([8, 6, 2], rng=0)
+    history = fit(net, X, y, optimizer="adam", epochs=2, batch_size=16, shuffle=False,
+                  on_nonfinite="skip")
+    assert [s["step"] for s in history.skipped_steps] == [1, 7]
+    assert all(np.all(np.isfinite(v)) for v in net.state_dict().values())
+    assert np.isfinite(history["loss"]).all()
+
+
+def test_on_nonfinite_is_validated(data):
+    X, y = data
+    with pytest.raises(ValueError, match="on_nonfinite must be"):
+        fit(fastnn.mlp([8, 2]), X, y, on_nonfinite="warn")
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import fastnn
+    net = fastnn.mlp([64, 128, 10], rng=0)
+    opt = fastnn.Adam(net.parameters())
+    i = 0
+    print("ready", flush=True)
+    while True:
+        for layer in net.layers:
+            for p in layer.parameters():
+                p.data[...] = i  # every array of version i holds the value i
+        net.save(sys.argv[1], optimizer=opt, metadata={"version": i})
+        i += 1
+""")
+
+
+@pytest.mark.slow
+def test_checkpoints_survive_being_killed_mid_write(tmp_path):
+    """Kill a process that rewrites a checkpoint in a loop, 20 times: the file always loads whole."""
+    path = tmp_path / "ckpt.npz"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    rng = np.random.default_rng(0)
+    versions = []
+    for _ in range(20):
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE)
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.05, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if not path.exists():
+            continue
+        model = io.load(path)  # never a broken file
+        version = model.metadata["version"]
+        for value in model.net.state_dict().values():
+            assert np.all(value == version)
+        versions.append(version)
+    assert versions, "the writer never completed a checkpoint"
+    leftovers = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert len(leftovers) <= 20  # temp files of killed writes are ignored by load
