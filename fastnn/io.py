@@ -168,6 +168,8 @@ def _read_archive(path):
         raise ModelFileError(f"{path}: not a fastnn model file (not an .npz archive)")
     try:
         with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                _check_member(path, zf, info)
             bad = zf.testzip()
         if bad is not None:
             raise ModelFileError(f"{path}: corrupted (checksum mismatch in {bad!r})")
@@ -175,6 +177,8 @@ def _read_archive(path):
             return {key: archive[key] for key in archive.files}
     except ModelFileError:
         raise
+    except MemoryError:
+        raise ModelFileError(f"{path}: corrupted (an entry needs more memory than exists)") from None
     except ValueError as exc:
         if "pickle" in str(exc):
             raise ModelFileError(f"{path}: refusing to load pickled data (a fastnn model file "
@@ -182,6 +186,30 @@ def _read_archive(path):
         raise ModelFileError(f"{path}: corrupted ({exc})") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, NotImplementedError) as exc:
         raise ModelFileError(f"{path}: truncated or corrupted ({type(exc).__name__}: {exc})") from None
+
+
+def _check_member(path, zf, info):
+    """Refuse an entry before reading it: compressed (fastnn writes none), not an .npy
+    array, object dtype (pickle), or a header declaring more data than the entry holds
+    (which would make NumPy allocate it: absurd dimensions never allocate here)."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ModelFileError(f"{path}: not a fastnn model file (compressed entry {info.filename!r})")
+    if not info.filename.endswith(".npy"):
+        raise ModelFileError(f"{path}: not a fastnn model file (entry {info.filename!r})")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ModelFileError(f"{path}: entry {info.filename!r} has .npy version {version}")
+    if dtype.hasobject:
+        raise ModelFileError(f"{path}: refusing to load pickled data (a fastnn model file holds "
+                             "only numeric arrays)")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+        raise ModelFileError(f"{path}: corrupted (entry {info.filename!r} declares shape {shape} "
+                             f"but holds {info.file_size} bytes)")
 
 
 def _read_header(path, arrays):

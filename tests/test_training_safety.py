@@ -118,3 +118,82 @@ def test_checkpoints_survive_being_killed_mid_write(tmp_path):
     assert versions, "the writer never completed a checkpoint"
     leftovers = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
     assert len(leftovers) <= 20  # temp files of killed writes are ignored by load
+
+
+# -- hostile model files ----------------------------------------------------------------
+
+import io as _bytes_io  # noqa: E402
+import struct  # noqa: E402
+import zipfile  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    net = fastnn.mlp([6, 5, 3], batch_norm=True, rng=0)
+    fastnn.save(path, net, optimizer=fastnn.Adam(net.parameters()))
+    return path.read_bytes(), net.state_dict()
+
+
+def _load_or_reject(tmp_path, payload, original_state):
+    path = tmp_path / "candidate.npz"
+    path.write_bytes(payload)
+    try:
+        model = io.load(path)
+    except io.ModelFileError:
+        return "rejected"
+    for key, value in original_state.items():  # loading succeeded only if nothing changed
+        np.testing.assert_array_equal(model.net.state_dict()[key], value)
+    return "loaded"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.floats(0, 1), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 7)), max_size=3))
+def test_truncated_and_bit_flipped_model_files(tmp_path, model_bytes, cut, flips):
+    """Every corruption either raises ModelFileError or loads exactly the saved weights."""
+    payload, state = model_bytes
+    data = bytearray(payload[: max(1, int(len(payload) * (1 - cut * cut)))])
+    for where, bit in flips:
+        data[int(where * (len(data) - 1))] ^= 1 << bit
+    _load_or_reject(tmp_path, bytes(data), state)
+
+
+def _npz_with_member(name, npy_bytes):
+    buffer = _bytes_io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(name, npy_bytes)
+    return buffer.getvalue()
+
+
+def test_absurd_dimensions_never_allocate(tmp_path):
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000, 1000), }"
+    header = header.ljust(118) + "\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\0" * 64
+    path = tmp_path / "huge.npz"
+    path.write_bytes(_npz_with_member("__header__.npy", npy))
+    with pytest.raises(io.ModelFileError, match="declares shape"):
+        io.load(path)
+
+
+def test_a_planted_pickle_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    buffer = _bytes_io.BytesIO()
+    np.save(buffer, np.array([Exploit()], dtype=object), allow_pickle=True)
+    path = tmp_path / "evil.npz"
+    path.write_bytes(_npz_with_member("net/0.weight.npy", buffer.getvalue()))
+    with pytest.raises(io.ModelFileError, match="pickle"):
+        io.load(path)
+    import pickle
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(io.ModelFileError, match="pickle"):
+        io.load(raw)
+    assert not marker.exists()
