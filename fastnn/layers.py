@@ -326,18 +326,21 @@ class Activation(Layer):
     def _forward(self, Z):
         A = self._buffer("A", Z.shape, Z.dtype)
         _activations.activation_forward(self._kind, Z.reshape(-1), A.reshape(-1), self.alpha,
-                                        elementwise_threads(Z.size))
+                                        elementwise_threads(Z.size, self.name in TRANSCENDENTAL))
         self._output = A
         return A
 
     def _backward(self, dA):
         dZ = self._buffer("dZ", dA.shape, dA.dtype)
         _activations.activation_backward(self._kind, self._output.reshape(-1), dA.reshape(-1),
-                                         dZ.reshape(-1), self.alpha, elementwise_threads(dA.size))
+                                         dZ.reshape(-1), self.alpha,
+                                         elementwise_threads(dA.size, self.name == "softplus"))
         return dZ
 
 
 ACTIVATIONS = tuple(_activations.KINDS)
+#: Activations whose forward pass computes exp/tanh/log1p (threaded on large arrays).
+TRANSCENDENTAL = frozenset({"sigmoid", "tanh", "elu", "selu", "softplus"})
 
 
 class _NamedActivation(Activation):
@@ -573,14 +576,14 @@ class Dropout(Layer):
             self._output = X
             return X
         Y = self._buffer("Y", X.shape, X.dtype)
-        threads = elementwise_threads(X.size)
         if self._frozen and self._frozen_mask_ready and self._mask.shape == X.shape:
             _dropout.dropout_apply(X.reshape(-1), self._mask.reshape(-1), Y.reshape(-1), self.p,
-                                   threads)
+                                   elementwise_threads(X.size, False))
         else:
             self._mask = self._buffer("mask", X.shape, np.uint8)
             _dropout.dropout_forward(X.reshape(-1), Y.reshape(-1), self._mask.reshape(-1), self.p,
-                                     int(self._seed[0]), int(self._counter[0]), threads)
+                                     int(self._seed[0]), int(self._counter[0]),
+                                     elementwise_threads(X.size, True))
             self._counter += np.uint64(1)
             self._frozen_mask_ready = self._frozen
         self._output = Y
@@ -591,7 +594,7 @@ class Dropout(Layer):
             return dY
         dX = self._buffer("dX", dY.shape, dY.dtype)
         _dropout.dropout_apply(dY.reshape(-1), self._mask.reshape(-1), dX.reshape(-1), self.p,
-                               elementwise_threads(dY.size))
+                               elementwise_threads(dY.size, False))
         return dX
 
 

@@ -9,6 +9,8 @@ Pass grad=None to compute the value only.
 from cython cimport floating
 from libc.stdint cimport int64_t
 
+import numpy as np
+
 from fastnn_c._math cimport fexp, flog, sigmoid, softplus
 
 
@@ -30,37 +32,72 @@ cdef int _check_same(Py_ssize_t n, Py_ssize_t k, object grad, str name) except -
     return 0
 
 
+# Reductions keep 8 independent partial results ("lanes"), which the compiler vectorises
+# without reassociating floating-point sums.
+cdef inline floating _row_max(const floating* z, Py_ssize_t k) noexcept nogil:
+    """max_j z_j over 8 lanes (NaN entries are skipped here and propagate through exp)."""
+    cdef floating lanes[8]
+    cdef Py_ssize_t j, l, body = k - k % 8
+    cdef floating best = z[0]
+    for l in range(8):
+        lanes[l] = z[0]
+    for j in range(0, body, 8):
+        for l in range(8):
+            lanes[l] = z[j + l] if z[j + l] > lanes[l] else lanes[l]
+    for l in range(8):
+        best = lanes[l] if lanes[l] > best else best
+    for j in range(body, k):
+        best = z[j] if z[j] > best else best
+    return best
+
+
+cdef inline floating _exp_shifted_sum(const floating* z, floating shift, floating* out,
+                                      Py_ssize_t k) noexcept nogil:
+    """out_j := e^{z_j − shift} (a vectorised libm loop), then Σ_j out_j over 8 lanes."""
+    cdef floating lanes[8]
+    cdef Py_ssize_t j, l, body = k - k % 8
+    cdef floating total = 0
+    for j in range(k):
+        out[j] = fexp(z[j] - shift)
+    for l in range(8):
+        lanes[l] = 0
+    for j in range(0, body, 8):
+        for l in range(8):
+            lanes[l] += out[j + l]
+    for l in range(8):
+        total += lanes[l]
+    for j in range(body, k):
+        total += out[j]
+    return total
+
+
 def softmax_cross_entropy(const floating[:, ::1] logits,    # IN  (n, k)
                           const int64_t[::1] labels,        # IN  (n,) in [0, k)
                           floating[:, ::1] grad=None):      # OUT (n, k) or None
     """L = (1/n) Σ_i [log Σ_j e^{z_ij} − z_{i,y_i}];  ∂L/∂z_ij = (softmax(z_i)_j − [j = y_i]) / n.
 
-    The log-sum-exp is shifted by the row maximum, so no logit overflows.
+    The log-sum-exp is shifted by the row maximum, so no logit overflows. Per row: a max,
+    an exp pass written into the gradient (or a scratch row), a sum and a scaling pass.
     """
     cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
     cdef double total = 0
-    cdef floating row_max, row_sum, scale, e
+    cdef floating row_max, row_sum, scale
+    cdef floating* out
+    cdef floating[::1] scratch
     _check_same(n, k, grad, "softmax_cross_entropy")
     _check_labels(labels, n, k)
+    if grad is None:
+        scratch = np.empty(k, dtype=np.float32 if floating is float else np.float64)
     with nogil:
         for i in range(n):
-            row_max = logits[i, 0]
-            for j in range(1, k):
-                if logits[i, j] > row_max:
-                    row_max = logits[i, j]
-            row_sum = 0
-            if grad is None:
-                for j in range(k):
-                    row_sum = row_sum + fexp(logits[i, j] - row_max)
-            else:
-                for j in range(k):
-                    e = fexp(logits[i, j] - row_max)
-                    grad[i, j] = e
-                    row_sum = row_sum + e
+            out = &scratch[0] if grad is None else &grad[i, 0]
+            row_max = _row_max(&logits[i, 0], k)
+            row_sum = _exp_shifted_sum(&logits[i, 0], row_max, out, k)
+            if grad is not None:
                 scale = 1 / (row_sum * n)
                 for j in range(k):
-                    grad[i, j] = grad[i, j] * scale
-                grad[i, labels[i]] -= <floating>1.0 / n
+                    out[j] = out[j] * scale
+                out[labels[i]] -= <floating>1.0 / n
             # (max − z_y) first: adding log(sum) to a huge max would round it away
             total += (row_max - logits[i, labels[i]]) + <double>flog(row_sum)
     return total / n
