@@ -84,6 +84,30 @@ def elementwise(repeats):
             mine, numpy, torch = timed(mine_fn, repeats), timed(numpy_fn, repeats), timed(torch_fn, repeats)
             print(f"{name + ' ' + direction:<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
                   f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+    bn = fastnn.BatchNorm(1024)
+    numpy_bn = w.NumpyBatchNorm(512, 1024, np.float32)
+    mine = timed(lambda: (bn._forward(Z), bn._backward(dA)), repeats)
+    numpy = timed(lambda: numpy_bn(Z, dA), repeats)
+    torch = timed(w.torch_batch_norm(Z, dA) if w.torch is not None else None, repeats)
+    print(f"{'batch norm fwd+bwd':<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
+          f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+    dropout = fastnn.Dropout(0.5, rng=0)
+    mask = np.empty(Z.shape, bool)
+    numpy_rng = np.random.default_rng(0)
+
+    def numpy_dropout():  # the usual inverted dropout: a uniform draw, a mask, a scaled product
+        np.less(numpy_rng.random(Z.shape, dtype=np.float32), 0.5, out=mask)
+        np.multiply(Z, mask, out=out)
+        np.multiply(out, 2.0, out=out)
+
+    torch_dropout = None
+    if w.torch is not None:
+        tZ = w.torch.from_numpy(Z)
+        torch_dropout = lambda: w.torch.nn.functional.dropout(tZ, 0.5, True)  # noqa: E731
+    mine = timed(lambda: dropout._forward(Z), repeats)
+    numpy, torch = timed(numpy_dropout, repeats), timed(torch_dropout, repeats)
+    print(f"{'dropout forward':<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
+          f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
     labels = rng.integers(0, 1024, 512)
     grad = np.empty_like(Z)
     numpy_ce = w.NumpySoftmaxCE(512, 1024, np.float32)
