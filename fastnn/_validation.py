@@ -5,6 +5,7 @@ to the model's dtype (float32 or float64); complex, object and string arrays are
 with a TypeError. Non-C-contiguous input (Fortran order, strided views) is copied into a
 C-contiguous array. Empty batches and non-matching shapes raise ValueError.
 """
+import inspect
 import numbers
 
 import numpy as np
@@ -72,3 +73,18 @@ def check_rng(rng):
     if isinstance(rng, np.random.Generator):
         return rng
     raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def from_registry(registry, kind, name, first, kwargs):
+    """``registry[name](first, **kwargs)``, dropping keywords whose value is None (they mean
+    "the default"); an unknown name or keyword raises ValueError listing the valid ones."""
+    cls = registry.get(name)
+    if cls is None:
+        raise ValueError(f"unknown {kind} {name!r}; choose from {', '.join(registry)}")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    accepted = list(inspect.signature(cls).parameters)[1:]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"{kind} {name!r} does not take {', '.join(unknown)}; "
+                         f"its options are {', '.join(accepted)}")
+    return cls(first, **kwargs)

@@ -32,13 +32,12 @@ parameter's shape and dtype (e.g. ``"state.0.m"``). The other hyper-parameters a
 part of the state: rebuild the optimizer with ``get(name, params, **get_config())``, then
 ``load_state_dict``; training then continues bit for bit.
 """
-import inspect
 import math
 import numbers
 
 import numpy as np
 
-from fastnn._validation import FLOAT_DTYPES
+from fastnn._validation import FLOAT_DTYPES, from_registry
 from fastnn.layers import Parameter
 from fastnn_c import optim as _optim
 
@@ -473,13 +472,4 @@ def get(name, params, **kwargs):
 
     >>> opt = get("adam", net.parameters(), lr=1e-3, weight_decay=None)
     """
-    cls = OPTIMIZERS.get(name)
-    if cls is None:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    accepted = list(inspect.signature(cls).parameters)[1:]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(f"optimizer {name!r} does not take {', '.join(unknown)}; "
-                         f"its options are {', '.join(accepted)}")
-    return cls(params, **kwargs)
+    return from_registry(OPTIMIZERS, "optimizer", name, params, kwargs)

@@ -14,10 +14,9 @@ restarts; reduce-on-plateau follows torch.optim.lr_scheduler.ReduceLROnPlateau.
 ``state_dict()`` is a flat dict of scalars (``{"name", "t", "base_lr", "lr", ...}``).
 Hyper-parameters are not part of it: rebuild with ``get(name, optimizer, **get_config())``.
 """
-import inspect
 import math
 
-from fastnn._validation import check_positive_int
+from fastnn._validation import check_positive_int, from_registry
 from fastnn.optimizers import Optimizer, _check_number, _scalar
 
 INTERVALS = ("step", "epoch")
@@ -337,13 +336,4 @@ def get(name, optimizer, **kwargs):
 
     >>> sched = get("cosine", opt, t_max=10 * steps_per_epoch, warmup=100)
     """
-    cls = SCHEDULES.get(name)
-    if cls is None:
-        raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    accepted = list(inspect.signature(cls).parameters)[1:]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(f"schedule {name!r} does not take {', '.join(unknown)}; "
-                         f"its options are {', '.join(accepted)}")
-    return cls(optimizer, **kwargs)
+    return from_registry(SCHEDULES, "schedule", name, optimizer, kwargs)
