@@ -25,6 +25,9 @@ cdef inline void activation_forward_run(int kind, const floating* z, floating* a
     # SELU's λ and λα (Klambauer et al. 2017, eq. 14: λ = 1.0507009873554805, α = 1.6732632423543772)
     cdef floating lam = <floating>1.0507009873554804934193349852946
     cdef floating lam_alpha = <floating>(1.0507009873554804934193349852946 * 1.6732632423543772848170429916717)
+    # typed constants: Cython writes a literal 1 as the double 1.0, which would turn every
+    # float32 operation below into a double one
+    cdef floating one = 1, zero = 0
     if kind == IDENTITY:
         for i in range(n):
             a[i] = z[i]
@@ -36,22 +39,22 @@ cdef inline void activation_forward_run(int kind, const floating* z, floating* a
             a[i] = ftanh(z[i])
     elif kind == HARDTANH:
         for i in range(n):
-            a[i] = -1 if z[i] < -1 else (1 if z[i] > 1 else z[i])
+            a[i] = -one if z[i] < -one else (one if z[i] > one else z[i])
     elif kind == SOFTSIGN:
         for i in range(n):
-            a[i] = z[i] / (1 + fabs_(z[i]))
+            a[i] = z[i] / (one + fabs_(z[i]))
     elif kind == RELU:
         for i in range(n):
-            a[i] = 0 if z[i] < 0 else z[i]
+            a[i] = zero if z[i] < zero else z[i]
     elif kind == LEAKY_RELU:
         for i in range(n):
-            a[i] = alpha * z[i] if z[i] < 0 else z[i]
+            a[i] = alpha * z[i] if z[i] < zero else z[i]
     elif kind == ELU:
         for i in range(n):
-            a[i] = alpha * fexpm1(z[i]) if z[i] < 0 else z[i]
+            a[i] = alpha * fexpm1(z[i]) if z[i] < zero else z[i]
     elif kind == SELU:
         for i in range(n):
-            a[i] = lam_alpha * fexpm1(z[i]) if z[i] < 0 else lam * z[i]
+            a[i] = lam_alpha * fexpm1(z[i]) if z[i] < zero else lam * z[i]
     elif kind == SOFTPLUS:
         for i in range(n):
             a[i] = softplus(z[i])
@@ -63,33 +66,36 @@ cdef inline void activation_backward_run(int kind, const floating* a, const floa
     # SELU's λ and λα (Klambauer et al. 2017, eq. 14: λ = 1.0507009873554805, α = 1.6732632423543772)
     cdef floating lam = <floating>1.0507009873554804934193349852946
     cdef floating lam_alpha = <floating>(1.0507009873554804934193349852946 * 1.6732632423543772848170429916717)
+    # typed constants: Cython writes a literal 1 as the double 1.0, which would turn every
+    # float32 operation below into a double one
+    cdef floating one = 1, zero = 0
     if kind == IDENTITY:
         for i in range(n):
             dz[i] = da[i]
     elif kind == SIGMOID:
         for i in range(n):
-            dz[i] = da[i] * a[i] * (1 - a[i])
+            dz[i] = da[i] * a[i] * (one - a[i])
     elif kind == TANH:
         for i in range(n):
-            dz[i] = da[i] * (1 - a[i] * a[i])
+            dz[i] = da[i] * (one - a[i] * a[i])
     elif kind == HARDTANH:
         for i in range(n):
-            dz[i] = da[i] if -1 < a[i] < 1 else 0
+            dz[i] = da[i] if -one < a[i] < one else zero
     elif kind == SOFTSIGN:
         for i in range(n):
-            dz[i] = da[i] * (1 - fabs_(a[i])) * (1 - fabs_(a[i]))
+            dz[i] = da[i] * (one - fabs_(a[i])) * (one - fabs_(a[i]))
     elif kind == RELU:
         for i in range(n):
-            dz[i] = da[i] if a[i] > 0 else 0
+            dz[i] = da[i] if a[i] > zero else zero
     elif kind == LEAKY_RELU:
         for i in range(n):
-            dz[i] = da[i] if a[i] > 0 else alpha * da[i]
+            dz[i] = da[i] if a[i] > zero else alpha * da[i]
     elif kind == ELU:
         for i in range(n):
-            dz[i] = da[i] if a[i] > 0 else da[i] * (a[i] + alpha)
+            dz[i] = da[i] if a[i] > zero else da[i] * (a[i] + alpha)
     elif kind == SELU:
         for i in range(n):
-            dz[i] = lam * da[i] if a[i] > 0 else da[i] * (a[i] + lam_alpha)
+            dz[i] = lam * da[i] if a[i] > zero else da[i] * (a[i] + lam_alpha)
     elif kind == SOFTPLUS:
         for i in range(n):
             dz[i] = -da[i] * fexpm1(-a[i])

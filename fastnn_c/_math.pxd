@@ -67,11 +67,13 @@ cdef inline floating fsqrt(floating x) noexcept nogil:
 
 cdef inline floating sigmoid(floating z) noexcept nogil:
     """1 / (1 + e^-z), computed through e^-|z| so that it never overflows."""
+    cdef floating one = 1, zero = 0  # typed, so float32 stays float32 (no double division)
     cdef floating e = fexp(-fabs_(z))
-    cdef floating s = 1 / (1 + e)
-    return s if z >= 0 else e * s
+    cdef floating s = one / (one + e)
+    return s if z >= zero else e * s
 
 
 cdef inline floating softplus(floating z) noexcept nogil:
     """log(1 + e^z) = max(z, 0) + log1p(e^-|z|), exact and overflow-free for any z."""
-    return (z if z > 0 else 0) + flog1p(fexp(-fabs_(z)))
+    cdef floating zero = 0
+    return (z if z > zero else zero) + flog1p(fexp(-fabs_(z)))
