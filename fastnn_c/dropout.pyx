@@ -38,17 +38,19 @@ cdef void _forward_chunk(const floating* x, floating* y, uint8_t* mask, Py_ssize
                          floating scale) noexcept nogil:
     cdef Py_ssize_t i
     cdef uint8_t keep
+    cdef floating zero = 0  # typed: a literal 0 would make the product a double one
     for i in range(n):
         keep = (mix64(base + <uint64_t>(start + i + 1) * PHI) >> 11) >= threshold
         mask[i] = keep
-        y[i] = x[i] * (scale if keep else 0)
+        y[i] = x[i] * (scale if keep else zero)
 
 
 cdef void _apply_chunk(const floating* x, const uint8_t* mask, floating* y, Py_ssize_t n,
                        floating scale) noexcept nogil:
     cdef Py_ssize_t i
+    cdef floating zero = 0
     for i in range(n):
-        y[i] = x[i] * (scale if mask[i] else 0)
+        y[i] = x[i] * (scale if mask[i] else zero)
 
 
 def _threshold(double p):
