@@ -133,3 +133,49 @@ def test_optimizer_updates(name, shape, dtype, seed, special, clip_value, weight
     finite = np.isfinite(expected)
     tol = 1e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(got[finite], expected[finite], rtol=tol, atol=tol)
+
+
+@SETTINGS
+@given(A=matrices(rows=st.integers(1, 9), cols=st.integers(1, 9)),
+       bounds=st.sampled_from([(0.01, 0.99), (-0.99, 0.99), (-1.0, 1.0), (-np.inf, np.inf)]))
+def test_diagnostics_activation_stats(A, bounds):
+    """The monitor's compiled column pass against NumPy (mean, variance, zeros, saturation)."""
+    from fastnn_c import diagnostics as _diag
+
+    n, m = A.shape
+    lower, upper = bounds
+    mean, var, zeros = np.empty(m), np.empty(m), np.empty(m, dtype=np.intp)
+    if not A.flags.c_contiguous:  # kernels take C-contiguous input and say so cleanly
+        with pytest.raises(ValueError, match="contiguous"):
+            _diag.activation_stats(A, lower, upper, mean, var, zeros)
+        A = np.ascontiguousarray(A)
+    saturated = _diag.activation_stats(A, lower, upper, mean, var, zeros)
+    A64 = A.astype(np.float64)
+    with np.errstate(all="ignore"):
+        expected_mean = A64.mean(axis=0)
+        expected_var = ((A64 - expected_mean) ** 2).mean(axis=0)
+    np.testing.assert_array_equal(zeros, (A == 0).sum(axis=0))
+    np.testing.assert_array_equal(np.isfinite(mean), np.isfinite(expected_mean))
+    ok = np.isfinite(expected_mean) & np.isfinite(expected_var) & (np.abs(A64).max(axis=0) < 1e6)
+    np.testing.assert_allclose(mean[ok], expected_mean[ok], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(var[ok], expected_var[ok], rtol=1e-6, atol=1e-9)
+    counted = np.isfinite(lower) or np.isfinite(upper)  # ±inf bounds: saturation not counted
+    assert saturated == (np.count_nonzero((A64 <= lower) | (A64 >= upper)) if counted else 0)
+
+
+@SETTINGS
+@given(a=matrices(rows=st.integers(1, 5), cols=st.integers(1, 9), non_contiguous=st.just(False)))
+def test_diagnostics_sum_squares(a):
+    from fastnn_c import diagnostics as _diag
+
+    flat = a.reshape(-1)
+    copy = np.empty_like(flat)
+    with np.errstate(all="ignore"):
+        expected = np.sum(flat.astype(np.float64) ** 2)
+        got = _diag.copy_sum_squares(flat, copy)
+        np.testing.assert_array_equal(copy, flat)
+        assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected, rel=1e-12)
+        other = flat[::-1].copy()
+        expected_diff = np.sum((flat.astype(np.float64) - other) ** 2)
+        got_diff = _diag.diff_sum_squares(flat, other)
+        assert (np.isnan(got_diff) and np.isnan(expected_diff)) or got_diff == pytest.approx(expected_diff, rel=1e-12)
