@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from fastnn import initializers
-from fastnn._config import elementwise_threads
+from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, elementwise_threads
 from fastnn._validation import check_array, check_dtype, check_positive_int, check_rng
 from fastnn_c import activations as _activations
 from fastnn_c import batchnorm as _batchnorm
@@ -496,7 +496,7 @@ class BatchNorm(Layer):
                                  f"{X.shape[0]} (use eval() for single samples)")
             _batchnorm.batchnorm_forward_train(X, self.gamma.data, self.beta.data, self.running_mean,
                                                self.running_var, self.momentum, self.eps, Y,
-                                               self._mean, self._inv_std)
+                                               self._mean, self._inv_std, self._threads(X.size))
         else:
             _batchnorm.batchnorm_forward_eval(X, self.gamma.data, self.beta.data, self.running_mean,
                                               self.running_var, self.eps, Y, self._mean, self._inv_std)
@@ -508,8 +508,13 @@ class BatchNorm(Layer):
     def _backward(self, dY):
         dX = self._buffer("dX", dY.shape, self.dtype) if self.needs_input_grad else None
         _batchnorm.batchnorm_backward(self._input, self._mean, self._inv_std, self.gamma.data, dY,
-                                      self.gamma.grad, self.beta.grad, dX, self._batch_stats)
+                                      self.gamma.grad, self.beta.grad, dX, self._batch_stats,
+                                      self._threads(dY.size))
         return dX
+
+    @staticmethod
+    def _threads(n_elements):
+        return elementwise_threads(n_elements, True, BATCHNORM_PARALLEL_MIN_ELEMENTS)
 
 
 class Dropout(Layer):

@@ -11,7 +11,8 @@ loses every digit at μ = 1e4, σ = 1e-2 in float32). The training forward pass 
 the running statistics in the same call and caches only μ and 1/√(σ² + ε) per feature;
 backward recomputes x̂ = (x − μ)/√(σ² + ε) on the fly: one pass accumulates dβ = Σ dY and
 dγ = Σ dY x̂, a second writes dX from the compact closed form. No (batch, features)
-temporaries are allocated.
+temporaries are allocated. With n_threads > 1 the features are split into one block per
+thread, each running every pass on its columns (one parallel region per call).
 Contract: inputs are validated, C-contiguous and of one float dtype; shapes are checked
 here so that a wrong call raises ValueError instead of reading out of bounds.
 Shapes: X, Y, dY, dX (n, d); γ, β, running statistics (d,) in the input dtype; μ and 1/σ
@@ -20,6 +21,7 @@ Shapes: X, Y, dY, dX (n, d); γ, β, running statistics (d,) in the input dtype;
 from cython cimport floating
 from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
+from cython.parallel cimport prange
 
 
 cdef double* _scratch(Py_ssize_t n) except NULL:
@@ -48,14 +50,14 @@ def batchnorm_forward_train(const floating[:, ::1] X,          # IN  (n, d), n >
                             double momentum, double eps,
                             floating[:, ::1] Y,                # OUT (n, d)
                             double[::1] mean,                  # OUT (d,) batch mean μ
-                            double[::1] inv_std):              # OUT (d,) 1/√(σ² + ε)
+                            double[::1] inv_std,               # OUT (d,) 1/√(σ² + ε)
+                            int n_threads=1):
     """Y := γ (X − μ)/√(σ² + ε) + β with batch μ, biased σ²;
     running_mean := (1 − m) running_mean + m μ;  running_var := (1 − m) running_var + m σ² n/(n − 1).
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], block
     cdef double* s1
     cdef double* s2
-    cdef double dev, var, m = momentum
     _check_rows("batchnorm_forward_train", X, Y, n, d)
     _check_vectors("batchnorm_forward_train", d, gamma=gamma, beta=beta, running_mean=running_mean,
                    running_var=running_var, mean=mean, inv_std=inv_std)
@@ -64,33 +66,51 @@ def batchnorm_forward_train(const floating[:, ::1] X,          # IN  (n, d), n >
     s1 = _scratch(2 * d)
     s2 = s1 + d
     try:
-        with nogil:
-            for j in range(d):
-                s1[j] = 0
-            for i in range(n):
-                for j in range(d):
-                    s1[j] += X[i, j]
-            for j in range(d):
-                mean[j] = s1[j] / n
-                s1[j] = 0
-                s2[j] = 0
-            for i in range(n):
-                for j in range(d):
-                    dev = X[i, j] - mean[j]
-                    s1[j] += dev
-                    s2[j] += dev * dev
-            for j in range(d):
-                var = (s2[j] - s1[j] * s1[j] / n) / n
-                if var < 0:
-                    var = 0
-                inv_std[j] = 1 / sqrt(var + eps)
-                running_mean[j] = <floating>((1 - m) * running_mean[j] + m * mean[j])
-                running_var[j] = <floating>((1 - m) * running_var[j] + m * var * n / (n - 1))
-            for i in range(n):
-                for j in range(d):
-                    Y[i, j] = <floating>(gamma[j] * ((X[i, j] - mean[j]) * inv_std[j]) + beta[j])
+        if n_threads > 1 and d >= 2 * n_threads:
+            for block in prange(n_threads, nogil=True, num_threads=n_threads, schedule="static"):
+                _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
+                                       mean, inv_std, s1, s2, block * d // n_threads,
+                                       (block + 1) * d // n_threads)
+        else:
+            with nogil:
+                _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
+                                       mean, inv_std, s1, s2, 0, d)
     finally:
         free(s1)
+
+
+cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] gamma,
+                                 const floating[::1] beta, floating[::1] running_mean,
+                                 floating[::1] running_var, double m, double eps,
+                                 floating[:, ::1] Y, double[::1] mean, double[::1] inv_std,
+                                 double* s1, double* s2, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """The training forward pass for features [j0, j1) (the scratch rows s1, s2 have d entries)."""
+    cdef Py_ssize_t n = X.shape[0], i, j
+    cdef double dev, var
+    for j in range(j0, j1):
+        s1[j] = 0
+    for i in range(n):
+        for j in range(j0, j1):
+            s1[j] += X[i, j]
+    for j in range(j0, j1):
+        mean[j] = s1[j] / n
+        s1[j] = 0
+        s2[j] = 0
+    for i in range(n):
+        for j in range(j0, j1):
+            dev = X[i, j] - mean[j]
+            s1[j] += dev
+            s2[j] += dev * dev
+    for j in range(j0, j1):
+        var = (s2[j] - s1[j] * s1[j] / n) / n
+        if var < 0:
+            var = 0
+        inv_std[j] = 1 / sqrt(var + eps)
+        running_mean[j] = <floating>((1 - m) * running_mean[j] + m * mean[j])
+        running_var[j] = <floating>((1 - m) * running_var[j] + m * var * n / (n - 1))
+    for i in range(n):
+        for j in range(j0, j1):
+            Y[i, j] = <floating>(gamma[j] * ((X[i, j] - mean[j]) * inv_std[j]) + beta[j])
 
 
 def batchnorm_forward_eval(const floating[:, ::1] X,           # IN  (n, d)
@@ -124,51 +144,66 @@ def batchnorm_backward(const floating[:, ::1] X,       # IN  (n, d) forward inpu
                        floating[::1] dgamma,           # OUT (d,)
                        floating[::1] dbeta,            # OUT (d,)
                        floating[:, ::1] dX,            # OUT (n, d) or None
-                       bint batch_stats):
+                       bint batch_stats, int n_threads=1):
     """dβ := Σ_rows dY;  dγ := Σ_rows dY x̂;  with x̂ = (X − μ)/σ and
     dX := (γ/(nσ)) (n dY − dβ − x̂ dγ) when μ, σ are batch statistics (training mode),
     dX := (γ/σ) dY when they are constants (running statistics, evaluation mode).
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], block
     cdef double* sdy
-    cdef double* sdyx
-    cdef double* coef
-    cdef double xhat
     _check_rows("batchnorm_backward", X, dY, n, d)
     if dX is not None:
         _check_rows("batchnorm_backward", X, dX, n, d)
     _check_vectors("batchnorm_backward", d, mean=mean, inv_std=inv_std, gamma=gamma,
                    dgamma=dgamma, dbeta=dbeta)
     sdy = _scratch(3 * d)
-    sdyx = sdy + d
-    coef = sdy + 2 * d
     try:
-        with nogil:
-            for j in range(d):
-                sdy[j] = 0
-                sdyx[j] = 0
-            for i in range(n):
-                for j in range(d):
-                    xhat = (X[i, j] - mean[j]) * inv_std[j]
-                    sdy[j] += dY[i, j]
-                    sdyx[j] += dY[i, j] * xhat
-            for j in range(d):
-                dbeta[j] = <floating>sdy[j]
-                dgamma[j] = <floating>sdyx[j]
-            if dX is not None:
-                if batch_stats:
-                    for j in range(d):
-                        coef[j] = gamma[j] * inv_std[j] / n
-                    for i in range(n):
-                        for j in range(d):
-                            xhat = (X[i, j] - mean[j]) * inv_std[j]
-                            dX[i, j] = <floating>(coef[j] * (n * <double>dY[i, j] - sdy[j]
-                                                             - xhat * sdyx[j]))
-                else:
-                    for j in range(d):
-                        coef[j] = gamma[j] * inv_std[j]
-                    for i in range(n):
-                        for j in range(d):
-                            dX[i, j] = <floating>(coef[j] * dY[i, j])
+        if n_threads > 1 and d >= 2 * n_threads:
+            for block in prange(n_threads, nogil=True, num_threads=n_threads, schedule="static"):
+                _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats, sdy,
+                                  block * d // n_threads, (block + 1) * d // n_threads)
+        else:
+            with nogil:
+                _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats, sdy,
+                                  0, d)
     finally:
         free(sdy)
+
+
+cdef void _backward_columns(const floating[:, ::1] X, const double[::1] mean,
+                            const double[::1] inv_std, const floating[::1] gamma,
+                            const floating[:, ::1] dY, floating[::1] dgamma, floating[::1] dbeta,
+                            floating[:, ::1] dX, bint batch_stats, double* scratch,
+                            Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """The backward pass for features [j0, j1); ``scratch`` holds 3 rows of d doubles."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j
+    cdef double* sdy = scratch
+    cdef double* sdyx = scratch + d
+    cdef double* coef = scratch + 2 * d
+    cdef double xhat
+    for j in range(j0, j1):
+        sdy[j] = 0
+        sdyx[j] = 0
+    for i in range(n):
+        for j in range(j0, j1):
+            xhat = (X[i, j] - mean[j]) * inv_std[j]
+            sdy[j] += dY[i, j]
+            sdyx[j] += dY[i, j] * xhat
+    for j in range(j0, j1):
+        dbeta[j] = <floating>sdy[j]
+        dgamma[j] = <floating>sdyx[j]
+    if dX is None:
+        return
+    if batch_stats:
+        for j in range(j0, j1):
+            coef[j] = gamma[j] * inv_std[j] / n
+        for i in range(n):
+            for j in range(j0, j1):
+                xhat = (X[i, j] - mean[j]) * inv_std[j]
+                dX[i, j] = <floating>(coef[j] * (n * <double>dY[i, j] - sdy[j] - xhat * sdyx[j]))
+    else:
+        for j in range(j0, j1):
+            coef[j] = gamma[j] * inv_std[j]
+        for i in range(n):
+            for j in range(j0, j1):
+                dX[i, j] = <floating>(coef[j] * dY[i, j])
