@@ -20,6 +20,7 @@ PyTorch's ``weights_only`` loading and Keras's ``safe_mode``). Files are written
 a temporary file in the destination folder, fsync, then ``os.replace``.
 """
 import collections
+import contextlib
 import json
 import numbers
 import os
@@ -148,9 +149,8 @@ def _write_atomic(path, arrays):
     except OSError:
         return
     try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 

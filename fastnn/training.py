@@ -143,19 +143,19 @@ class Callback:
     """Base class: override the hooks you need. ``epoch`` is 1-based, ``step`` the global step."""
 
     def on_train_begin(self, trainer):
-        pass
+        """Before the first epoch."""
 
     def on_epoch_begin(self, trainer, epoch):
-        pass
+        """Before the first batch of ``epoch``."""
 
     def on_batch_end(self, trainer, step, loss):
-        pass
+        """After the update of ``step``, with that batch's loss."""
 
     def on_epoch_end(self, trainer, epoch, metrics):
-        pass
+        """After validation, with the epoch's metrics; set ``trainer.stop_training`` to stop."""
 
     def on_train_end(self, trainer):
-        pass
+        """After the last epoch, also when training stops with an error."""
 
     def on_diverged(self, trainer, error):
         """Training is about to stop with ``error`` (a TrainingDivergedError); weights are the last good."""
