@@ -165,6 +165,7 @@ class Optimizer:
         self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
         self._flat_state = [{slot: a.reshape(-1) for slot, a in s.items()} for s in self.state]
         self._flat = [(p.data.reshape(-1), p.grad.reshape(-1)) for p in self.params]
+        self._param_ids = frozenset(id(p) for p in self.params)
 
     @property
     def last_grad_norm(self):
@@ -291,7 +292,7 @@ class SGD(Optimizer):
     def _folded_sgd_rate(self, param_ids):
         plain = (self.momentum == 0 and self.clip_norm is None and self.clip_value is None
                  and (self.weight_decay == 0 or not any(p.regularize for p in self.params)))
-        if plain and frozenset(id(p) for p in self.params) == param_ids:
+        if plain and self._param_ids == param_ids:
             return self.lr
         return None
 
