@@ -42,24 +42,21 @@ def _int_list(text):
     return values
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _int_at_least(minimum):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    return parse
 
 
-def _nonneg_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_positive_int = _int_at_least(1)
+_nonneg_int = _int_at_least(0)
 
 
 def _float_in(low, high, low_open=False, high_open=True):
@@ -557,7 +554,7 @@ def cmd_evaluate(args):
 
 
 def _read_images(path, n_features):
-    from fastnn.datasets import read_idx
+    from fastnn.datasets import flatten_and_scale, read_idx
 
     if not os.path.exists(path):
         raise CommandError(f"input file not found: {path}")
@@ -576,8 +573,8 @@ def _read_images(path, n_features):
         X = X.reshape(1, n_features)
     else:
         raise CommandError(f"{path}: shape {X.shape} does not hold images of {n_features} pixels")
-    if X.dtype.kind in "biu":
-        return X.astype(np.float32) / np.float32(255)
+    if X.dtype.kind in "biu":  # raw pixels, scaled exactly as training data was
+        return flatten_and_scale(X)
     return X.astype(np.float32, copy=False)
 
 

@@ -634,21 +634,25 @@ _REMEDIES = {
 }
 
 
+#: Panels that plot one recorded column per layer of one kind: (kind, column, title, log scale).
+_COLUMN_PANELS = {
+    "speed": ("dense", "delta_norm", "Speed of learning ||delta|| (bias gradient)", True),
+    "update": ("dense", "update_ratio", "Update size ||dW|| / ||W||", True),
+    "batchnorm": ("batchnorm", "bn_mean_shift",
+                  "Batch norm: |batch mean - running mean| / running std", False),
+}
+
+
 def _draw_panel(ax, record, layers, panel):
-    if panel == "speed":
+    if panel in _COLUMN_PANELS:
+        wanted, column, title, log_scale = _COLUMN_PANELS[panel]
         for i, name, kind in layers:
-            if kind == "dense":
-                steps, values = record.series(i, "delta_norm")
+            if kind == wanted:
+                steps, values = record.series(i, column)
                 ax.plot(steps, values, label=name)
-        ax.set_yscale("log")
-        ax.set_title("Speed of learning ||delta|| (bias gradient)")
-    elif panel == "update":
-        for i, name, kind in layers:
-            if kind == "dense":
-                steps, values = record.series(i, "update_ratio")
-                ax.plot(steps, values, label=name)
-        ax.set_yscale("log")
-        ax.set_title("Update size ||dW|| / ||W||")
+        if log_scale:
+            ax.set_yscale("log")
+        ax.set_title(title)
     elif panel == "activation":
         for i, name, kind in layers:
             if kind == "activation":
@@ -666,12 +670,6 @@ def _draw_panel(ax, record, layers, panel):
                         ax.plot(steps, values, style, label=f"{name} {column.split('_')[0]}")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title("Saturated (solid) / dead (dashed) fraction")
-    else:
-        for i, name, kind in layers:
-            if kind == "batchnorm":
-                steps, values = record.series(i, "bn_mean_shift")
-                ax.plot(steps, values, label=name)
-        ax.set_title("Batch norm: |batch mean - running mean| / running std")
     ax.set_xlabel("step")
     ax.grid(True, alpha=0.3)
     if ax.lines:

@@ -184,6 +184,7 @@ def _read_archive(path):
             raise ModelFileError(f"{path}: refusing to load pickled data (a fastnn model file "
                                  "holds only numeric arrays)") from None
         raise ModelFileError(f"{path}: corrupted ({exc})") from None
+    # zipfile raises NotImplementedError for compression methods it cannot read
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, NotImplementedError) as exc:
         raise ModelFileError(f"{path}: truncated or corrupted ({type(exc).__name__}: {exc})") from None
 

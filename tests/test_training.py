@@ -276,7 +276,7 @@ def test_max_norm_constraint_applies_after_each_update(toy):
 
     class CheckNorms:
         def after_backward(self, step):
-            pass
+            """Nothing to check before the update."""
 
         def after_update(self, step):
             for w in weights:  # each unit's incoming weight vector (a column of W)
