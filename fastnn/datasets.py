@@ -67,7 +67,11 @@ def read_idx(path):
         if isinstance(exc, FileNotFoundError):
             raise
         raise IDXError(f"{path}: cannot read ({exc})") from None
-    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    except ValueError:  # an empty shape whose other dimensions multiply past NumPy's limit
+        raise IDXError(f"{path}: header declares shape {shape}, which NumPy cannot represent") from None
+    return array.astype(dtype.newbyteorder("="))
 
 
 def find_idx_file(folder, stem):

@@ -50,6 +50,9 @@ def test_reads_mnist_small():
     (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", "holds 3 bytes"),
     (b"\x00\x00\x08\x01\x00\x00\x00\x02abc", "holds more"),
     (b"\x00\x00\x08\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "declares shape"),
+    # no data, but 564793 x 973376 x 2^32 elements is past NumPy's size limit (found by hypothesis)
+    (b"\x00\x00\x08\x04\x00\x00\x00\x00\x00\x08\x9e\x39\x00\x0e\xda\x40\xff\xff\xff\xff",
+     "cannot represent"),
 ])
 def test_malformed_files_raise_clear_errors(tmp_path, payload, message):
     path = tmp_path / "bad"
