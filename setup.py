@@ -9,11 +9,12 @@ Environment switches
 FASTNN_DEBUG_CYTHON=1   bounds checks and wraparound on, for a debug test run.
 FASTNN_MARCH_NATIVE=1   compile with ``-march=native`` (local builds only, not for wheels).
 FASTNN_NO_OPENMP=1      build without OpenMP even if the compiler has it.
-FASTNN_NO_AVX2=1        skip the AVX2+FMA variants.
+FASTNN_NO_AVX2=1        skip the AVX2 and AVX-512 variants.
 
-On x86-64 each kernel family is built twice: portable (``fastnn_c.<family>``) and with
-AVX2+FMA (``fastnn_c.<family>_avx2``, compiled from the same .pyx); fastnn_c/__init__.py
-loads the AVX2 variant when the CPU has it, so a wheel runs anywhere and fast here.
+On x86-64 each kernel family is built three times from the same .pyx: portable
+(``fastnn_c.<family>``), AVX2+FMA (``<family>_avx2``) and AVX-512 (``<family>_avx512``,
+512-bit vectors); fastnn_c/__init__.py loads the widest one the CPU runs, so a wheel runs
+anywhere and fast here.
 """
 import glob
 import os
@@ -28,8 +29,14 @@ from setuptools import Extension, setup
 
 # One extension per kernel family: every fastnn_c/*.pyx.
 KERNEL_FAMILIES = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob("fastnn_c/*.pyx"))
-# Families without per-element loops worth an AVX2 build.
+# Families without per-element loops worth a SIMD build.
 NOT_DISPATCHED = {"_blas"}
+# The SIMD variants: module suffix -> extra compiler flags (fastnn_c/__init__.py picks one).
+SIMD_VARIANTS = {
+    "avx2": ["-mavx2", "-mfma"],
+    "avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl",
+               "-mprefer-vector-width=512"],
+}
 
 
 def openmp_flags():
@@ -109,18 +116,20 @@ def extensions():
         Extension(f"fastnn_c.{name}", [f"fastnn_c/{name}.pyx"], **common)
         for name in KERNEL_FAMILIES
     ]
-    if avx2_supported_by_compiler() and not debug:
-        simd_common = dict(common, extra_compile_args=[*compile_args, "-mavx2", "-mfma"])
-        os.makedirs(os.path.join("build", "avx2"), exist_ok=True)
+    for variant, flags in SIMD_VARIANTS.items():
+        if debug or not simd_supported_by_compiler(flags):
+            continue
+        simd_common = dict(common, extra_compile_args=[*compile_args, *flags])
+        os.makedirs(os.path.join("build", variant), exist_ok=True)
         for name in KERNEL_FAMILIES:
             if name in NOT_DISPATCHED:
                 continue
-            source = os.path.join("build", "avx2", f"{name}_avx2.pyx")
+            source = os.path.join("build", variant, f"{name}_{variant}.pyx")
             text = f'include "{name}.pyx"\n'
             if not os.path.exists(source) or open(source).read() != text:
                 with open(source, "w") as f:
                     f.write(text)
-            modules.append(Extension(f"fastnn_c.{name}_avx2", [source], **simd_common))
+            modules.append(Extension(f"fastnn_c.{name}_{variant}", [source], **simd_common))
     directives = dict(
         language_level=3,
         boundscheck=debug,
@@ -133,10 +142,10 @@ def extensions():
     return cythonize(modules, compiler_directives=directives, include_path=["fastnn_c"])
 
 
-def avx2_supported_by_compiler():
+def simd_supported_by_compiler(flags):
     if os.environ.get("FASTNN_NO_AVX2") == "1" or os.uname().machine not in ("x86_64", "AMD64"):
         return False
-    return _compiles("int main(void) { return 0; }", ["-mavx2", "-mfma"], [])
+    return _compiles("int main(void) { return 0; }", flags, [])
 
 
 setup(ext_modules=extensions())

@@ -19,26 +19,34 @@ import sys as _sys  # noqa: E402
 
 from fastnn_c import _blas  # noqa: E402
 
-#: Kernel families that have an AVX2+FMA build; each replaces its portable twin when usable.
+#: Kernel families built in SIMD variants; the widest the CPU runs replaces the portable one.
 SIMD_FAMILIES = ("activations", "batchnorm", "dense", "diagnostics", "dropout", "losses", "optim",
                  "regularization")
+SIMD_LEVELS = ("generic", "avx2", "avx512")
 
 
 def _select_simd_variants():
-    """Make ``fastnn_c.<family>`` the ``<family>_avx2`` build when the CPU supports it.
+    """Make each ``fastnn_c.<family>`` its widest build that this CPU runs; return the level.
 
-    FASTNN_SIMD=generic keeps the portable builds (for testing both paths).
+    FASTNN_SIMD=generic|avx2|avx512 caps the level (for testing each path).
     """
-    if os.environ.get("FASTNN_SIMD", "").lower() == "generic" or not _blas.cpu_has_avx2_fma():
-        return "generic"
-    for family in SIMD_FAMILIES:
+    requested = os.environ.get("FASTNN_SIMD", "").lower() or SIMD_LEVELS[-1]
+    if requested not in SIMD_LEVELS:
+        raise ValueError(f"FASTNN_SIMD must be one of {SIMD_LEVELS}, got {requested!r}")
+    level = min(SIMD_LEVELS.index(requested), SIMD_LEVELS.index(_blas.cpu_simd_level()))
+    chosen = "generic"
+    for variant in reversed(SIMD_LEVELS[1:level + 1]):
         try:
-            module = _importlib.import_module(f"{__name__}.{family}_avx2")
-        except ImportError:
+            modules = {family: _importlib.import_module(f"{__name__}.{family}_{variant}")
+                       for family in SIMD_FAMILIES}
+        except ImportError:  # this variant was not built (compiler without the flags)
             continue
-        _sys.modules[f"{__name__}.{family}"] = module
-        globals()[family] = module
-    return "avx2"
+        for family, module in modules.items():
+            _sys.modules[f"{__name__}.{family}"] = module
+            globals()[family] = module
+        chosen = variant
+        break
+    return chosen
 
 
 SIMD = _select_simd_variants()

@@ -6,21 +6,26 @@ from fastnn_c._blas cimport gemm, scipy_openblas_get_num_threads, scipy_openblas
 
 cdef extern from *:
     """
-    static int fastnn_cpu_has_avx2_fma(void) {
+    static int fastnn_cpu_simd_level(void) {
     #if defined(__GNUC__) && defined(__x86_64__)
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+            return 0;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+                && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+            return 2;
+        return 1;
     #else
         return 0;
     #endif
     }
     """
-    int fastnn_cpu_has_avx2_fma() nogil
+    int fastnn_cpu_simd_level() nogil
 
 
-def cpu_has_avx2_fma():
-    """True when the CPU runs AVX2 and FMA instructions (selects the fast kernel variants)."""
-    return bool(fastnn_cpu_has_avx2_fma())
+def cpu_simd_level():
+    """The widest kernel build this CPU runs: "avx512", "avx2" (with FMA) or "generic"."""
+    return ("generic", "avx2", "avx512")[fastnn_cpu_simd_level()]
 
 
 def blas_set_num_threads(int n_threads):

@@ -1,11 +1,10 @@
 # Float-type-generic libm calls: each resolves at compile time to the f/double variant.
-# The transcendental ones come through _vecmath.h, so loops calling them can vectorise.
+# The transcendental ones come through _vecmath.h, so loops calling them vectorise: float32
+# exp/expm1 (and softplus's log1p) are fastnn's inline versions, the rest libmvec's.
 from cython cimport floating
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
 
 cdef extern from "_vecmath.h" nogil:
-    float expf(float)
-    float expm1f(float)
     float logf(float)
     float log1pf(float)
     float tanhf(float)
@@ -14,18 +13,21 @@ cdef extern from "_vecmath.h" nogil:
     double log(double)
     double log1p(double)
     double tanh(double)
+    float fastnn_expf(float)
+    float fastnn_expm1f(float)
+    float fastnn_log1pf_unit(float)
 
 
 cdef inline floating fexp(floating x) noexcept nogil:
     if floating is float:
-        return expf(x)
+        return fastnn_expf(x)
     else:
         return exp(x)
 
 
 cdef inline floating fexpm1(floating x) noexcept nogil:
     if floating is float:
-        return expm1f(x)
+        return fastnn_expm1f(x)
     else:
         return expm1(x)
 
@@ -66,14 +68,15 @@ cdef inline floating fsqrt(floating x) noexcept nogil:
 
 
 cdef inline floating sigmoid(floating z) noexcept nogil:
-    """1 / (1 + e^-z), computed through e^-|z| so that it never overflows."""
-    cdef floating one = 1, zero = 0  # typed, so float32 stays float32 (no double division)
-    cdef floating e = fexp(-fabs_(z))
-    cdef floating s = one / (one + e)
-    return s if z >= zero else e * s
+    """1 / (1 + e^-z); where e^-z overflows, 1 / inf = 0 is the right answer."""
+    cdef floating one = 1  # typed, so float32 stays float32 (no double division)
+    return one / (one + fexp(-z))
 
 
 cdef inline floating softplus(floating z) noexcept nogil:
     """log(1 + e^z) = max(z, 0) + log1p(e^-|z|), exact and overflow-free for any z."""
     cdef floating zero = 0
-    return (z if z > zero else zero) + flog1p(fexp(-fabs_(z)))
+    if floating is float:
+        return (z if z > zero else zero) + fastnn_log1pf_unit(fexp(-fabs_(z)))
+    else:
+        return (z if z > zero else zero) + flog1p(fexp(-fabs_(z)))

@@ -116,3 +116,30 @@ def test_named_classes_round_trip_config():
         assert type(layer)(**layer.get_config()).name == layer.name
     assert fastnn.LeakyReLU(alpha=0.2).get_config() == {"alpha": 0.2}
     assert repr(fastnn.ELU(alpha=0.5)) == "ELU(alpha=0.5)"
+
+
+@pytest.mark.parametrize("name,low,high,max_ulp", [
+    ("sigmoid", -87.0, 100.0, 3),     # below -87 the result is subnormal (absolute error only)
+    ("elu", -30.0, 0.0, 2),           # expm1: relative accuracy down to tiny |z|
+    ("softplus", -80.0, 80.0, 3),
+    ("tanh", -10.0, 10.0, 3),
+])
+def test_float32_transcendentals_are_accurate_to_a_few_ulp(name, low, high, max_ulp):
+    """The inline float32 exp/expm1/log1p (fastnn_c/_vecmath.h) over a dense sweep, in ulps."""
+    Z = np.concatenate([np.linspace(low, high, 400_001, dtype=np.float32),
+                        np.float32(1e-3) * np.linspace(-1, 1, 20_001, dtype=np.float32)])
+    Z = Z[(Z >= low) & (Z <= high)]
+    A = Activation(name, 1.0 if name == "elu" else None).forward(Z[None, :])[0]
+    expected, _ = ref.activation(name, Z.astype(np.float64)[None, :], 1.0 if name == "elu" else None)
+    expected = expected[0]
+    ulp = np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(A - expected) / ulp) <= max_ulp
+
+
+def test_float32_exp_underflows_and_overflows_like_libm():
+    Z = np.array([[-88.0, -100.0, -104.0, -1e4, 88.0, 88.8, 1e4]], dtype=np.float32)
+    A = Activation("sigmoid").forward(Z)[0]
+    assert A[0] > 0 and A[1] == 0 and A[4] == 1 and A[6] == 1    # 1 / (1 + inf) = 0
+    np.testing.assert_allclose(A[0], 1 / (1 + np.exp(88.0)), rtol=1e-6)
+    E = Activation("elu", 1.0).forward(Z)[0]
+    assert list(E[1:4]) == [-1, -1, -1]
