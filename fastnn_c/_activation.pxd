@@ -62,7 +62,11 @@ cdef inline void activation_forward_run(int kind, const floating* z, floating* a
 
 cdef inline void activation_backward_run(int kind, const floating* a, const floating* da, floating* dz,
                           Py_ssize_t n, floating alpha) noexcept nogil:
+    # ReLU and hardtanh read da[i] into `g` unconditionally: written as `da[i] if ... else 0`
+    # the load is conditional, and GCC's AVX-512 code for that (a merge-masked load) chains
+    # every iteration to the previous one (107 vs 52 us on 512x1024).
     cdef Py_ssize_t i
+    cdef floating g
     # SELU's λ and λα (Klambauer et al. 2017, eq. 14: λ = 1.0507009873554805, α = 1.6732632423543772)
     cdef floating lam = <floating>1.0507009873554804934193349852946
     cdef floating lam_alpha = <floating>(1.0507009873554804934193349852946 * 1.6732632423543772848170429916717)
@@ -80,13 +84,15 @@ cdef inline void activation_backward_run(int kind, const floating* a, const floa
             dz[i] = da[i] * (one - a[i] * a[i])
     elif kind == HARDTANH:
         for i in range(n):
-            dz[i] = da[i] if -one < a[i] < one else zero
+            g = da[i]
+            dz[i] = g if -one < a[i] < one else zero
     elif kind == SOFTSIGN:
         for i in range(n):
             dz[i] = da[i] * (one - fabs_(a[i])) * (one - fabs_(a[i]))
     elif kind == RELU:
         for i in range(n):
-            dz[i] = da[i] if a[i] > zero else zero
+            g = da[i]
+            dz[i] = g if a[i] > zero else zero
     elif kind == LEAKY_RELU:
         for i in range(n):
             dz[i] = da[i] if a[i] > zero else alpha * da[i]
