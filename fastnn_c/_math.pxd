@@ -1,6 +1,6 @@
 # Float-type-generic libm calls: each resolves at compile time to the f/double variant.
 # The transcendental ones come through _vecmath.h, so loops calling them vectorise: float32
-# exp/expm1 (and softplus's log1p) are fastnn's inline versions, the rest libmvec's.
+# exp/expm1/tanh (and softplus's log1p) are fastnn's inline versions, the rest libmvec's.
 from cython cimport floating
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
 
@@ -15,6 +15,7 @@ cdef extern from "_vecmath.h" nogil:
     double tanh(double)
     float fastnn_expf(float)
     float fastnn_expm1f(float)
+    float fastnn_tanhf(float)
     float fastnn_log1pf_unit(float)
 
 
@@ -48,7 +49,7 @@ cdef inline floating flog1p(floating x) noexcept nogil:
 
 cdef inline floating ftanh(floating x) noexcept nogil:
     if floating is float:
-        return tanhf(x)
+        return fastnn_tanhf(x)
     else:
         return tanh(x)
 

@@ -6,7 +6,7 @@
  *    when setup.py found libmvec (FASTNN_LIBMVEC) and builds with -fno-math-errno
  *    -fno-trapping-math, which lets loops calling them vectorise.
  *
- * 2. fastnn_expf, fastnn_expm1f, fastnn_log1pf_unit: float32 functions written branch-free
+ * 2. fastnn_expf, fastnn_expm1f, fastnn_tanhf, fastnn_log1pf_unit: float32 functions written branch-free
  *    so that a loop calling them vectorises inline, at any vector width the build targets.
  *    Measured on 512x1024 floats, one thread (AVX-512 build): sigmoid 87 us vs 112 us
  *    through libmvec's expf, ELU 84 vs 107 (expm1f), softplus 177 vs 252 (log1pf(expf)).
@@ -78,6 +78,19 @@ static inline float fastnn_expm1f(float x) {
     q = fastnn_expm1_reduced(x, &n);
     float t = fastnn_float_from_bits(((int32_t)n + 126) << 23);
     return 2.0f * (t * q + (t - 0.5f));
+}
+
+/* tanh(x) = sign(x) (-e / (e + 2)) with e = expm1(-2|x|) in [-1, 0]: no overflow, full
+ * relative precision near 0, 2.5 ulp. Used where it beats libmvec's tanhf, which is the AVX2
+ * build (512x1024, one thread: 218 vs 278 us); in the AVX-512 build libmvec's is faster
+ * (96 vs 107 us) and in the SSE2 build too (440 vs 589 us). */
+static inline float fastnn_tanhf(float x) {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    float e = fastnn_expm1f(-2.0f * fabsf(x));
+    return copysignf(-e / (e + 2.0f), x);
+#else
+    return tanhf(x);
+#endif
 }
 
 /* log(1 + u) for u in [0, 1] (softplus's log1p(e^-|z|)): 2 atanh(s) with s = u / (2 + u)
