@@ -4,7 +4,9 @@
     python benchmarks/report.py --quick    # fewer repeats
 
 Ratios > 1 mean fastnn is faster. "floor x" is fastnn's step time as a multiple of the same
-GEMMs run alone through fastnn's BLAS.
+GEMMs run alone through fastnn's BLAS; "traffic" is the fastest NumPy pass moving as many
+bytes as the kernel (the memory-bandwidth floor). The implementations in a row are timed
+round-robin, so a slow spell of a shared machine hits them alike.
 """
 import argparse
 import os
@@ -31,66 +33,62 @@ def us(seconds):
     return "-" if seconds is None else f"{seconds * 1e6:9.1f}"
 
 
-def timed(fn, repeats):
-    return None if fn is None else w.best_time(fn, repeats=repeats)
-
-
 def steps(repeats):
     print("\n== training step 784-256-128-10, ReLU + softmax CE (float32); times in µs ==")
     print(f"{'step':<22}{'fastnn':>10}{'numpy':>10}{'torch':>10}{'floor':>10}"
           f"{'vs numpy':>10}{'vs torch':>10}{'floor x':>9}")
-    for optimizer in ("sgd", "adam"):
-        for n in (32, 128, 512):
-            mine = timed(w.fastnn_step(MLP, n, optimizer=optimizer,
-                                       lr=0.01 if optimizer == "sgd" else 1e-3), repeats)
-            numpy = timed(w.numpy_step(MLP, n), repeats) if optimizer == "sgd" else None
-            torch = timed(w.torch_step(MLP, n, optimizer=optimizer), repeats)
-            floor = w.gemm_floor(MLP, n)
-            print(f"{optimizer + ' batch ' + str(n):<22}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
-                  f"{us(floor):>10}{ratio(numpy, mine):>10}{ratio(torch, mine):>10}{mine / floor:8.2f}x")
-    if hasattr(fastnn, "BatchNorm"):
-        mine = timed(w.fastnn_step(DEEP, 128, batch_norm=True), repeats)
-        numpy = timed(w.numpy_batch_norm_step(DEEP, 128), repeats)
-        torch = timed(w.torch_step(DEEP, 128, batch_norm=True), repeats)
-        floor = w.gemm_floor(DEEP, 128)
-        print(f"{'BN 784-[512]x4-10 128':<22}{us(mine):>10}{us(numpy):>10}{us(torch):>10}{us(floor):>10}"
+    rows = [(f"{optimizer} batch {n}", MLP, n, optimizer, False)
+            for optimizer in ("sgd", "adam") for n in (32, 128, 512)]
+    rows.append(("BN 784-[512]x4-10 128", DEEP, 128, "sgd", True))
+    for label, sizes, n, optimizer, batch_norm in rows:
+        lr = 0.01 if optimizer == "sgd" else 1e-3
+        mine, numpy, torch, floor = w.best_times([
+            w.fastnn_step(sizes, n, optimizer=optimizer, lr=lr, batch_norm=batch_norm),
+            None if optimizer != "sgd" else (w.numpy_batch_norm_step(sizes, n) if batch_norm
+                                             else w.numpy_step(sizes, n)),
+            w.torch_step(sizes, n, optimizer=optimizer, lr=lr, batch_norm=batch_norm),
+            w.gemm_floor_step(sizes, n)], repeats)
+        print(f"{label:<22}{us(mine):>10}{us(numpy):>10}{us(torch):>10}{us(floor):>10}"
               f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}{mine / floor:8.2f}x")
 
 
 def elementwise(repeats):
+    """Each kernel beside NumPy, torch and its memory-traffic floor: the fastest NumPy pass
+    that reads and writes as many arrays (a copy for one input, an add for two)."""
     print("\n== elementwise kernels on 512x1024 float32; times in µs ==")
-    print(f"{'kernel':<24}{'fastnn':>10}{'numpy':>10}{'torch':>10}{'vs numpy':>10}{'vs torch':>10}")
+    print(f"{'kernel':<24}{'fastnn':>10}{'numpy':>10}{'torch':>10}{'traffic':>10}"
+          f"{'vs numpy':>10}{'vs torch':>10}")
     torch_fwd, torch_bwd = w.torch_elementwise()
     rng = np.random.default_rng(0)
     Z = (3 * rng.standard_normal((512, 1024))).astype(np.float32)
     dA = rng.standard_normal((512, 1024)).astype(np.float32)
     out = np.empty_like(Z)
+    one_input = lambda: np.copyto(out, Z)  # noqa: E731
+    two_inputs = lambda: np.add(Z, dA, out=out)  # noqa: E731
+
+    def row(label, mine, numpy, torch, traffic):
+        mine, numpy, torch, traffic = w.best_times([mine, numpy, torch, traffic], repeats)
+        print(f"{label:<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}{us(traffic):>10}"
+              f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+
     for name in ACTIVATIONS:
         layer = Activation(name)
         A = layer._forward(Z).copy()
-        rows = [("forward", lambda: layer._forward(Z), lambda: w.NUMPY_FORWARD[name](Z, out),
-                 torch_fwd.get(name)),
-                ("backward", lambda: layer._backward(dA), lambda: w.NUMPY_BACKWARD[name](A, dA, out),
-                 torch_bwd.get(name))]
-        for direction, mine_fn, numpy_fn, torch_kernel in rows:
-            torch_fn = None
-            if torch_kernel is not None:
-                tZ, tA, tdA, tout = map(w.torch.from_numpy, (Z, A, dA, out))
-                if direction == "forward":
-                    torch_fn = lambda k=torch_kernel: k(tZ, tout)  # noqa: E731
-                else:
-                    source = tZ if name == "softplus" else tA
-                    torch_fn = lambda k=torch_kernel, s=source: k(s, tdA, tout)  # noqa: E731
-            mine, numpy, torch = timed(mine_fn, repeats), timed(numpy_fn, repeats), timed(torch_fn, repeats)
-            print(f"{name + ' ' + direction:<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
-                  f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+        torch_forward = torch_backward = None
+        if name in torch_fwd:
+            tZ, tA, tdA, tout = map(w.torch.from_numpy, (Z, A, dA, out))
+            source = tZ if name == "softplus" else tA  # torch's softplus_backward takes the input
+            torch_forward = lambda k=torch_fwd[name]: k(tZ, tout)  # noqa: E731
+            torch_backward = lambda k=torch_bwd[name], s=source: k(s, tdA, tout)  # noqa: E731
+        row(f"{name} forward", lambda: layer._forward(Z), lambda: w.NUMPY_FORWARD[name](Z, out),
+            torch_forward, one_input)
+        row(f"{name} backward", lambda: layer._backward(dA),
+            lambda: w.NUMPY_BACKWARD[name](A, dA, out), torch_backward, two_inputs)
     bn = fastnn.BatchNorm(1024)
     numpy_bn = w.NumpyBatchNorm(512, 1024, np.float32)
-    mine = timed(lambda: (bn._forward(Z), bn._backward(dA)), repeats)
-    numpy = timed(lambda: numpy_bn(Z, dA), repeats)
-    torch = timed(w.torch_batch_norm(Z, dA) if w.torch is not None else None, repeats)
-    print(f"{'batch norm fwd+bwd':<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
-          f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+    row("batch norm fwd+bwd", lambda: (bn._forward(Z), bn._backward(dA)), lambda: numpy_bn(Z, dA),
+        w.torch_batch_norm(Z, dA) if w.torch is not None else None,
+        lambda: (one_input(), two_inputs()))
     dropout = fastnn.Dropout(0.5, rng=0)
     mask = np.empty(Z.shape, bool)
     numpy_rng = np.random.default_rng(0)
@@ -104,18 +102,13 @@ def elementwise(repeats):
     if w.torch is not None:
         tZ = w.torch.from_numpy(Z)
         torch_dropout = lambda: w.torch.nn.functional.dropout(tZ, 0.5, True)  # noqa: E731
-    mine = timed(lambda: dropout._forward(Z), repeats)
-    numpy, torch = timed(numpy_dropout, repeats), timed(torch_dropout, repeats)
-    print(f"{'dropout forward':<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
-          f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+    row("dropout forward", lambda: dropout._forward(Z), numpy_dropout, torch_dropout, one_input)
     labels = rng.integers(0, 1024, 512)
     grad = np.empty_like(Z)
     numpy_ce = w.NumpySoftmaxCE(512, 1024, np.float32)
-    mine = timed(lambda: _losses.softmax_cross_entropy(Z, labels, grad), repeats)
-    numpy = timed(lambda: numpy_ce(Z, labels), repeats)
-    torch = timed(w.torch_softmax_ce(Z, labels) if w.torch is not None else None, repeats)
-    print(f"{'softmax CE fwd+bwd':<24}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
-          f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
+    row("softmax CE fwd+bwd", lambda: _losses.softmax_cross_entropy(Z, labels, grad),
+        lambda: numpy_ce(Z, labels), w.torch_softmax_ce(Z, labels) if w.torch is not None else None,
+        one_input)
 
 
 def dense(repeats):
@@ -124,8 +117,7 @@ def dense(repeats):
     from bench_dense import SHAPES, _impls
     for shape in SHAPES:
         impls = _impls(*shape, np.float32, "forward")
-        mine, numpy = timed(impls["fastnn"], repeats), timed(impls["numpy"], repeats)
-        torch = timed(impls.get("torch"), repeats)
+        mine, numpy, torch = w.best_times([impls["fastnn"], impls["numpy"], impls.get("torch")], repeats)
         print(f"{'x'.join(map(str, shape)):<18}{us(mine):>10}{us(numpy):>10}{us(torch):>10}"
               f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}")
 

@@ -1,8 +1,8 @@
 """The workloads every benchmark compares: fastnn, hand-written NumPy, and PyTorch (if installed).
 
 The NumPy reference is the code a careful user writes by hand: preallocated buffers,
-``out=`` arguments, in-place updates. ``gemm_floor`` times the same GEMMs a training step
-does, alone, through fastnn's BLAS, so a step can be quoted as a multiple of it.
+``out=`` arguments, in-place updates. ``gemm_floor_step`` does the same GEMMs a training
+step does, alone, through fastnn's BLAS, so a step can be quoted as a multiple of them.
 """
 import time
 
@@ -19,23 +19,42 @@ except ImportError:  # torch is an optional comparison target
 
 def best_time(fn, repeats=7, min_seconds=0.05):
     """Best-of-``repeats`` mean seconds per call, each repeat running ≥ ``min_seconds``."""
-    fn()
-    number = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            break
-        number *= 2
-    best = elapsed / number
-    for _ in range(repeats - 1):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
-    return best
+    return best_times([fn], repeats, min_seconds)[0]
+
+
+def best_times(fns, repeats=7, min_seconds=0.05, settle=0.15):
+    """``best_time`` of several callables (None gives None), measured round-robin.
+
+    Each round times every callable once, so a slow spell of a shared machine hits all of
+    them alike and the ratios between them stay meaningful. Between callables it sleeps
+    ``settle`` seconds: NumPy, torch and fastnn each have their own BLAS thread pool, and
+    OpenBLAS's idle workers spin for about 0.1 s (2^28 cycles) before sleeping, so a step
+    timed right after another library's ran up to 2x slower here.
+    """
+    live = [fn for fn in fns if fn is not None]
+    numbers = []
+    for fn in live:
+        time.sleep(settle if len(live) > 1 else 0)
+        fn()
+        number = 1
+        while _seconds(fn, number) < min_seconds:
+            number *= 2
+        numbers.append(number)
+    best = [float("inf")] * len(live)
+    for _ in range(repeats):
+        for i, (fn, number) in enumerate(zip(live, numbers)):
+            if len(live) > 1:
+                time.sleep(settle)
+            best[i] = min(best[i], _seconds(fn, number) / number)
+    found = iter(best)
+    return [None if fn is None else next(found) for fn in fns]
+
+
+def _seconds(fn, number):
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return time.perf_counter() - start
 
 
 def batch(sizes, n, dtype=np.float32, seed=0):
@@ -225,29 +244,25 @@ def torch_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=
     return step
 
 
-def gemm_floor(sizes, n, dtype=np.float32):
-    """Seconds for the GEMMs of one training step, run back to back through fastnn's BLAS."""
-    return _blas.gemm_sequence_seconds(_step_gemms(sizes, n, dtype), 50)
-
-
 def gemm_floor_step(sizes, n, dtype=np.float32):
-    """A closure running the GEMMs of one training step once (for pytest-benchmark)."""
-    calls = _step_gemms(sizes, n, dtype)
-    return lambda: _blas.gemm_sequence_seconds(calls, 1, False)
+    """A closure doing the GEMMs of one training step once through fastnn's BLAS (the "GEMM floor")."""
+    return _blas.GemmSequence(_step_gemms(sizes, n, dtype)).run
 
 
 def _step_gemms(sizes, n, dtype):
-    """Forward X·W per layer, backward Xᵀ·dY per layer and dY·Wᵀ for every layer but the first."""
+    """A step's products in its order: X·W per layer, then from the last layer back Xᵀ·dY
+    and, for every layer but the first, dY·Wᵀ."""
     rng = np.random.default_rng(0)
-    calls = []
+    forward, backward = [], []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         X, W = rng.random((n, a)).astype(dtype), rng.random((a, b)).astype(dtype)
         Y, dY, dW = np.empty((n, b), dtype), rng.random((n, b)).astype(dtype), np.empty((a, b), dtype)
-        calls.append((False, False, X, W, Y))
-        calls.append((True, False, X, dY, dW))
+        forward.append((False, False, X, W, Y))
+        layer_backward = [(True, False, X, dY, dW)]
         if i > 0:
-            calls.append((False, True, dY, W, np.empty((n, a), dtype)))
-    return calls
+            layer_backward.append((False, True, dY, W, np.empty((n, a), dtype)))
+        backward.insert(0, layer_backward)
+    return forward + [call for layer in backward for call in layer]
 
 
 # -- elementwise formulations: the best NumPy we could write (in place, out=), and torch's kernels --

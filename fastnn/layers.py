@@ -294,7 +294,8 @@ class Activation(Layer):
     relu max(0, z); leaky_relu z if z ≥ 0 else αz (α ≥ 0, default 0.01);
     elu z if z > 0 else α(e^z − 1) (α > 0, default 1); selu λ·elu_α(z) with
     λ = 1.0507, α = 1.6733 (Klambauer et al. 2017); softplus log(1 + e^z).
-    Sigmoid and softplus are computed through e^−|z|, so they never overflow.
+    Large |z| never raises or gives NaN: sigmoid is 1/(1+e^−z), where an overflowing e^−z
+    gives exactly 0, and softplus is computed through e^−|z|.
     """
 
     DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}

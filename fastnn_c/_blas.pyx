@@ -70,49 +70,56 @@ cdef struct GemmCall:
     size_t a, b, c
 
 
-def gemm_sequence_seconds(list calls, int repeats=50, bint warm_up=True):
-    """Best seconds for one pass over ``calls`` = [(trans_a, trans_b, A, B, C), ...] run back to back.
+cdef class GemmSequence:
+    """Products [(trans_a, trans_b, A, B, C), ...], C = op(A) op(B), that ``run()`` does back to back.
 
-    All arrays C-contiguous and of one dtype (float32 or float64). Used by the benchmarks as
-    the "GEMM floor" of a training step: the same products with nothing around them.
+    The benchmarks' "GEMM floor": a training step's products with nothing around them, one
+    Python call per pass. Arrays: 2-D, C-contiguous, all float32 or all float64 (kept alive
+    here; at most 64 products).
     """
-    from time import perf_counter
-    import numpy as np
-
-    cdef Py_ssize_t n_calls = len(calls), i, r
-    cdef GemmCall[64] plan
+    cdef GemmCall plan[64]
+    cdef Py_ssize_t n_calls
     cdef bint single
-    if not 0 < n_calls <= 64:
-        raise ValueError(f"calls must hold 1 to 64 products, got {n_calls}")
-    dtype = np.asarray(calls[0][2]).dtype
-    single = dtype == np.float32
-    for i, (ta, tb, A, B, C) in enumerate(calls):
-        for arr in (A, B, C):
-            if arr.dtype != dtype or not arr.flags.c_contiguous or arr.ndim != 2:
-                raise ValueError("gemm_sequence_seconds needs 2-D C-contiguous arrays of one dtype")
-        plan[i].trans_a, plan[i].trans_b = ta, tb
-        plan[i].m = A.shape[1] if ta else A.shape[0]
-        plan[i].k = A.shape[0] if ta else A.shape[1]
-        plan[i].n = B.shape[0] if tb else B.shape[1]
-        if (B.shape[1] if tb else B.shape[0]) != plan[i].k or C.shape != (plan[i].m, plan[i].n):
-            raise ValueError(f"calls[{i}]: shapes do not agree")
-        plan[i].lda, plan[i].ldb, plan[i].ldc = A.shape[1], B.shape[1], C.shape[1]
-        plan[i].a = A.ctypes.data
-        plan[i].b = B.ctypes.data
-        plan[i].c = C.ctypes.data
-    best = float("inf")
-    for r in range(0 if warm_up else 1, repeats + 1):
-        start = perf_counter()
+    cdef list arrays
+
+    def __init__(self, list calls):
+        import numpy as np
+
+        cdef Py_ssize_t i
+        self.n_calls = len(calls)
+        if not 0 < self.n_calls <= 64:
+            raise ValueError(f"calls must hold 1 to 64 products, got {self.n_calls}")
+        dtype = np.asarray(calls[0][2]).dtype
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"GemmSequence needs float32 or float64 arrays, got {dtype}")
+        self.single = dtype == np.float32
+        self.arrays = []
+        for i, (ta, tb, A, B, C) in enumerate(calls):
+            for arr in (A, B, C):
+                if arr.dtype != dtype or not arr.flags.c_contiguous or arr.ndim != 2:
+                    raise ValueError(f"calls[{i}]: GemmSequence needs 2-D C-contiguous {dtype} arrays")
+            self.plan[i].trans_a, self.plan[i].trans_b = ta, tb
+            self.plan[i].m = A.shape[1] if ta else A.shape[0]
+            self.plan[i].k = A.shape[0] if ta else A.shape[1]
+            self.plan[i].n = B.shape[0] if tb else B.shape[1]
+            if (B.shape[1] if tb else B.shape[0]) != self.plan[i].k or C.shape != (self.plan[i].m, self.plan[i].n):
+                raise ValueError(f"calls[{i}]: shapes do not agree")
+            self.plan[i].lda, self.plan[i].ldb, self.plan[i].ldc = A.shape[1], B.shape[1], C.shape[1]
+            self.plan[i].a, self.plan[i].b, self.plan[i].c = A.ctypes.data, B.ctypes.data, C.ctypes.data
+            self.arrays += [A, B, C]
+
+    def run(self):
+        """Do every product once."""
+        cdef Py_ssize_t i
+        cdef GemmCall* call
         with nogil:
-            for i in range(n_calls):
-                if single:
-                    gemm(plan[i].trans_a, plan[i].trans_b, plan[i].m, plan[i].n, plan[i].k,
-                         <float>1.0, <float*>plan[i].a, plan[i].lda, <float*>plan[i].b, plan[i].ldb,
-                         <float>0.0, <float*>plan[i].c, plan[i].ldc)
+            for i in range(self.n_calls):
+                call = &self.plan[i]
+                if self.single:
+                    gemm(call.trans_a, call.trans_b, call.m, call.n, call.k, <float>1.0,
+                         <float*>call.a, call.lda, <float*>call.b, call.ldb,
+                         <float>0.0, <float*>call.c, call.ldc)
                 else:
-                    gemm(plan[i].trans_a, plan[i].trans_b, plan[i].m, plan[i].n, plan[i].k,
-                         <double>1.0, <double*>plan[i].a, plan[i].lda, <double*>plan[i].b, plan[i].ldb,
-                         <double>0.0, <double*>plan[i].c, plan[i].ldc)
-        if r:  # pass 0 warms caches and threads
-            best = min(best, perf_counter() - start)
-    return best
+                    gemm(call.trans_a, call.trans_b, call.m, call.n, call.k, <double>1.0,
+                         <double*>call.a, call.lda, <double*>call.b, call.ldb,
+                         <double>0.0, <double*>call.c, call.ldc)
