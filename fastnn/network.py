@@ -8,6 +8,7 @@ from fastnn import initializers
 from fastnn import losses as _losses
 from fastnn._validation import check_array, check_dtype, check_rng
 from fastnn.layers import LAYERS, Activation, BatchNorm, Dense, Dropout, Layer, _check_float
+from fastnn_c import optim as _optim
 from fastnn_c import regularization as _regularization
 
 #: Rows per chunk when predicting on large inputs (bounds the buffers' memory).
@@ -129,13 +130,14 @@ class Sequential:
         """One step of training on the batch (X, y): forward, loss, backward, update, constraints.
 
         Returns the batch loss (before the update), including the regularization penalty.
-        With plain SGD (no momentum, decay or clipping) on a network whose only parameters
-        are dense layers', the update is folded into the weight-gradient GEMMs: the result
-        is the same, but the parameters' ``grad`` arrays are not filled. Call ``loss``,
-        ``backward`` and ``optimizer.step()`` yourself when you need the gradients.
+        With plain SGD (no momentum, decay or clipping) the update is folded into the
+        backward pass: each dense layer's into its weight-gradient GEMM (W −= lr·XᵀdY),
+        other layers' parameters right after their backward. The result is the same, but the
+        dense layers' ``grad`` arrays are not filled. Call ``loss``, ``backward`` and
+        ``optimizer.step()`` yourself when you need the gradients.
         """
         rate = None
-        if self._sgd_backward_plan is not None and not (self.l2 or self.l1):
+        if not (self.l2 or self.l1):
             rate = optimizer._folded_sgd_rate(self._parameter_ids)
         value = self.loss(X, y)
         if rate is None:
@@ -299,11 +301,11 @@ class Sequential:
 def _execution_plan(layers):
     """Forward, backward and SGD-fused backward call lists.
 
-    A Dense followed by an Activation runs as one fused kernel. The SGD-fused backward
-    calls take (lr, grad); that list is None when a layer other than Dense has parameters.
+    A Dense followed by an Activation runs as one fused kernel. The SGD-fused backward calls
+    take (lr, grad): a dense layer folds its update into its weight-gradient GEMM, any other
+    layer with parameters (batch norm) updates them right after its backward.
     """
     forward, backward, sgd_backward = [], [], []
-    foldable = True
     i = 0
     while i < len(layers):
         layer, following = layers[i], layers[i + 1] if i + 1 < len(layers) else None
@@ -317,11 +319,20 @@ def _execution_plan(layers):
         backward.append(layer._backward)
         if isinstance(layer, Dense):
             sgd_backward.append(layer._sgd_backward)
+        elif layer.parameters():
+            sgd_backward.append(functools.partial(_backward_then_sgd, layer))
         else:
-            foldable = foldable and not layer.parameters()
             sgd_backward.append(lambda lr, grad, layer=layer: layer._backward(grad))
         i += 1
-    return forward, backward[::-1], sgd_backward[::-1] if foldable else None
+    return forward, backward[::-1], sgd_backward[::-1]
+
+
+def _backward_then_sgd(layer, lr, grad):
+    """``layer``'s backward, then θ ← θ − lr·g on its parameters (the gradient it just used)."""
+    grad = layer._backward(grad)
+    for p in layer.parameters():
+        _optim.sgd_update(p.data.reshape(-1), p.grad.reshape(-1), lr)
+    return grad
 
 
 def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=None,
