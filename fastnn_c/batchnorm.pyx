@@ -1,16 +1,22 @@
 """Batch-normalization kernels over the batch axis of (batch, features) input.
 
 Design: every pass walks X row by row with the feature loop innermost (contiguous,
-row-major reads) and keeps one accumulator per feature in a small double scratch row;
-per-feature statistics (μ, 1/σ) and the per-element arithmetic are in double, so float32
-input is summed in double and its mean is not rounded to float32 (at μ = 1e4 that rounding
-alone would shift x̂ by up to 5% of σ = 1e-2). Statistics are two-pass: μ = Σx/n first, then the
-"corrected two-pass" variance σ² = (Σd² − (Σd)²/n)/n with d = x − μ (Chan, Golub &
-LeVeque 1983), which has no catastrophic cancellation when |μ| ≫ σ (a one-pass Σx² − nμ²
-loses every digit at μ = 1e4, σ = 1e-2 in float32). The training forward pass updates
-the running statistics in the same call and caches only μ and 1/√(σ² + ε) per feature;
-backward recomputes x̂ = (x − μ)/√(σ² + ε) on the fly: one pass accumulates dβ = Σ dY and
-dγ = Σ dY x̂, a second writes dX from the compact closed form. No (batch, features)
+row-major reads, vectorised across features). Element arithmetic is in the input dtype;
+what makes float32 accurate is where the subtraction happens:
+- μ is found with a shift: Σ(x − x₀)/n with x₀ the first row, accumulated in double.
+- Every later pass works on dev = x − μ̃, μ̃ = μ rounded to the input dtype. When |μ| ≫ σ
+  (where a float32 μ would be off by up to 5% of σ at μ = 1e4, σ = 1e-2) x and μ̃ are within
+  a factor of 2, so dev is exact (Sterbenz), and the rounding δ = μ − μ̃, known in double,
+  is folded into the per-feature coefficients: x − μ = dev − δ.
+- Variance is the corrected two-pass σ² = (Σdev² − (Σdev)²/n)/n (Chan, Golub & LeVeque
+  1983), no catastrophic cancellation.
+- Sums over rows run in the input dtype over blocks of BLOCK_ROWS rows and are added into
+  double accumulators per block, so rounding stays that of a 64-term sum at any batch size.
+- Outputs are one FMA-shaped expression per element with per-feature coefficients computed
+  in double: Y = a·dev + c in the forward pass; dX = p·dY + q·dev + r in the backward pass
+  (the compact closed form (γ/(nσ))(n dY − dβ − x̂ dγ), rearranged).
+The training forward pass updates the running statistics in the same call and caches only
+μ and 1/√(σ² + ε) per feature (float64); backward recomputes dev. No (batch, features)
 temporaries are allocated. With n_threads > 1 the features are split into one block per
 thread, each running every pass on its columns (one parallel region per call).
 Contract: inputs are validated, C-contiguous and of one float dtype; shapes are checked
@@ -24,7 +30,16 @@ from libc.stdlib cimport free, malloc
 from cython.parallel cimport prange
 
 
+cdef enum:
+    # Rows summed in the input dtype before a block's sums go into double accumulators.
+    BLOCK_ROWS = 64
+    # Per-feature scratch of a call, in doubles: 2 rows of double accumulators, then up to
+    # 6 rows of the input dtype (partial sums, μ̃, output coefficients).
+    SCRATCH_ROWS = 8
+
+
 cdef double* _scratch(Py_ssize_t n) except NULL:
+    """n doubles of scratch (free() it)."""
     cdef double* p = <double*>malloc((n if n > 0 else 1) * sizeof(double))
     if p == NULL:
         raise MemoryError()
@@ -56,61 +71,87 @@ def batchnorm_forward_train(const floating[:, ::1] X,          # IN  (n, d), n >
     running_mean := (1 − m) running_mean + m μ;  running_var := (1 − m) running_var + m σ² n/(n − 1).
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], block
-    cdef double* s1
-    cdef double* s2
+    cdef double* scratch
     _check_rows("batchnorm_forward_train", X, Y, n, d)
     _check_vectors("batchnorm_forward_train", d, gamma=gamma, beta=beta, running_mean=running_mean,
                    running_var=running_var, mean=mean, inv_std=inv_std)
     if n < 2:
         raise ValueError(f"batchnorm_forward_train needs at least 2 rows for batch statistics, got {n}")
-    s1 = _scratch(2 * d)
-    s2 = s1 + d
+    scratch = _scratch(SCRATCH_ROWS * d)
     try:
         if n_threads > 1 and d >= 2 * n_threads:
             for block in prange(n_threads, nogil=True, num_threads=n_threads, schedule="static"):
                 _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
-                                       mean, inv_std, s1, s2, block * d // n_threads,
+                                       mean, inv_std, scratch, block * d // n_threads,
                                        (block + 1) * d // n_threads)
         else:
             with nogil:
                 _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
-                                       mean, inv_std, s1, s2, 0, d)
+                                       mean, inv_std, scratch, 0, d)
     finally:
-        free(s1)
+        free(scratch)
 
 
 cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] gamma,
                                  const floating[::1] beta, floating[::1] running_mean,
                                  floating[::1] running_var, double m, double eps,
                                  floating[:, ::1] Y, double[::1] mean, double[::1] inv_std,
-                                 double* s1, double* s2, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """The training forward pass for features [j0, j1) (the scratch rows s1, s2 have d entries)."""
-    cdef Py_ssize_t n = X.shape[0], i, j
-    cdef double dev, var
+                                 double* scratch, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """The training forward pass for features [j0, j1); ``scratch`` holds SCRATCH_ROWS·d doubles."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j, r0, r1, blk
+    cdef double* acc1 = scratch
+    cdef double* acc2 = scratch + d
+    cdef floating* part1 = <floating*>(scratch + 2 * d)
+    cdef floating* part2 = part1 + d
+    cdef floating* center = part1 + 2 * d  # μ̃ = μ rounded to the input dtype
+    cdef floating* coef_a = part1 + 3 * d  # Y = a·dev + c
+    cdef floating* coef_c = part1 + 4 * d
+    cdef floating dev
+    cdef double var, a
     for j in range(j0, j1):
-        s1[j] = 0
-    for i in range(n):
+        acc1[j] = 0
+    for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
+        r0 = blk * BLOCK_ROWS
+        r1 = min(r0 + BLOCK_ROWS, n)
         for j in range(j0, j1):
-            s1[j] += X[i, j]
-    for j in range(j0, j1):
-        mean[j] = s1[j] / n
-        s1[j] = 0
-        s2[j] = 0
-    for i in range(n):
+            part1[j] = 0
+        for i in range(r0, r1):
+            for j in range(j0, j1):
+                part1[j] += X[i, j] - X[0, j]
         for j in range(j0, j1):
-            dev = X[i, j] - mean[j]
-            s1[j] += dev
-            s2[j] += dev * dev
+            acc1[j] += part1[j]
     for j in range(j0, j1):
-        var = (s2[j] - s1[j] * s1[j] / n) / n
+        mean[j] = X[0, j] + acc1[j] / n
+        center[j] = <floating>mean[j]
+        acc1[j] = 0
+        acc2[j] = 0
+    for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
+        r0 = blk * BLOCK_ROWS
+        r1 = min(r0 + BLOCK_ROWS, n)
+        for j in range(j0, j1):
+            part1[j] = 0
+            part2[j] = 0
+        for i in range(r0, r1):
+            for j in range(j0, j1):
+                dev = X[i, j] - center[j]
+                part1[j] += dev
+                part2[j] += dev * dev
+        for j in range(j0, j1):
+            acc1[j] += part1[j]
+            acc2[j] += part2[j]
+    for j in range(j0, j1):
+        var = (acc2[j] - acc1[j] * acc1[j] / n) / n
         if var < 0:
             var = 0
         inv_std[j] = 1 / sqrt(var + eps)
         running_mean[j] = <floating>((1 - m) * running_mean[j] + m * mean[j])
         running_var[j] = <floating>((1 - m) * running_var[j] + m * var * n / (n - 1))
+        a = gamma[j] * inv_std[j]
+        coef_a[j] = <floating>a
+        coef_c[j] = <floating>(beta[j] - a * (mean[j] - center[j]))  # β − a·δ
     for i in range(n):
         for j in range(j0, j1):
-            Y[i, j] = <floating>(gamma[j] * ((X[i, j] - mean[j]) * inv_std[j]) + beta[j])
+            Y[i, j] = coef_a[j] * (X[i, j] - center[j]) + coef_c[j]
 
 
 def batchnorm_forward_eval(const floating[:, ::1] X,           # IN  (n, d)
@@ -156,7 +197,7 @@ def batchnorm_backward(const floating[:, ::1] X,       # IN  (n, d) forward inpu
         _check_rows("batchnorm_backward", X, dX, n, d)
     _check_vectors("batchnorm_backward", d, mean=mean, inv_std=inv_std, gamma=gamma,
                    dgamma=dgamma, dbeta=dbeta)
-    sdy = _scratch(3 * d)
+    sdy = _scratch(SCRATCH_ROWS * d)
     try:
         if n_threads > 1 and d >= 2 * n_threads:
             for block in prange(n_threads, nogil=True, num_threads=n_threads, schedule="static"):
@@ -175,35 +216,59 @@ cdef void _backward_columns(const floating[:, ::1] X, const double[::1] mean,
                             const floating[:, ::1] dY, floating[::1] dgamma, floating[::1] dbeta,
                             floating[:, ::1] dX, bint batch_stats, double* scratch,
                             Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """The backward pass for features [j0, j1); ``scratch`` holds 3 rows of d doubles."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j
+    """The backward pass for features [j0, j1); ``scratch`` holds SCRATCH_ROWS·d doubles.
+
+    With x − μ = dev − δ (dev = x − μ̃, see the module docstring): dβ = Σ dY,
+    dγ = (Σ dY·dev − δ dβ)/σ, and dX = p·dY + q·dev + r with p = γ/σ, q = −γ dγ/(nσ²),
+    r = −(γ/(nσ)) dβ − q δ.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j, r0, r1, blk
     cdef double* sdy = scratch
-    cdef double* sdyx = scratch + d
-    cdef double* coef = scratch + 2 * d
-    cdef double xhat
+    cdef double* sdydev = scratch + d
+    cdef floating* part1 = <floating*>(scratch + 2 * d)
+    cdef floating* part2 = part1 + d
+    cdef floating* center = part1 + 2 * d
+    cdef floating* coef_p = part1 + 3 * d
+    cdef floating* coef_q = part1 + 4 * d
+    cdef floating* coef_r = part1 + 5 * d
+    cdef double delta, dgam, p, q
     for j in range(j0, j1):
         sdy[j] = 0
-        sdyx[j] = 0
-    for i in range(n):
+        sdydev[j] = 0
+        center[j] = <floating>mean[j]
+    for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
+        r0 = blk * BLOCK_ROWS
+        r1 = min(r0 + BLOCK_ROWS, n)
         for j in range(j0, j1):
-            xhat = (X[i, j] - mean[j]) * inv_std[j]
-            sdy[j] += dY[i, j]
-            sdyx[j] += dY[i, j] * xhat
+            part1[j] = 0
+            part2[j] = 0
+        for i in range(r0, r1):
+            for j in range(j0, j1):
+                part1[j] += dY[i, j]
+                part2[j] += dY[i, j] * (X[i, j] - center[j])
+        for j in range(j0, j1):
+            sdy[j] += part1[j]
+            sdydev[j] += part2[j]
     for j in range(j0, j1):
+        delta = mean[j] - center[j]
+        dgam = (sdydev[j] - delta * sdy[j]) * inv_std[j]
         dbeta[j] = <floating>sdy[j]
-        dgamma[j] = <floating>sdyx[j]
+        dgamma[j] = <floating>dgam
+        p = gamma[j] * inv_std[j]
+        if batch_stats:
+            q = -p * dgam * inv_std[j] / n
+            coef_p[j] = <floating>p
+            coef_q[j] = <floating>q
+            coef_r[j] = <floating>(-p * sdy[j] / n - q * delta)
+        else:
+            coef_p[j] = <floating>p
     if dX is None:
         return
     if batch_stats:
-        for j in range(j0, j1):
-            coef[j] = gamma[j] * inv_std[j] / n
         for i in range(n):
             for j in range(j0, j1):
-                xhat = (X[i, j] - mean[j]) * inv_std[j]
-                dX[i, j] = <floating>(coef[j] * (n * <double>dY[i, j] - sdy[j] - xhat * sdyx[j]))
+                dX[i, j] = coef_p[j] * dY[i, j] + coef_q[j] * (X[i, j] - center[j]) + coef_r[j]
     else:
-        for j in range(j0, j1):
-            coef[j] = gamma[j] * inv_std[j]
         for i in range(n):
             for j in range(j0, j1):
-                dX[i, j] = <floating>(coef[j] * dY[i, j])
+                dX[i, j] = coef_p[j] * dY[i, j]

@@ -97,6 +97,26 @@ def test_stable_when_mean_dwarfs_spread_float32(rng):
     np.testing.assert_allclose(1 / layer._inv_std ** 2 - layer.eps, X64.var(axis=0), rtol=1e-9)
 
 
+@pytest.mark.parametrize("n", [3, 257, 5000])
+def test_float32_forward_and_backward_stay_accurate_far_from_zero(rng, n):
+    """μ = 1e4, σ = 1e-2, a first row 50σ off the mean, up to 5000 rows: the float32 kernels
+    (shifted sums, blocked accumulation) agree with float64 statistics of the same data."""
+    X = (1e4 + 1e-2 * rng.standard_normal((n, 8))).astype(np.float32)
+    X[0] += np.float32(0.5)
+    dY = rng.standard_normal((n, 8)).astype(np.float32)
+    gamma = rng.uniform(0.5, 2, 8).astype(np.float32)
+    layer = BatchNorm(8, dtype=np.float32)
+    layer.gamma.data[:] = gamma
+    Y = layer.forward(X).astype(np.float64)
+    expected, _ = reference_forward(X, gamma.astype(np.float64), 0.0, layer.eps)
+    np.testing.assert_allclose(Y, expected, atol=1e-5 * np.abs(expected).max())
+    dX = layer.backward(dY).astype(np.float64)
+    ref_dX, ref_dgamma, ref_dbeta = reference_backward_train(X, gamma.astype(np.float64), dY, layer.eps)
+    np.testing.assert_allclose(dX, ref_dX, atol=1e-5 * np.abs(ref_dX).max())
+    np.testing.assert_allclose(layer.gamma.grad, ref_dgamma, rtol=1e-4, atol=1e-4 * np.sqrt(n))
+    np.testing.assert_allclose(layer.beta.grad, ref_dbeta, rtol=1e-5, atol=1e-5 * np.sqrt(n))
+
+
 def test_train_needs_two_rows_but_eval_takes_one():
     layer = BatchNorm(3)
     with pytest.raises(ValueError, match="at least 2 rows"):
