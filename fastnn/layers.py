@@ -64,6 +64,7 @@ class Layer:
         #: False on a network's first layer: nobody needs the gradient of the input.
         self.needs_input_grad = True
         self._buffers = {}
+        self._views = {}  # key -> the view _buffer returned last (same shape: returned again)
         self._output = None
 
     # -- public API --------------------------------------------------------------------
@@ -150,11 +151,15 @@ class Layer:
 
     def _buffer(self, key, shape, dtype):
         """A reusable array of ``shape``: a leading-rows view of a buffer sized to the largest batch."""
+        view = self._views.get(key)
+        if view is not None and view.shape == shape and view.dtype is dtype:
+            return view
         buf = self._buffers.get(key)
         if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
             buf = np.empty(shape, dtype=dtype)
             self._buffers[key] = buf
-        return buf[: shape[0]]
+        view = self._views[key] = buf[: shape[0]]
+        return view
 
 
 class Dense(Layer):

@@ -81,6 +81,8 @@ class Sequential:
             layer.needs_input_grad = True
         layers[0].needs_input_grad = False
         self._forward_plan, self._backward_plan, self._sgd_backward_plan = _execution_plan(layers)
+        self._constrained = [layer for layer in layers
+                             if type(layer).apply_constraints is not Layer.apply_constraints]
         self._parameter_ids = frozenset(id(p) for p in self.parameters())
         self.training = True
         self.l2 = _check_float(l2, "l2", low=0.0)
@@ -123,7 +125,7 @@ class Sequential:
 
     def apply_constraints(self):
         """Enforce every layer's constraints (max-norm); ``train_step`` calls it after each update."""
-        for layer in self.layers:
+        for layer in self._constrained:
             layer.apply_constraints()
 
     def train_step(self, X, y, optimizer):
