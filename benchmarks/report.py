@@ -83,7 +83,8 @@ def elementwise(repeats):
         row(f"{name} forward", lambda: layer._forward(Z), lambda: w.NUMPY_FORWARD[name](Z, out),
             torch_forward, one_input)
         row(f"{name} backward", lambda: layer._backward(dA),
-            lambda: w.NUMPY_BACKWARD[name](A, dA, out), torch_backward, two_inputs)
+            lambda: w.NUMPY_BACKWARD[name](A, dA, out), torch_backward,
+            one_input if name == "identity" else two_inputs)  # identity's backward reads dA only
     bn = fastnn.BatchNorm(1024)
     numpy_bn = w.NumpyBatchNorm(512, 1024, np.float32)
     row("batch norm fwd+bwd", lambda: (bn._forward(Z), bn._backward(dA)), lambda: numpy_bn(Z, dA),

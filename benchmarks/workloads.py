@@ -17,13 +17,9 @@ except ImportError:  # torch is an optional comparison target
     torch = None
 
 
-def best_time(fn, repeats=7, min_seconds=0.05):
-    """Best-of-``repeats`` mean seconds per call, each repeat running ≥ ``min_seconds``."""
-    return best_times([fn], repeats, min_seconds)[0]
-
-
 def best_times(fns, repeats=7, min_seconds=0.05, settle=0.15):
-    """``best_time`` of several callables (None gives None), measured round-robin.
+    """Best-of-``repeats`` mean seconds per call of each callable (None gives None), each
+    repeat running ≥ ``min_seconds``, measured round-robin.
 
     Each round times every callable once, so a slow spell of a shared machine hits all of
     them alike and the ratios between them stay meaningful. Between callables it sleeps
@@ -37,7 +33,7 @@ def best_times(fns, repeats=7, min_seconds=0.05, settle=0.15):
         time.sleep(settle if len(live) > 1 else 0)
         fn()
         number = 1
-        while _seconds(fn, number) < min_seconds:
+        while min_seconds > 0 and _seconds(fn, number) < min_seconds:
             number *= 2
         numbers.append(number)
     best = [float("inf")] * len(live)

@@ -152,7 +152,7 @@ class Layer:
     def _buffer(self, key, shape, dtype):
         """A reusable array of ``shape``: a leading-rows view of a buffer sized to the largest batch."""
         view = self._views.get(key)
-        if view is not None and view.shape == shape and view.dtype is dtype:
+        if view is not None and view.shape == shape and view.dtype == dtype:
             return view
         buf = self._buffers.get(key)
         if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:

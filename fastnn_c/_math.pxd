@@ -1,6 +1,7 @@
 # Float-type-generic libm calls: each resolves at compile time to the f/double variant.
 # The transcendental ones come through _vecmath.h, so loops calling them vectorise: float32
-# exp/expm1/tanh (and softplus's log1p) are fastnn's inline versions, the rest libmvec's.
+# exp/expm1 (and softplus's log1p) are fastnn's inline versions, float32 tanh is inline in
+# the AVX2 build, the rest are glibc's libmvec.
 from cython cimport floating
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
 
@@ -69,7 +70,8 @@ cdef inline floating fsqrt(floating x) noexcept nogil:
 
 
 cdef inline floating sigmoid(floating z) noexcept nogil:
-    """1 / (1 + e^-z); where e^-z overflows, 1 / inf = 0 is the right answer."""
+    """1 / (1 + e^-z). Where e^-z overflows (float32: z < -88.7) the result is 0, where the
+    exact value is below the smallest normal float (1.2e-38): flushed, never inf or NaN."""
     cdef floating one = 1  # typed, so float32 stays float32 (no double division)
     return one / (one + fexp(-z))
 

@@ -4,7 +4,8 @@ Design: every pass walks X row by row with the feature loop innermost (contiguou
 row-major reads, vectorised across features). Element arithmetic is in the input dtype;
 what makes float32 accurate is where the subtraction happens:
 - μ is found with a shift: Σ(x − x₀)/n with x₀ the first row, accumulated in double.
-- Every later pass works on dev = x − μ̃, μ̃ = μ rounded to the input dtype. When |μ| ≫ σ
+- Every later pass works on dev = x − μ̃, μ̃ = μ rounded to the input dtype (the variance
+  pass also refines μ = μ̃ + Σdev/n, since dev is exact where x − x₀ may not be). When |μ| ≫ σ
   (where a float32 μ would be off by up to 5% of σ at μ = 1e4, σ = 1e-2) x and μ̃ are within
   a factor of 2, so dev is exact (Sterbenz), and the rounding δ = μ − μ̃, known in double,
   is folded into the per-feature coefficients: x − μ = dev − δ.
@@ -140,6 +141,7 @@ cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] g
             acc1[j] += part1[j]
             acc2[j] += part2[j]
     for j in range(j0, j1):
+        mean[j] = center[j] + acc1[j] / n  # refined: dev = x − μ̃ is exact, the first shift was not
         var = (acc2[j] - acc1[j] * acc1[j] / n) / n
         if var < 0:
             var = 0

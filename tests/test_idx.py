@@ -50,7 +50,7 @@ def test_reads_mnist_small():
     (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", "holds 3 bytes"),
     (b"\x00\x00\x08\x01\x00\x00\x00\x02abc", "holds more"),
     (b"\x00\x00\x08\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "declares shape"),
-    # no data, but 564793 x 973376 x 2^32 elements is past NumPy's size limit (found by hypothesis)
+    # no data, but 564793 x 973376 x (2^32 - 1) elements is past NumPy's size limit (hypothesis)
     (b"\x00\x00\x08\x04\x00\x00\x00\x00\x00\x08\x9e\x39\x00\x0e\xda\x40\xff\xff\xff\xff",
      "cannot represent"),
 ])
