@@ -3,7 +3,7 @@
 # derivatives are written in terms of the output A = f(Z).
 from cython cimport floating
 
-from fastnn_c._math cimport fabs_, fexpm1, ftanh, sigmoid, softplus
+from fastnn_c._math cimport fabs_, fexpm1_nonpositive, ftanh, sigmoid, softplus
 
 cdef enum Kind:
     IDENTITY = 0
@@ -51,10 +51,10 @@ cdef inline void activation_forward_run(int kind, const floating* z, floating* a
             a[i] = alpha * z[i] if z[i] < zero else z[i]
     elif kind == ELU:
         for i in range(n):
-            a[i] = alpha * fexpm1(z[i]) if z[i] < zero else z[i]
+            a[i] = alpha * fexpm1_nonpositive(z[i]) if z[i] < zero else z[i]
     elif kind == SELU:
         for i in range(n):
-            a[i] = lam_alpha * fexpm1(z[i]) if z[i] < zero else lam * z[i]
+            a[i] = lam_alpha * fexpm1_nonpositive(z[i]) if z[i] < zero else lam * z[i]
     elif kind == SOFTPLUS:
         for i in range(n):
             a[i] = softplus(z[i])
@@ -104,4 +104,4 @@ cdef inline void activation_backward_run(int kind, const floating* a, const floa
             dz[i] = lam * da[i] if a[i] > zero else da[i] * (a[i] + lam_alpha)
     elif kind == SOFTPLUS:
         for i in range(n):
-            dz[i] = -da[i] * fexpm1(-a[i])
+            dz[i] = -da[i] * fexpm1_nonpositive(-a[i])  # a = softplus(z) >= 0

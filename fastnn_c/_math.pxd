@@ -27,7 +27,8 @@ cdef inline floating fexp(floating x) noexcept nogil:
         return exp(x)
 
 
-cdef inline floating fexpm1(floating x) noexcept nogil:
+cdef inline floating fexpm1_nonpositive(floating x) noexcept nogil:
+    """e^x − 1 for x ≤ 0 (or NaN); float32 x above 88 give meaningless values."""
     if floating is float:
         return fastnn_expm1f(x)
     else:
