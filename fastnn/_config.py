@@ -13,9 +13,10 @@ import os
 from fastnn_c import _blas
 
 PARALLEL_MIN_ELEMENTS = 65536
-#: Batch norm's passes are lighter per element: two threads lost below about 256k values
-#: (256x512: 124 -> 205 us) and won at 512k (512x1024 forward+backward: 533 -> 418 us).
-BATCHNORM_PARALLEL_MIN_ELEMENTS = 2**19
+#: Batch norm's passes (float arithmetic since this session) are lighter still: forward +
+#: backward on two threads lost up to 1M values (512x1024: 270 -> 351 us; 1024x1024: 490 ->
+#: 531 us) and won from 2M (2048x1024: 1872 -> 1543 us; 2048x2048: 5180 -> 3132 us).
+BATCHNORM_PARALLEL_MIN_ELEMENTS = 2**21
 
 _n_threads = min(os.cpu_count() or 1, _blas.blas_get_num_threads())
 
