@@ -18,6 +18,7 @@ anywhere and fast here.
 """
 import glob
 import os
+import platform
 import sys
 import tempfile
 import textwrap
@@ -58,7 +59,7 @@ def openmp_flags():
 
 def libmvec_flags():
     """(macros, libraries) for glibc's vector math library if a SIMD call to it links here."""
-    if sys.platform != "linux" or os.uname().machine != "x86_64":
+    if sys.platform != "linux" or platform.machine() != "x86_64":
         return [], []
     source = textwrap.dedent("""
         #include <math.h>
@@ -143,7 +144,7 @@ def extensions():
 
 
 def simd_supported_by_compiler(flags):
-    if os.environ.get("FASTNN_NO_AVX2") == "1" or os.uname().machine not in ("x86_64", "AMD64"):
+    if os.environ.get("FASTNN_NO_AVX2") == "1" or platform.machine() not in ("x86_64", "AMD64"):
         return False
     return _compiles("int main(void) { return 0; }", flags, [])
 
