@@ -2,11 +2,12 @@
 
 One multi-threaded pool at a time: GEMM runs on OpenBLAS's threads (about 1.9x faster on two
 cores at the MLP shapes); fastnn's own OpenMP loops are threaded only where it pays,
-measured on 512x1024 float32 with two cores: compute-bound passes (exp, tanh, log1p,
-random numbers) of at least ``PARALLEL_MIN_ELEMENTS`` values gain about 1.4x (sigmoid
-forward 277 -> 200 us, dropout mask 385 -> 258 us), while memory-bound ones (ReLU, the
-backward passes, applying a mask) lose: waking the sleeping second thread costs more
-(about 40 us) than it saves (ReLU forward 39 -> 81 us). Those stay on one thread.
+measured on 512x1024 float32 with two cores: waking the sleeping second thread costs
+40-80 us, so memory-bound passes (ReLU, the backward passes, applying a mask) stay on one
+thread (ReLU forward 39 -> 81 us on two), and compute-bound ones (exp, tanh, log1p, random
+numbers) of at least ``PARALLEL_MIN_ELEMENTS`` values are threaded where they gain: the
+dropout mask (385 -> 258 us) and, per SIMD build, the activations listed in
+``fastnn.layers.THREADED_FORWARD`` / ``THREADED_BACKWARD``.
 """
 import os
 

@@ -184,15 +184,17 @@ def _read_archive(path):
             raise ModelFileError(f"{path}: refusing to load pickled data (a fastnn model file "
                                  "holds only numeric arrays)") from None
         raise ModelFileError(f"{path}: corrupted ({exc})") from None
-    # zipfile raises NotImplementedError for compression methods it cannot read
+    # zipfile's NotImplementedError: entry features it does not support (patched data, strong encryption)
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, NotImplementedError) as exc:
         raise ModelFileError(f"{path}: truncated or corrupted ({type(exc).__name__}: {exc})") from None
 
 
 def _check_member(path, zf, info):
-    """Refuse an entry before reading it: compressed (fastnn writes none), not an .npy
-    array, object dtype (pickle), or a header declaring more data than the entry holds
-    (which would make NumPy allocate it: absurd dimensions never allocate here)."""
+    """Refuse an entry before reading it: encrypted or compressed (fastnn writes neither),
+    not an .npy array, object dtype (pickle), or a header declaring more data than the entry
+    holds (which would make NumPy allocate it: absurd dimensions never allocate here)."""
+    if info.flag_bits & 0x1:
+        raise ModelFileError(f"{path}: not a fastnn model file (encrypted entry {info.filename!r})")
     if info.compress_type != zipfile.ZIP_STORED:
         raise ModelFileError(f"{path}: not a fastnn model file (compressed entry {info.filename!r})")
     if not info.filename.endswith(".npy"):

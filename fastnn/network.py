@@ -147,7 +147,7 @@ class Sequential:
             optimizer.step()
         else:
             # Plain SGD: each dense layer's update is its weight-gradient GEMM (W −= lr XᵀdY),
-            # so gradients are not stored and no separate update pass runs.
+            # so its gradient is not stored and no separate update pass runs.
             grad = self.loss_fn.backward()
             for backward in self._sgd_backward_plan:
                 grad = backward(rate, grad)

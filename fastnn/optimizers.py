@@ -186,11 +186,17 @@ class Optimizer:
         self._grad_norm = None
         self._folded = True  # the gradients were never stored: no norm to report
 
-    def step(self):
-        """Apply one update to every parameter from its ``grad``."""
+    def step(self, grad_norm=None):
+        """Apply one update to every parameter from its ``grad``.
+
+        ``grad_norm``: the global L2 norm of these gradients when the caller has computed it
+        already (``fit`` does, to check it is finite); it saves a pass over the gradients.
+        """
         self._folded = False
-        self._grad_norm = None if self.clip_norm is None else global_grad_norm(self.params)
-        scale = 1.0 if self.clip_norm is None else _clip_scale(self._grad_norm, self.clip_norm)
+        if grad_norm is None and self.clip_norm is not None:
+            grad_norm = global_grad_norm(self.params)
+        self._grad_norm = grad_norm
+        scale = 1.0 if self.clip_norm is None else _clip_scale(grad_norm, self.clip_norm)
         clip = math.inf if self.clip_value is None else self.clip_value
         self.step_count += 1
         for p, (data, grad), state in zip(self.params, self._flat, self._flat_state):

@@ -463,6 +463,8 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     if on_nonfinite not in ("raise", "skip", "ignore"):
         raise ValueError(f"on_nonfinite must be 'raise', 'skip' or 'ignore', got {on_nonfinite!r}")
     unchecked = on_nonfinite == "ignore" and monitor is None
+    # the finiteness check's gradient norm is the optimizer's too when both see the same parameters
+    norm_is_optimizers = optimizer._param_ids == net._parameter_ids
     history = History()
     history.optimizer, history.schedule = optimizer, schedule
     trainer = Trainer(net, optimizer, schedule, history, epochs)
@@ -491,14 +493,15 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
                         loss = net.train_step(X_b, y_b, optimizer)
                     else:
                         loss = net.loss(X_b, y_b)
-                        problem = None
-                        if not math.isfinite(loss):
+                        problem = norm = None
+                        if on_nonfinite != "ignore" and not math.isfinite(loss):
                             problem = ("the training loss is " + str(loss), "output")
                         else:
                             net.backward()
-                            norm = _optimizers.global_grad_norm(net.parameters())
-                            if not math.isfinite(norm):
-                                problem = ("a gradient is not finite", "gradient")
+                            if on_nonfinite != "ignore":
+                                norm = _optimizers.global_grad_norm(net.parameters())
+                                if not math.isfinite(norm):
+                                    problem = ("a gradient is not finite", "gradient")
                         if problem is not None:
                             index, layer = first_nonfinite(net, X_b, problem[1])
                             where = ("in the input batch" if layer is None else
@@ -517,7 +520,7 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
                             raise error
                         if monitor is not None:
                             monitor.after_backward(step)
-                        optimizer.step()
+                        optimizer.step(norm if norm_is_optimizers else None)
                         net.apply_constraints()
                         if monitor is not None:
                             monitor.after_update(step)

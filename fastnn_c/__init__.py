@@ -22,7 +22,7 @@ from fastnn_c import _blas  # noqa: E402
 #: Kernel families built in SIMD variants; the widest the CPU runs replaces the portable one.
 SIMD_FAMILIES = ("activations", "batchnorm", "dense", "diagnostics", "dropout", "losses", "optim",
                  "regularization")
-SIMD_LEVELS = ("generic", "avx2", "avx512")
+SIMD_LEVELS = _blas.SIMD_LEVELS
 
 
 def _select_simd_variants():
@@ -34,7 +34,6 @@ def _select_simd_variants():
     if requested not in SIMD_LEVELS:
         raise ValueError(f"FASTNN_SIMD must be one of {SIMD_LEVELS}, got {requested!r}")
     level = min(SIMD_LEVELS.index(requested), SIMD_LEVELS.index(_blas.cpu_simd_level()))
-    chosen = "generic"
     for variant in reversed(SIMD_LEVELS[1:level + 1]):
         try:
             modules = {family: _importlib.import_module(f"{__name__}.{family}_{variant}")
@@ -44,9 +43,8 @@ def _select_simd_variants():
         for family, module in modules.items():
             _sys.modules[f"{__name__}.{family}"] = module
             globals()[family] = module
-        chosen = variant
-        break
-    return chosen
+        return variant
+    return "generic"
 
 
 SIMD = _select_simd_variants()

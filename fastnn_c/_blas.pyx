@@ -23,9 +23,13 @@ cdef extern from *:
     int fastnn_cpu_simd_level() nogil
 
 
+#: The kernel builds, narrowest first (setup.py's SIMD_VARIANTS plus the portable one).
+SIMD_LEVELS = ("generic", "avx2", "avx512")
+
+
 def cpu_simd_level():
     """The widest kernel build this CPU runs: "avx512", "avx2" (with FMA) or "generic"."""
-    return ("generic", "avx2", "avx512")[fastnn_cpu_simd_level()]
+    return SIMD_LEVELS[fastnn_cpu_simd_level()]
 
 
 def blas_set_num_threads(int n_threads):

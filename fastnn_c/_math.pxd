@@ -5,6 +5,14 @@
 from cython cimport floating
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
 
+cdef enum:
+    # Independent partial results kept by every reduction loop (sums, maxima): the compiler
+    # vectorises them without reassociating floating-point adds (no -ffast-math), and 32
+    # lanes are 2-4 vector registers, enough that one register's adds do not wait on the
+    # previous ones. With 8 lanes softmax CE at 512x1024 took 250 us, with 32 152 us.
+    REDUCTION_LANES = 32
+
+
 cdef extern from "_vecmath.h" nogil:
     float logf(float)
     float log1pf(float)

@@ -16,6 +16,8 @@ and variance NaN and are neither zero nor saturated (IEEE comparisons).
 from cython cimport floating
 from libc.math cimport INFINITY
 
+from fastnn_c._math cimport REDUCTION_LANES as LANES
+
 
 def activation_stats(const floating[:, ::1] A,      # IN  (batch, units)
                      double lower, double upper,    # IN  saturation thresholds
@@ -68,12 +70,6 @@ def activation_stats(const floating[:, ::1] A,      # IN  (batch, units)
             col_mean[j] = <double>first[j] + s1
             col_var[j] = s2 if s2 > 0 else (0 if s2 == s2 else s2)
     return saturated
-
-
-cdef enum:
-    # Independent partial sums (as in fastnn_c.optim.sum_squares): the loops vectorise
-    # without -ffast-math and the adds of one register do not wait for the previous ones.
-    LANES = 32
 
 
 def copy_sum_squares(const floating[::1] src,   # IN

@@ -11,7 +11,7 @@ from libc.stdint cimport int64_t
 
 import numpy as np
 
-from fastnn_c._math cimport fexp, flog, sigmoid, softplus
+from fastnn_c._math cimport REDUCTION_LANES as LANES, fexp, flog, sigmoid, softplus
 
 
 cdef int _check_labels(const int64_t[::1] labels, Py_ssize_t n, Py_ssize_t k) except -1:
@@ -30,14 +30,6 @@ cdef int _check_same(Py_ssize_t n, Py_ssize_t k, object grad, str name) except -
     if grad is not None and (grad.shape[0] != n or grad.shape[1] != k):
         raise ValueError(f"{name}: grad is {tuple(grad.shape[:2])}, expected {(n, k)}")
     return 0
-
-
-cdef enum:
-    # Reductions keep LANES independent partial results, which the compiler vectorises
-    # without reassociating floating-point sums. 32 lanes are 2-4 vector registers, enough
-    # to hide the add/max latency: with 8 (half an AVX-512 register) softmax CE at 512x1024
-    # took 250 us, with 32 152 us.
-    LANES = 32
 
 
 cdef inline floating _row_max(const floating* z, Py_ssize_t k) noexcept nogil:

@@ -16,12 +16,7 @@ NaN and inf propagate (the clip comparisons let NaN through).
 from cython cimport floating
 from libc.math cimport INFINITY
 
-from fastnn_c._math cimport fsqrt
-
-cdef enum:
-    # Independent partial sums in sum_squares: several SIMD registers' worth, so that the
-    # adds of one register do not wait for the previous ones (add latency ~4 cycles).
-    SUM_LANES = 32
+from fastnn_c._math cimport REDUCTION_LANES as LANES, fsqrt
 
 
 cdef inline floating _effective_grad(floating g, floating theta, floating scale,
@@ -159,18 +154,18 @@ def adam_update(floating[::1] param,        # IN/OUT θ
 def sum_squares(const floating[::1] x):   # IN
     """Σ xᵢ², accumulated in double."""
     cdef Py_ssize_t n = x.shape[0], i, b, k
-    cdef double acc[SUM_LANES]
+    cdef double acc[LANES]
     cdef double total = 0
     with nogil:
-        for k in range(SUM_LANES):
+        for k in range(LANES):
             acc[k] = 0
-        for b in range(n // SUM_LANES):
-            i = b * SUM_LANES
-            for k in range(SUM_LANES):
+        for b in range(n // LANES):
+            i = b * LANES
+            for k in range(LANES):
                 acc[k] += <double>x[i + k] * x[i + k]
-        for i in range(n - n % SUM_LANES, n):
+        for i in range(n - n % LANES, n):
             acc[0] += <double>x[i] * x[i]
-        for k in range(SUM_LANES):
+        for k in range(LANES):
             total += acc[k]
     return total
 

@@ -127,6 +127,14 @@ def _bad_file(tmp_path, kind):
     elif kind == "foreign-npz":
         with open(path, "wb") as f:
             np.savez(f, weights=np.ones(3))
+    elif kind == "encrypted":  # the "encrypted" flag bit set in every local and central header
+        blob = bytearray(data)
+        for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            start = blob.find(signature)
+            while start >= 0:
+                blob[start + flag_offset] |= 1
+                start = blob.find(signature, start + 4)
+        path.write_bytes(bytes(blob))
     elif kind == "object-array":
         arrays = dict(np.load(good))
         arrays["net/0.weight"] = np.array([{"evil": 1}], dtype=object)
@@ -161,6 +169,7 @@ def _bad_file(tmp_path, kind):
     ("pickle", "pickle"),
     ("npy", "single .npy array"),
     ("foreign-npz", "no __header__"),
+    ("encrypted", "encrypted entry"),
     ("object-array", "pickle"),
     ("future-version", "newer than this fastnn"),
     ("foreign-format", "not a fastnn model file"),

@@ -351,6 +351,17 @@ def test_clip_option_leaves_grad_and_matches_manual_clip(dtype, rng):
         np.testing.assert_allclose(p.data, -0.1 * g / (norm + 1e-6), rtol=RTOL[dtype])
 
 
+def test_step_uses_a_given_grad_norm(dtype, rng):
+    """step(grad_norm=...) clips with the norm the caller computed (fit passes its check's)."""
+    params = _params_with_grads(dtype, rng)
+    grads = [p.grad.copy() for p in params]
+    opt = optimizers.SGD(params, lr=0.1, clip_norm=1.0)
+    opt.step(grad_norm=4.0)
+    assert opt.last_grad_norm == 4.0
+    for p, g in zip(params, grads):
+        np.testing.assert_allclose(p.data, -0.1 * g / (4.0 + 1e-6), rtol=RTOL[dtype])
+
+
 @pytest.mark.parametrize("name", list(optimizers.OPTIMIZERS))
 def test_weight_decay_spares_biases(name):
     params = [Parameter(np.ones((2, 3)), "weight"), Parameter(np.ones(3), "bias", regularize=False)]

@@ -71,6 +71,19 @@ def test_skip_mode_leaves_the_bad_steps_out(data):
     assert np.isfinite(history["loss"]).all()
 
 
+@pytest.mark.parametrize("with_monitor", [False, True], ids=["plain", "monitor"])
+def test_ignore_mode_checks_nothing(data, with_monitor):
+    """on_nonfinite="ignore" trains through a NaN batch, with or without a Monitor."""
+    X, y = data
+    X = X.copy()
+    X[20, 0] = np.nan
+    net = fastnn.mlp([8, 6, 2], rng=0)
+    monitor = fastnn.Monitor(net, interval=1) if with_monitor else None
+    history = fit(net, X, y, optimizer="sgd", epochs=1, batch_size=16, shuffle=False,
+                  on_nonfinite="ignore", monitor=monitor)
+    assert history.skipped_steps == [] and np.isnan(history["loss"][0])
+
+
 def test_on_nonfinite_is_validated(data):
     X, y = data
     with pytest.raises(ValueError, match="on_nonfinite must be"):
