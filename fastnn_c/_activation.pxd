@@ -3,7 +3,7 @@
 # derivatives are written in terms of the output A = f(Z).
 from cython cimport floating
 
-from fastnn_c._math cimport fabs_, fexpm1_nonpositive, ftanh, sigmoid, softplus
+from fastnn_c._math cimport fabs_, fexpm1_nonpositive, sigmoid, softplus, tanh_run
 
 cdef enum Kind:
     IDENTITY = 0
@@ -35,8 +35,7 @@ cdef inline void activation_forward_run(int kind, const floating* z, floating* a
         for i in range(n):
             a[i] = sigmoid(z[i])
     elif kind == TANH:
-        for i in range(n):
-            a[i] = ftanh(z[i])
+        tanh_run(z, a, n)
     elif kind == HARDTANH:
         for i in range(n):
             a[i] = -one if z[i] < -one else (one if z[i] > one else z[i])

@@ -1,7 +1,7 @@
 # Float-type-generic libm calls: each resolves at compile time to the f/double variant.
 # The transcendental ones come through _vecmath.h, so loops calling them vectorise: float32
-# exp/expm1 (and softplus's log1p) are fastnn's inline versions, float32 tanh is inline in
-# the AVX2 build, the rest are glibc's libmvec.
+# exp/expm1 (and softplus's log1p) are fastnn's inline versions, float32 tanh over an array is
+# fastnn's (tanh_run), the rest are glibc's libmvec.
 from cython cimport floating
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
 
@@ -24,7 +24,7 @@ cdef extern from "_vecmath.h" nogil:
     double tanh(double)
     float fastnn_expf(float)
     float fastnn_expm1f(float)
-    float fastnn_tanhf(float)
+    void fastnn_tanhf_run(const float* z, float* a, Py_ssize_t n)
     float fastnn_log1pf_unit(float)
 
 
@@ -57,11 +57,14 @@ cdef inline floating flog1p(floating x) noexcept nogil:
         return log1p(x)
 
 
-cdef inline floating ftanh(floating x) noexcept nogil:
+cdef inline void tanh_run(const floating* z, floating* a, Py_ssize_t n) noexcept nogil:
+    """a[i] = tanh(z[i]) over a run; z and a may be the same array."""
+    cdef Py_ssize_t i
     if floating is float:
-        return fastnn_tanhf(x)
+        fastnn_tanhf_run(z, a, n)
     else:
-        return tanh(x)
+        for i in range(n):
+            a[i] = tanh(z[i])
 
 
 cdef inline floating fabs_(floating x) noexcept nogil:

@@ -136,6 +136,37 @@ def test_float32_transcendentals_are_accurate_to_a_few_ulp(name, low, high, max_
     assert np.max(np.abs(A - expected) / ulp) <= max_ulp
 
 
+def test_float32_tanh_at_interval_edges_special_values_and_tails():
+    """The AVX-512 tanh switches polynomial at 1/16 2^k and 1.5/16 2^k and clamps at 9.5: check
+    a few ulps either side of each, the special values, and every tail length of a 16-lane
+    vector, in place and not."""
+    edges = (np.float32([1, 1.5])[:, None] * np.float32(2.0) ** np.arange(-4, 4)).ravel()
+    edges = np.append(edges, np.float32(9.5)).astype(np.float32)
+    around = (edges.view(np.int32)[:, None] + np.arange(-8, 9, dtype=np.int32)).view(np.float32)
+    around = around.ravel()
+    Z = np.concatenate([around, -around])[None, :]
+    expected = np.tanh(Z.astype(np.float64))
+    ulp = np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(Activation("tanh").forward(Z) - expected) / ulp) <= 3
+
+    tiny = np.float32([1e-45, -1e-40, 1e-30])  # tanh(z) rounds to z
+    special = np.array([[0.0, -0.0, *tiny, 9.6, 20.0, -1e30, np.inf, -np.inf, np.nan]],
+                       dtype=np.float32)
+    A = Activation("tanh").forward(special)
+    np.testing.assert_array_equal(A, [[0.0, -0.0, *tiny, 1, 1, -1, 1, -1, np.nan]])
+    assert list(np.signbit(A[0, :2])) == [False, True]
+
+    Z = np.linspace(-3, 3, 33, dtype=np.float32)
+    for n in range(1, 34):
+        out = np.full(34, 7, dtype=np.float32)
+        _act.activation_forward(_act.KINDS["tanh"], Z[:n], out[:n], 0.0, 1)
+        np.testing.assert_allclose(out[:n], np.tanh(Z[:n]), rtol=4e-7, atol=0)
+        assert out[n] == 7, "wrote past the end"
+        in_place = Z[:n].copy()
+        _act.activation_forward(_act.KINDS["tanh"], in_place, in_place, 0.0, 1)
+        np.testing.assert_array_equal(in_place, out[:n])
+
+
 def test_float32_exp_underflows_and_overflows_like_libm():
     Z = np.array([[-88.0, -100.0, -104.0, -1e4, 88.0, 88.8, 1e4]], dtype=np.float32)
     A = Activation("sigmoid").forward(Z)[0]
