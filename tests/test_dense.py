@@ -62,11 +62,28 @@ def test_kernel_rejects_wrong_shapes():
         _dense.dense_backward(np.ones((3, 5)), W, np.ones((3, 2)), np.empty((5, 2)), None, np.empty((3, 4)))
 
 
-def test_kernel_rejects_wrong_dtype_and_layout():
-    with pytest.raises(ValueError):  # Cython: buffer dtype mismatch / not C contiguous
-        _dense.dense_forward(np.ones((3, 4)), np.ones((4, 2), np.float32), None, np.empty((3, 2)))
-    with pytest.raises(ValueError):
-        _dense.dense_forward(np.asfortranarray(np.ones((3, 4))), np.ones((4, 2)), None, np.empty((3, 2)))
+def test_kernel_rejects_wrong_dtype_layout_and_rank():
+    X, W, Y = np.ones((3, 4)), np.ones((4, 2)), np.empty((3, 2))
+    with pytest.raises(TypeError, match="W has dtype float32, expected float64"):
+        _dense.dense_forward(X, W.astype(np.float32), None, Y)
+    with pytest.raises(TypeError, match="X must be float32 or float64, got int64"):
+        _dense.dense_forward(X.astype(np.int64), W, None, Y)
+    with pytest.raises(TypeError, match="X must be a numpy.ndarray, got list"):
+        _dense.dense_forward(X.tolist(), W, None, Y)
+    with pytest.raises(TypeError, match="b has dtype >f8"):
+        _dense.dense_forward(X, W, np.ones(2, ">f8"), Y)
+    with pytest.raises(ValueError, match="X must be C-contiguous"):
+        _dense.dense_forward(np.asfortranarray(X), W, None, Y)
+    with pytest.raises(ValueError, match="X must be C-contiguous"):
+        _dense.dense_forward(np.ones((3, 8))[:, ::2], W, None, Y)
+    with pytest.raises(ValueError, match="b has 2 dimensions, expected 1"):
+        _dense.dense_forward(X, W, np.ones((1, 2)), Y)
+    read_only = np.empty((3, 2))
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="Y is read-only"):
+        _dense.dense_forward(X, W, None, read_only)
+    with pytest.raises(ValueError, match="A, dA and dZ must be"):
+        _dense.dense_activation_sgd_backward(X, W.copy(), Y, Y, np.empty((2, 2)), None, None, 5, 0.0, 0.1)
 
 
 @pytest.mark.parametrize("bias", [True, False])
