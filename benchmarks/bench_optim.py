@@ -65,7 +65,7 @@ NUMPY = {"sgd": _numpy_sgd, "momentum": _numpy_momentum, "nesterov": _numpy_nest
 FASTNN = {
     "sgd": lambda x, g, s1, s2: _optim.sgd_update(x, g, LR),
     "momentum": lambda x, g, s1, s2: _optim.momentum_update(x, g, s1, LR, MU),
-    "nesterov": lambda x, g, s1, s2: _optim.nesterov_update(x, g, s1, LR, MU),
+    "nesterov": lambda x, g, s1, s2: _optim.momentum_update(x, g, s1, LR, MU, nesterov=True),
     "adagrad": lambda x, g, s1, s2: _optim.adagrad_update(x, g, s1, LR, EPS),
     "rmsprop": lambda x, g, s1, s2: _optim.rmsprop_update(x, g, s1, LR, RHO, EPS),
     "adam": lambda x, g, s1, s2: _optim.adam_update(x, g, s1, s2, STEP, B1, B2, EPS, K),

@@ -99,7 +99,7 @@ def saturation_bounds(activation, tol):
 
 def _norm(array):
     """Euclidean norm of a C-contiguous array, summed in double (no float32 overflow)."""
-    return math.sqrt(_optim.sum_squares(array.reshape(-1)))
+    return math.sqrt(_optim.sum_squares(array))
 
 
 def _is_batchnorm(layer):

@@ -333,7 +333,7 @@ def _backward_then_sgd(layer, lr, grad):
     """``layer``'s backward, then θ ← θ − lr·g on its parameters (the gradient it just used)."""
     grad = layer._backward(grad)
     for p in layer.parameters():
-        _optim.sgd_update(p.data.reshape(-1), p.grad.reshape(-1), lr)
+        _optim.sgd_update(p.data, p.grad, lr)
     return grad
 
 

@@ -84,7 +84,7 @@ def _scalar(value):
 
 def global_grad_norm(params):
     """L2 norm of all gradients of ``params`` together, √(Σ g²), summed in double."""
-    return math.sqrt(sum(_optim.sum_squares(p.grad.reshape(-1)) for p in params))
+    return math.sqrt(sum(_optim.sum_squares(p.grad) for p in params))
 
 
 def clip_grad_norm(params, max_norm):
@@ -99,7 +99,7 @@ def clip_grad_norm(params, max_norm):
     scale = _clip_scale(norm, max_norm)
     if scale != 1.0:
         for p in params:
-            _optim.clip_inplace(p.grad.reshape(-1), scale)
+            _optim.clip_inplace(p.grad, scale)
     return norm
 
 
@@ -108,7 +108,7 @@ def clip_grad_value(params, clip_value):
     params = _check_params(params)
     clip_value = _check_number(clip_value, "clip_value", low=0, low_open=True)
     for p in params:
-        _optim.clip_inplace(p.grad.reshape(-1), 1.0, clip_value)
+        _optim.clip_inplace(p.grad, 1.0, clip_value)
 
 
 def _clip_scale(norm, max_norm):
@@ -163,8 +163,6 @@ class Optimizer:
         self._grad_norm = None
         self._folded = False
         self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
-        self._flat_state = [{slot: a.reshape(-1) for slot, a in s.items()} for s in self.state]
-        self._flat = [(p.data.reshape(-1), p.grad.reshape(-1)) for p in self.params]
         self._param_ids = frozenset(id(p) for p in self.params)
 
     @property
@@ -199,11 +197,9 @@ class Optimizer:
         scale = 1.0 if self.clip_norm is None else _clip_scale(grad_norm, self.clip_norm)
         clip = math.inf if self.clip_value is None else self.clip_value
         self.step_count += 1
-        for p, (data, grad), state in zip(self.params, self._flat, self._flat_state):
-            if data.base is not p.data or grad.base is not p.grad:  # arrays were replaced
-                data, grad = p.data.reshape(-1), p.grad.reshape(-1)
+        for p, state in zip(self.params, self.state):
             decay = self.weight_decay if p.regularize else 0.0
-            self._update(data, grad, state, decay, scale, clip)
+            self._update(p.data, p.grad, state, decay, scale, clip)
 
     def get_config(self):
         """Constructor hyper-parameters (JSON-serialisable): ``get(name, params, **config)``."""
@@ -306,9 +302,8 @@ class SGD(Optimizer):
         if self.momentum == 0:
             _optim.sgd_update(data, grad, self.lr, weight_decay, grad_scale, clip_value)
         else:
-            kernel = _optim.nesterov_update if self.nesterov else _optim.momentum_update
-            kernel(data, grad, state["velocity"], self.lr, self.momentum, weight_decay,
-                   grad_scale, clip_value)
+            _optim.momentum_update(data, grad, state["velocity"], self.lr, self.momentum,
+                                   weight_decay, grad_scale, clip_value, self.nesterov)
 
     def get_config(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,

@@ -43,6 +43,17 @@ cdef inline void* array_data(object array, str kernel, str name, int typenum, in
     return cnp.PyArray_DATA(a)
 
 
+cdef inline void* flat_data(object array, str kernel, str name, int typenum, Py_ssize_t* size,
+                            bint writable=False) except NULL:
+    """``array_data`` for an array of any shape read as one run of ``size[0]`` values."""
+    if not cnp.PyArray_Check(array):
+        raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(array).__name__}")
+    cdef void* data = array_data(array, kernel, name, typenum, cnp.PyArray_NDIM(<cnp.ndarray>array),
+                                 writable)
+    size[0] = cnp.PyArray_SIZE(<cnp.ndarray>array)
+    return data
+
+
 cdef inline Py_ssize_t dim(object array, int axis) noexcept:
     """Length of a checked ``array`` along ``axis``."""
     return cnp.PyArray_DIM(<cnp.ndarray>array, axis)

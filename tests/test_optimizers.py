@@ -247,7 +247,7 @@ def test_kernel_matches_reference(kernel, opt, n, dtype, rng):
         es1 = mu * es1 - lr * ge
         ex += es1
     elif kernel == "nesterov":
-        _optim.nesterov_update(x, g, s1, lr, mu, **opt)
+        _optim.momentum_update(x, g, s1, lr, mu, nesterov=True, **opt)
         v_new = mu * es1 - lr * ge
         ex += -mu * es1 + (1 + mu) * v_new
         es1 = v_new
