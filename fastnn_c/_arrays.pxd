@@ -21,14 +21,14 @@ cdef inline int float_type(object array, str kernel, str name) except -1:
 cdef inline void* array_data(object array, str kernel, str name, int typenum, int ndim,
                              bint writable=False) except NULL:
     """The data of ``array`` after checking that it is an aligned, C-contiguous ndarray of
-    ``typenum`` in native byte order with ``ndim`` dimensions, each at most INT_MAX (the
+    ``typenum`` (NPY_FLOAT, NPY_DOUBLE or NPY_INT64) in native byte order with ``ndim`` dimensions, each at most INT_MAX (the
     BLAS's int), and writable if asked."""
     if not cnp.PyArray_Check(array):
         raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(array).__name__}")
     cdef cnp.ndarray a = <cnp.ndarray>array
     cdef int k
     if cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_ISNOTSWAPPED(a):
-        expected = "float32" if typenum == cnp.NPY_FLOAT else "float64"
+        expected = {cnp.NPY_FLOAT: "float32", cnp.NPY_DOUBLE: "float64"}.get(typenum, "int64")
         raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected {expected}")
     if cnp.PyArray_NDIM(a) != ndim:
         raise ValueError(f"{kernel}: {name} has {cnp.PyArray_NDIM(a)} dimensions, expected {ndim}")

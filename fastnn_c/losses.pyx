@@ -2,34 +2,54 @@
 
 Design: one loop over rows; per row the value and the gradient are computed together
 (the softmax is written straight into the gradient buffer). Sums accumulate in double.
-Contract: inputs are validated, C-contiguous, one float dtype, labels int64; shapes and
-label ranges are checked here so a wrong call raises instead of reading out of bounds.
-Pass grad=None to compute the value only.
+Contract: the def functions take NumPy arrays (float32/float64 matrices, int64 labels) and
+check dtype, layout, shapes and label ranges (_arrays.pxd), so a wrong call raises instead of
+reading out of bounds; the loops assume that. Pass grad=None to compute the value only.
 """
+cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t
 
-import numpy as np
-
+from fastnn_c._arrays cimport array_data, dim, float_type
 from fastnn_c._math cimport REDUCTION_LANES as LANES, fexp, flog, sigmoid, softplus
 
+cnp.import_array()
 
-cdef int _check_labels(const int64_t[::1] labels, Py_ssize_t n, Py_ssize_t k) except -1:
+
+cdef const int64_t* _checked_labels(object labels, str kernel, Py_ssize_t n,
+                                    Py_ssize_t k) except NULL:
+    """The labels' data after checking there is one per row, each in [0, k)."""
+    cdef const int64_t* y = <const int64_t*>array_data(labels, kernel, "labels", cnp.NPY_INT64, 1)
     cdef Py_ssize_t i
-    if labels.shape[0] != n:
-        raise ValueError(f"labels has {labels.shape[0]} entries, expected {n} (one per row)")
+    if dim(labels, 0) != n:
+        raise ValueError(f"{kernel}: labels has {dim(labels, 0)} entries, expected {n} (one per row)")
     for i in range(n):
-        if labels[i] < 0 or labels[i] >= k:
-            raise ValueError(f"labels[{i}] = {labels[i]} is outside [0, {k}) for {k} classes")
-    return 0
+        if y[i] < 0 or y[i] >= k:
+            raise ValueError(f"{kernel}: labels[{i}] = {y[i]} is outside [0, {k}) for {k} classes")
+    return y
 
 
-cdef int _check_same(Py_ssize_t n, Py_ssize_t k, object grad, str name) except -1:
+cdef void* _checked_matrices(str kernel, object values, str name, int typenum, object other,
+                             str other_name, void** other_data, object grad,
+                             void** grad_data) except NULL:
+    """Data of the (n, k) ``values`` (n > 0); of ``other`` (same shape) unless it is None, and
+    of ``grad`` (same shape, writable; NULL when grad is None)."""
+    cdef void* data = array_data(values, kernel, name, typenum, 2)
+    cdef Py_ssize_t n = dim(values, 0), k = dim(values, 1)
     if n == 0:
-        raise ValueError(f"{name}: the batch is empty")
-    if grad is not None and (grad.shape[0] != n or grad.shape[1] != k):
-        raise ValueError(f"{name}: grad is {tuple(grad.shape[:2])}, expected {(n, k)}")
-    return 0
+        raise ValueError(f"{kernel}: the batch is empty")
+    if other is not None:
+        other_data[0] = array_data(other, kernel, other_name, typenum, 2)
+        if dim(other, 0) != n or dim(other, 1) != k:
+            raise ValueError(f"{kernel}: {other_name} is {other.shape}, expected {(n, k)}")
+        if k == 0:
+            raise ValueError(f"{kernel}: {name} has no columns")
+    grad_data[0] = NULL
+    if grad is not None:
+        grad_data[0] = array_data(grad, kernel, "grad", typenum, 2, writable=True)
+        if dim(grad, 0) != n or dim(grad, 1) != k:
+            raise ValueError(f"{kernel}: grad is {grad.shape}, expected {(n, k)}")
+    return data
 
 
 cdef inline floating _row_max(const floating* z, Py_ssize_t k) noexcept nogil:
@@ -71,117 +91,165 @@ cdef inline floating _exp_shifted_sum(const floating* z, floating shift, floatin
     return total
 
 
-def softmax_cross_entropy(const floating[:, ::1] logits,    # IN  (n, k)
-                          const int64_t[::1] labels,        # IN  (n,) in [0, k)
-                          floating[:, ::1] grad=None):      # OUT (n, k) or None
-    """L = (1/n) Σ_i [log Σ_j e^{z_ij} − z_{i,y_i}];  ∂L/∂z_ij = (softmax(z_i)_j − [j = y_i]) / n.
-
-    The log-sum-exp is shifted by the row maximum, so no logit overflows. Per row: a max,
-    an exp pass written into the gradient (or a scratch row), a sum and a scaling pass.
-    """
-    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
+# -- loops on checked arrays: (n, k) row-major, n > 0 ----------------------------------------
+cdef double _softmax_cross_entropy(const floating* logits, const int64_t* labels, floating* grad,
+                                   floating* scratch, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t i, j
     cdef double total = 0
     cdef floating row_max, row_sum, scale
+    cdef const floating* z
     cdef floating* out
-    cdef floating[::1] scratch
-    _check_same(n, k, grad, "softmax_cross_entropy")
-    _check_labels(labels, n, k)
-    if grad is None:
-        scratch = np.empty(k, dtype=np.float32 if floating is float else np.float64)
-    with nogil:
-        for i in range(n):
-            out = &scratch[0] if grad is None else &grad[i, 0]
-            row_max = _row_max(&logits[i, 0], k)
-            row_sum = _exp_shifted_sum(&logits[i, 0], row_max, out, k)
-            if grad is not None:
-                scale = 1 / (row_sum * n)
-                for j in range(k):
-                    out[j] = out[j] * scale
-                out[labels[i]] -= <floating>1.0 / n
-            # (max − z_y) first: adding log(sum) to a huge max would round it away
-            total += (row_max - logits[i, labels[i]]) + <double>flog(row_sum)
+    for i in range(n):
+        z = &logits[i * k]
+        out = scratch if grad == NULL else &grad[i * k]
+        row_max = _row_max(z, k)
+        row_sum = _exp_shifted_sum(z, row_max, out, k)
+        if grad != NULL:
+            scale = 1 / (row_sum * n)
+            for j in range(k):
+                out[j] = out[j] * scale
+            out[labels[i]] -= <floating>1.0 / n
+        # (max − z_y) first: adding log(sum) to a huge max would round it away
+        total += (row_max - z[labels[i]]) + <double>flog(row_sum)
     return total / n
 
 
-def mean_squared_error(const floating[:, ::1] pred,     # IN  (n, k)
-                       const floating[:, ::1] target,   # IN  (n, k)
-                       floating[:, ::1] grad=None):     # OUT (n, k) or None
-    """L = (1/(n k)) Σ_ij (p_ij − t_ij)²;  ∂L/∂p_ij = 2 (p_ij − t_ij) / (n k)."""
-    cdef Py_ssize_t n = pred.shape[0], k = pred.shape[1], i, j
+cdef double _mean_squared_error(const floating* pred, const floating* target, floating* grad,
+                                Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t i
     cdef double total = 0
-    cdef floating d, scale
-    _check_same(n, k, grad, "mean_squared_error")
-    if target.shape[0] != n or target.shape[1] != k:
-        raise ValueError(f"mean_squared_error: target is {target.shape[0], target.shape[1]}, "
-                         f"expected {n, k}")
-    if k == 0:
-        raise ValueError("mean_squared_error: prediction has no columns")
-    scale = <floating>(2.0 / (n * k))
-    with nogil:
-        for i in range(n):
-            for j in range(k):
-                d = pred[i, j] - target[i, j]
-                total += d * d
-                if grad is not None:
-                    grad[i, j] = scale * d
+    cdef floating d, scale = <floating>(2.0 / (n * k))
+    for i in range(n * k):
+        d = pred[i] - target[i]
+        total += d * d
+        if grad != NULL:
+            grad[i] = scale * d
     return total / (n * k)
 
 
-def multiclass_hinge(const floating[:, ::1] scores,   # IN  (n, k)
-                     const int64_t[::1] labels,       # IN  (n,)
-                     floating[:, ::1] grad=None,      # OUT (n, k) or None
-                     double margin=1.0):
+cdef double _multiclass_hinge(const floating* scores, const int64_t* labels, floating* grad,
+                              Py_ssize_t n, Py_ssize_t k, floating delta) noexcept nogil:
+    cdef Py_ssize_t i, j, active
+    cdef double total = 0
+    cdef floating m, correct, inv_n = <floating>(1.0 / n)
+    for i in range(n):
+        correct = scores[i * k + labels[i]]
+        active = 0
+        for j in range(k):
+            if j == labels[i]:
+                continue
+            m = delta + (scores[i * k + j] - correct)  # difference first, as above
+            if m > 0:
+                total += m
+                active += 1
+            if grad != NULL:
+                grad[i * k + j] = inv_n if m > 0 else 0
+        if grad != NULL:
+            grad[i * k + labels[i]] = -active * inv_n
+    return total / n
+
+
+cdef double _binary_cross_entropy_logits(const floating* logits, const floating* target,
+                                         floating* grad, Py_ssize_t n,
+                                         Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0
+    cdef floating z, scale = <floating>(1.0 / (n * k))
+    for i in range(n * k):
+        z = logits[i]
+        total += softplus(z) - target[i] * z
+        if grad != NULL:
+            grad[i] = scale * (sigmoid(z) - target[i])
+    return total / (n * k)
+
+
+# -- checked entry points --------------------------------------------------------------------
+def softmax_cross_entropy(logits, labels, grad=None):
+    """L = (1/n) Σ_i [log Σ_j e^{z_ij} − z_{i,y_i}];  ∂L/∂z_ij = (softmax(z_i)_j − [j = y_i]) / n.
+
+    ``logits`` (n, k), ``labels`` (n,) int64 in [0, k), ``grad`` (n, k) or None.
+    The log-sum-exp is shifted by the row maximum, so no logit overflows. Per row: a max,
+    an exp pass written into the gradient (or a scratch row), a sum and a scaling pass.
+    """
+    cdef str kernel = "softmax_cross_entropy"
+    cdef int t = float_type(logits, kernel, "logits")
+    cdef void* g
+    cdef void* z = _checked_matrices(kernel, logits, "logits", t, None, "", NULL, grad, &g)
+    cdef Py_ssize_t n = dim(logits, 0), k = dim(logits, 1)
+    cdef const int64_t* y = _checked_labels(labels, kernel, n, k)
+    cdef cnp.npy_intp row = k
+    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, &row, t, 0) if grad is None else None
+    cdef void* s = NULL if scratch is None else cnp.PyArray_DATA(scratch)
+    cdef double value
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            value = _softmax_cross_entropy(<float*>z, y, <float*>g, <float*>s, n, k)
+        else:
+            value = _softmax_cross_entropy(<double*>z, y, <double*>g, <double*>s, n, k)
+    return value
+
+
+def mean_squared_error(pred, target, grad=None):
+    """L = (1/(n k)) Σ_ij (p_ij − t_ij)²;  ∂L/∂p_ij = 2 (p_ij − t_ij) / (n k).
+
+    ``pred`` and ``target`` (n, k), ``grad`` (n, k) or None.
+    """
+    cdef str kernel = "mean_squared_error"
+    cdef int t = float_type(pred, kernel, "pred")
+    cdef void* g
+    cdef void* target_data
+    cdef void* p = _checked_matrices(kernel, pred, "pred", t, target, "target", &target_data,
+                                     grad, &g)
+    cdef Py_ssize_t n = dim(pred, 0), k = dim(pred, 1)
+    cdef double value
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            value = _mean_squared_error(<float*>p, <float*>target_data, <float*>g, n, k)
+        else:
+            value = _mean_squared_error(<double*>p, <double*>target_data, <double*>g, n, k)
+    return value
+
+
+def multiclass_hinge(scores, labels, grad=None, double margin=1.0):
     """L = (1/n) Σ_i Σ_{j≠y_i} max(0, Δ + s_ij − s_{i,y_i}) (Weston-Watkins max-margin, Δ = margin).
 
     ∂L/∂s_ij = [Δ + s_ij − s_iy > 0] / n for j ≠ y_i, and minus the count of active
     margins / n for j = y_i. Unlike PyTorch's MultiMarginLoss, there is no division by k.
+    ``scores`` (n, k), ``labels`` (n,) int64 in [0, k), ``grad`` (n, k) or None.
     """
-    cdef Py_ssize_t n = scores.shape[0], k = scores.shape[1], i, j
-    cdef double total = 0
-    cdef floating m, correct, inv_n = <floating>(1.0 / max(n, 1)), delta = <floating>margin
-    cdef Py_ssize_t active
-    _check_same(n, k, grad, "multiclass_hinge")
-    _check_labels(labels, n, k)
+    cdef str kernel = "multiclass_hinge"
+    cdef int t = float_type(scores, kernel, "scores")
+    cdef void* g
+    cdef void* s = _checked_matrices(kernel, scores, "scores", t, None, "", NULL, grad, &g)
+    cdef Py_ssize_t n = dim(scores, 0), k = dim(scores, 1)
+    cdef const int64_t* y = _checked_labels(labels, kernel, n, k)
+    cdef double value
     with nogil:
-        for i in range(n):
-            correct = scores[i, labels[i]]
-            active = 0
-            for j in range(k):
-                if j == labels[i]:
-                    continue
-                m = delta + (scores[i, j] - correct)  # difference first, as above
-                if m > 0:
-                    total += m
-                    active += 1
-                if grad is not None:
-                    grad[i, j] = inv_n if m > 0 else 0
-            if grad is not None:
-                grad[i, labels[i]] = -active * inv_n
-    return total / n
+        if t == cnp.NPY_FLOAT:
+            value = _multiclass_hinge(<float*>s, y, <float*>g, n, k, <float>margin)
+        else:
+            value = _multiclass_hinge(<double*>s, y, <double*>g, n, k, margin)
+    return value
 
 
-def binary_cross_entropy_logits(const floating[:, ::1] logits,   # IN  (n, k)
-                                const floating[:, ::1] target,   # IN  (n, k) in [0, 1]
-                                floating[:, ::1] grad=None):     # OUT (n, k) or None
+def binary_cross_entropy_logits(logits, target, grad=None):
     """L = (1/(n k)) Σ_ij [softplus(z_ij) − t_ij z_ij];  ∂L/∂z_ij = (σ(z_ij) − t_ij) / (n k).
 
+    ``logits`` and ``target`` (n, k), target in [0, 1]; ``grad`` (n, k) or None.
     softplus(z) = max(z, 0) + log1p(e^−|z|), so no logit overflows.
     """
-    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i, j
-    cdef double total = 0
-    cdef floating z, scale
-    _check_same(n, k, grad, "binary_cross_entropy_logits")
-    if target.shape[0] != n or target.shape[1] != k:
-        raise ValueError(f"binary_cross_entropy_logits: target is "
-                         f"{target.shape[0], target.shape[1]}, expected {n, k}")
-    if k == 0:
-        raise ValueError("binary_cross_entropy_logits: logits have no columns")
-    scale = <floating>(1.0 / (n * k))
+    cdef str kernel = "binary_cross_entropy_logits"
+    cdef int t = float_type(logits, kernel, "logits")
+    cdef void* g
+    cdef void* target_data
+    cdef void* z = _checked_matrices(kernel, logits, "logits", t, target, "target", &target_data,
+                                     grad, &g)
+    cdef Py_ssize_t n = dim(logits, 0), k = dim(logits, 1)
+    cdef double value
     with nogil:
-        for i in range(n):
-            for j in range(k):
-                z = logits[i, j]
-                total += softplus(z) - target[i, j] * z
-                if grad is not None:
-                    grad[i, j] = scale * (sigmoid(z) - target[i, j])
-    return total / (n * k)
+        if t == cnp.NPY_FLOAT:
+            value = _binary_cross_entropy_logits(<float*>z, <float*>target_data, <float*>g, n, k)
+        else:
+            value = _binary_cross_entropy_logits(<double*>z, <double*>target_data, <double*>g,
+                                                 n, k)
+    return value
