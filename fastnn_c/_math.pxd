@@ -3,6 +3,7 @@
 # exp/expm1 (and softplus's log1p) are fastnn's inline versions, float32 tanh over an array is
 # fastnn's (tanh_run), the rest are glibc's libmvec.
 from cython cimport floating
+from libc.float cimport DBL_MIN, FLT_MIN
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
 
 cdef enum:
@@ -72,6 +73,18 @@ cdef inline floating fabs_(floating x) noexcept nogil:
         return fabsf(x)
     else:
         return fabs(x)
+
+
+cdef inline floating flush_subnormal(floating x) noexcept nogil:
+    """0 where |x| is below the smallest normal number, else x (NaN passes).
+
+    For optimizer state that decays geometrically (momentum, Adam's moments, RMSProp's
+    average) where the gradient is 0, as for a dead ReLU unit: left alone it sinks into
+    the subnormals, where arithmetic is slow (Adam on 200k float32 values: 38 us, 103 us
+    with half of m subnormal).
+    """
+    cdef floating smallest = FLT_MIN if floating is float else DBL_MIN
+    return 0 if fabs_(x) < smallest else x
 
 
 cdef inline floating fsqrt(floating x) noexcept nogil:

@@ -9,7 +9,9 @@ rounded once to the parameter's dtype; step-dependent factors (Adam's bias corre
 are computed by the caller in double. `sum_squares` accumulates in double over 32
 independent partial sums: no float32 overflow, and several SIMD registers of partial sums
 so the adds do not wait on each other (measured 4x faster than 4 partial sums, close to
-BLAS sdot). The loops are single-threaded, the project default (not measured threaded).
+BLAS sdot). State that decays (velocity, moments, RMSProp's average) is flushed to 0 below
+the smallest normal number instead of sinking into the slow subnormals (`flush_subnormal`).
+The loops are single-threaded, the project default (not measured threaded).
 Contract: the def functions take NumPy arrays of one float dtype, C-contiguous, of any shape
 (a parameter's own array: no reshaped view needed) and check them (_arrays.pxd, cheaper per
 call than typed memoryviews); the cdef loops below them assume that.
@@ -20,7 +22,7 @@ from cython cimport floating
 from libc.math cimport INFINITY
 
 from fastnn_c._arrays cimport float_type, flat_data
-from fastnn_c._math cimport REDUCTION_LANES as LANES, fsqrt
+from fastnn_c._math cimport REDUCTION_LANES as LANES, flush_subnormal, fsqrt
 
 cnp.import_array()
 
@@ -65,12 +67,12 @@ cdef void _momentum(floating* param, const floating* grad, floating* velocity, P
         for i in range(n):
             g = _effective_grad(grad[i], param[i], s, c, wd)
             v_prev = velocity[i]
-            velocity[i] = mu * v_prev - a * g
+            velocity[i] = flush_subnormal(mu * v_prev - a * g)
             param[i] += mu1 * velocity[i] - mu * v_prev
     else:
         for i in range(n):
             g = _effective_grad(grad[i], param[i], s, c, wd)
-            velocity[i] = mu * velocity[i] - a * g
+            velocity[i] = flush_subnormal(mu * velocity[i] - a * g)
             param[i] += velocity[i]
 
 
@@ -95,7 +97,7 @@ cdef void _rmsprop(floating* param, const floating* grad, floating* mean_sq, Py_
     cdef floating c = <floating>clip_value, wd = <floating>weight_decay, g
     for i in range(n):
         g = _effective_grad(grad[i], param[i], s, c, wd)
-        mean_sq[i] = r * mean_sq[i] + r1 * g * g
+        mean_sq[i] = flush_subnormal(r * mean_sq[i] + r1 * g * g)
         param[i] -= a * g / (fsqrt(mean_sq[i]) + e)
 
 
@@ -111,8 +113,8 @@ cdef void _adam(floating* param, const floating* grad, floating* m, floating* v,
     cdef floating wd = <floating>weight_decay, g
     for i in range(n):
         g = _effective_grad(grad[i], param[i], s, c, wd)
-        m[i] = b1 * m[i] + b1c * g
-        v[i] = b2 * v[i] + b2c * g * g
+        m[i] = flush_subnormal(b1 * m[i] + b1c * g)
+        v[i] = flush_subnormal(b2 * v[i] + b2c * g * g)
         param[i] = d * param[i] - a * m[i] / (fsqrt(v[i]) * k + e)
 
 

@@ -293,6 +293,30 @@ def test_clip_propagates_nan():
     np.testing.assert_array_equal(x, [np.nan, 1.0, -1.0, 0.5])
 
 
+@pytest.mark.parametrize("kernel", ["momentum", "nesterov", "rmsprop", "adam"])
+def test_decaying_state_flushes_to_zero_instead_of_going_subnormal(kernel, dtype):
+    """With a zero gradient the state decays geometrically; below the smallest normal number
+    it becomes exactly 0 (subnormal arithmetic is ~3x slower), and NaN still propagates."""
+    tiny = np.finfo(dtype).tiny
+    x, g = np.ones(3, dtype), np.zeros(3, dtype)
+    s1 = np.array([3 * tiny, -3 * tiny, np.nan], dtype)
+    s2 = np.array([3 * tiny, 3 * tiny, 1.0], dtype)
+    seen = []
+    for _ in range(30):
+        if kernel in ("momentum", "nesterov"):
+            _optim.momentum_update(x, g, s1, 0.1, 0.5, nesterov=kernel == "nesterov")
+        elif kernel == "rmsprop":
+            _optim.rmsprop_update(x, g, s2, 0.1, 0.5, 1e-8)
+        else:
+            _optim.adam_update(x, g, s1, s2, 0.1, 0.5, 0.5, 1e-8, 1.0)
+        used = {"rmsprop": [s2], "adam": [s1, s2]}.get(kernel, [s1])
+        seen.append(np.concatenate([state[:2] for state in used]))
+    seen = np.abs(np.array(seen))
+    assert not np.any((seen > 0) & (seen < tiny)), "a state value went subnormal"
+    assert np.all(seen[-1] == 0) and np.any(seen[0] > 0)
+    assert np.isnan(s1[2]) or kernel == "rmsprop"
+
+
 @pytest.mark.parametrize("n", [0, 1, 5, 1003])
 def test_sum_squares(n, dtype, rng):
     x = rng.normal(size=n).astype(dtype)
