@@ -1,9 +1,12 @@
 """Compiled kernels of fastnn.
 
 Kernels are stateless functions writing into caller-owned output arrays. They check
-shapes (so a wrong call raises instead of reading out of bounds) but assume the
-dtype/contiguity that their typed-memoryview signatures enforce; the validated,
-user-facing entry points live in the ``fastnn`` package.
+dtype, contiguity and shapes, so a wrong call raises instead of reading out of bounds; the
+validated, user-facing entry points live in the ``fastnn`` package. The kernels every
+training step calls (dense, losses, optim) take NumPy arrays and check them with
+``_arrays.pxd``, which costs a few ns per array against ~110 ns for a typed memoryview;
+the others (activations, batchnorm, dropout, regularization, diagnostics) take typed
+memoryviews, whose signatures enforce dtype and contiguity.
 """
 import os
 
