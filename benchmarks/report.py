@@ -4,7 +4,7 @@
     python benchmarks/report.py --quick    # fewer repeats
 
 Ratios > 1 mean fastnn is faster. "floor x" is fastnn's step time as a multiple of the same
-GEMMs run alone through fastnn's BLAS; "traffic" is the fastest NumPy pass moving as many
+GEMMs run alone through fastnn's BLAS (for Adam, plus one pass of its update kernel); "traffic" is the fastest NumPy pass moving as many
 bytes as the kernel (the memory-bandwidth floor). The implementations in a row are timed
 round-robin, so a slow spell of a shared machine hits them alike.
 """
@@ -47,7 +47,8 @@ def steps(repeats):
             None if optimizer != "sgd" else (w.numpy_batch_norm_step(sizes, n) if batch_norm
                                              else w.numpy_step(sizes, n)),
             w.torch_step(sizes, n, optimizer=optimizer, lr=lr, batch_norm=batch_norm),
-            w.gemm_floor_step(sizes, n)], repeats)
+            w.adam_floor_step(sizes, n) if optimizer == "adam" else w.gemm_floor_step(sizes, n)],
+            repeats)
         print(f"{label:<22}{us(mine):>10}{us(numpy):>10}{us(torch):>10}{us(floor):>10}"
               f"{ratio(numpy, mine):>10}{ratio(torch, mine):>10}{mine / floor:8.2f}x")
 

@@ -10,6 +10,7 @@ import numpy as np
 
 import fastnn
 from fastnn_c import _blas
+from fastnn_c import optim as _optim
 
 try:
     import torch
@@ -243,6 +244,23 @@ def torch_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=
 def gemm_floor_step(sizes, n, dtype=np.float32):
     """A closure doing the GEMMs of one training step once through fastnn's BLAS (the "GEMM floor")."""
     return _blas.GemmSequence(_step_gemms(sizes, n, dtype)).run
+
+
+def adam_floor_step(sizes, n, dtype=np.float32):
+    """The GEMM floor plus one Adam update over every weight and bias (fastnn's fused kernel,
+    on gradients with no zeros, so its state stays out of the subnormals): what an Adam step
+    cannot avoid, the products and one pass over θ, g, m and v."""
+    gemms = gemm_floor_step(sizes, n, dtype)
+    rng = np.random.default_rng(0)
+    shapes = [shape for a, b in zip(sizes[:-1], sizes[1:]) for shape in ((a, b), (b,))]
+    arrays = [[rng.random(shape).astype(dtype) + dtype(0.5) for _ in range(4)] for shape in shapes]
+
+    def step():
+        gemms()
+        for param, grad, m, v in arrays:
+            _optim.adam_update(param, grad, m, v, 1e-12, 0.9, 0.999, 1e-8, 1.0)
+
+    return step
 
 
 def _step_gemms(sizes, n, dtype):
