@@ -4,9 +4,10 @@
     python benchmarks/report.py --quick    # fewer repeats
 
 Ratios > 1 mean fastnn is faster. "floor x" is fastnn's step time as a multiple of the same
-GEMMs run alone through fastnn's BLAS (for Adam, plus one pass of its update kernel); "traffic" is the fastest NumPy pass moving as many
-bytes as the kernel (the memory-bandwidth floor). The implementations in a row are timed
-round-robin, so a slow spell of a shared machine hits them alike.
+GEMMs run alone through fastnn's BLAS (for Adam, plus one pass of its update kernel);
+"traffic" is the fastest NumPy pass moving as many bytes as the kernel (the memory-bandwidth
+floor). The implementations in a row are timed round-robin, so a slow spell of a shared
+machine hits them alike.
 """
 import argparse
 import os

@@ -8,14 +8,14 @@ and backward forms dA ⊙ f' and its column sum in one pass.
 Contract: the def functions take NumPy arrays and check dtype, layout and shapes
 (_arrays.pxd: cheaper per call than typed memoryviews, which matters at small batches), so
 a wrong call raises instead of reading out of bounds; the cdef kernels below them assume
-checked, C-contiguous arrays of one dtype.
+checked, C-contiguous arrays of one dtype. Outputs must not overlap the inputs.
 Shapes: X (n, in), W (in, out), b (out,), Y (n, out).
 """
 cimport numpy as cnp
 from cython cimport floating
 
 from fastnn_c._activation cimport IDENTITY, SOFTPLUS, activation_backward_run, activation_forward_run
-from fastnn_c._arrays cimport array_data, dim, float_type
+from fastnn_c._arrays cimport array_data, blas_sized, dim, float_type
 from fastnn_c._blas cimport gemm
 
 cnp.import_array()
@@ -116,7 +116,10 @@ cdef int _check_kind(int kind, str kernel) except -1:
 
 cdef int _check_layer(str kernel, X, W, int n, int n_in, int n_out, Y, str y_name, b,
                       str b_name) except -1:
-    """W is (in, out) for X's in; Y is (n, out); b, if given, has out entries."""
+    """W is (in, out) for X's in; Y is (n, out); b, if given, has out entries. X and W's
+    dimensions fit the BLAS's int (n, n_in and n_out were read as ints: checked here first)."""
+    blas_sized(X, kernel, "X")
+    blas_sized(W, kernel, "W")
     if dim(W, 0) != n_in or dim(Y, 0) != n or dim(Y, 1) != n_out:
         raise ValueError(f"{kernel}: X {X.shape}, W {W.shape} and {y_name} {Y.shape} do not agree")
     if b is not None and dim(b, 0) != n_out:

@@ -4,7 +4,8 @@ Design: one loop over rows; per row the value and the gradient are computed toge
 (the softmax is written straight into the gradient buffer). Sums accumulate in double.
 Contract: the def functions take NumPy arrays (float32/float64 matrices, int64 labels) and
 check dtype, layout, shapes and label ranges (_arrays.pxd), so a wrong call raises instead of
-reading out of bounds; the loops assume that. Pass grad=None to compute the value only.
+reading out of bounds; the loops assume that. Pass grad=None to compute the value only; grad
+must not overlap the inputs.
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -32,13 +33,13 @@ cdef const int64_t* _checked_labels(object labels, str kernel, Py_ssize_t n,
 cdef void* _checked_matrices(str kernel, object values, str name, int typenum, object other,
                              str other_name, void** other_data, object grad,
                              void** grad_data) except NULL:
-    """Data of the (n, k) ``values`` (n > 0); of ``other`` (same shape) unless it is None, and
-    of ``grad`` (same shape, writable; NULL when grad is None)."""
+    """Data of the (n, k) ``values`` (n > 0); of ``other`` (same shape) when ``other_data`` is
+    not NULL, and of ``grad`` (same shape, writable; NULL when grad is None)."""
     cdef void* data = array_data(values, kernel, name, typenum, 2)
     cdef Py_ssize_t n = dim(values, 0), k = dim(values, 1)
     if n == 0:
         raise ValueError(f"{kernel}: the batch is empty")
-    if other is not None:
+    if other_data != NULL:
         other_data[0] = array_data(other, kernel, other_name, typenum, 2)
         if dim(other, 0) != n or dim(other, 1) != k:
             raise ValueError(f"{kernel}: {other_name} is {other.shape}, expected {(n, k)}")
@@ -197,7 +198,7 @@ def mean_squared_error(pred, target, grad=None):
     cdef str kernel = "mean_squared_error"
     cdef int t = float_type(pred, kernel, "pred")
     cdef void* g
-    cdef void* target_data
+    cdef void* target_data = NULL
     cdef void* p = _checked_matrices(kernel, pred, "pred", t, target, "target", &target_data,
                                      grad, &g)
     cdef Py_ssize_t n = dim(pred, 0), k = dim(pred, 1)
@@ -241,7 +242,7 @@ def binary_cross_entropy_logits(logits, target, grad=None):
     cdef str kernel = "binary_cross_entropy_logits"
     cdef int t = float_type(logits, kernel, "logits")
     cdef void* g
-    cdef void* target_data
+    cdef void* target_data = NULL
     cdef void* z = _checked_matrices(kernel, logits, "logits", t, target, "target", &target_data,
                                      grad, &g)
     cdef Py_ssize_t n = dim(logits, 0), k = dim(logits, 1)

@@ -38,14 +38,6 @@ cdef inline floating _effective_grad(floating g, floating theta, floating scale,
     return g + decay * theta
 
 
-cdef inline int _check(str kernel, Py_ssize_t n, Py_ssize_t n_grad,
-                       Py_ssize_t n_state) except -1:
-    if n_grad != n or (n_state >= 0 and n_state != n):
-        raise ValueError(f"{kernel}: param has {n} elements, grad {n_grad}"
-                         + (f", state {n_state}" if n_state >= 0 else ""))
-    return 0
-
-
 # -- loops on checked arrays (n elements each) -------------------------------------------------
 cdef void _sgd(floating* param, const floating* grad, Py_ssize_t n, double lr,
                double weight_decay, double grad_scale, double clip_value) noexcept nogil:
@@ -142,16 +134,15 @@ cdef void _clip(floating* x, Py_ssize_t n, double scale, double clip_value) noex
         x[i] = _effective_grad(x[i], 0, s, c, 0)
 
 
-# -- checked entry points: param, grad and state arrays of the same size ---------------------
+# -- checked entry points: param, grad and state arrays of the same shape --------------------
 def sgd_update(param, grad, double lr, double weight_decay=0.0, double grad_scale=1.0,
                double clip_value=INFINITY):
     """θ := θ − α g."""
     cdef str kernel = "sgd_update"
     cdef int t = float_type(param, kernel, "param")
-    cdef Py_ssize_t n, n_grad
-    cdef void* p = flat_data(param, kernel, "param", t, &n, writable=True)
-    cdef void* g = flat_data(grad, kernel, "grad", t, &n_grad)
-    _check(kernel, n, n_grad, -1)
+    cdef Py_ssize_t n
+    cdef void* p = flat_data(param, kernel, "param", t, None, &n, writable=True)
+    cdef void* g = flat_data(grad, kernel, "grad", t, param, &n)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _sgd(<float*>p, <float*>g, n, lr, weight_decay, grad_scale, clip_value)
@@ -168,11 +159,10 @@ def momentum_update(param, grad, velocity, double lr, double momentum,
     """
     cdef str kernel = "momentum_update"
     cdef int t = float_type(param, kernel, "param")
-    cdef Py_ssize_t n, n_grad, n_state
-    cdef void* p = flat_data(param, kernel, "param", t, &n, writable=True)
-    cdef void* g = flat_data(grad, kernel, "grad", t, &n_grad)
-    cdef void* vel = flat_data(velocity, kernel, "velocity", t, &n_state, writable=True)
-    _check(kernel, n, n_grad, n_state)
+    cdef Py_ssize_t n
+    cdef void* p = flat_data(param, kernel, "param", t, None, &n, writable=True)
+    cdef void* g = flat_data(grad, kernel, "grad", t, param, &n)
+    cdef void* vel = flat_data(velocity, kernel, "velocity", t, param, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _momentum(<float*>p, <float*>g, <float*>vel, n, lr, momentum, nesterov,
@@ -187,11 +177,10 @@ def adagrad_update(param, grad, sum_sq, double lr, double eps, double weight_dec
     """G := G + g²;  θ := θ − α g / (√G + ε)   (Duchi et al. 2011); G is ``sum_sq``."""
     cdef str kernel = "adagrad_update"
     cdef int t = float_type(param, kernel, "param")
-    cdef Py_ssize_t n, n_grad, n_state
-    cdef void* p = flat_data(param, kernel, "param", t, &n, writable=True)
-    cdef void* g = flat_data(grad, kernel, "grad", t, &n_grad)
-    cdef void* acc = flat_data(sum_sq, kernel, "sum_sq", t, &n_state, writable=True)
-    _check(kernel, n, n_grad, n_state)
+    cdef Py_ssize_t n
+    cdef void* p = flat_data(param, kernel, "param", t, None, &n, writable=True)
+    cdef void* g = flat_data(grad, kernel, "grad", t, param, &n)
+    cdef void* acc = flat_data(sum_sq, kernel, "sum_sq", t, param, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _adagrad(<float*>p, <float*>g, <float*>acc, n, lr, eps, weight_decay, grad_scale,
@@ -206,11 +195,10 @@ def rmsprop_update(param, grad, mean_sq, double lr, double rho, double eps,
     """r := ρ r + (1 − ρ) g²;  θ := θ − α g / (√r + ε)   (Tieleman & Hinton 2012); r is ``mean_sq``."""
     cdef str kernel = "rmsprop_update"
     cdef int t = float_type(param, kernel, "param")
-    cdef Py_ssize_t n, n_grad, n_state
-    cdef void* p = flat_data(param, kernel, "param", t, &n, writable=True)
-    cdef void* g = flat_data(grad, kernel, "grad", t, &n_grad)
-    cdef void* avg = flat_data(mean_sq, kernel, "mean_sq", t, &n_state, writable=True)
-    _check(kernel, n, n_grad, n_state)
+    cdef Py_ssize_t n
+    cdef void* p = flat_data(param, kernel, "param", t, None, &n, writable=True)
+    cdef void* g = flat_data(grad, kernel, "grad", t, param, &n)
+    cdef void* avg = flat_data(mean_sq, kernel, "mean_sq", t, param, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _rmsprop(<float*>p, <float*>g, <float*>avg, n, lr, rho, eps, weight_decay,
@@ -230,13 +218,11 @@ def adam_update(param, grad, m, v, double step_size, double beta1, double beta2,
     """
     cdef str kernel = "adam_update"
     cdef int t = float_type(param, kernel, "param")
-    cdef Py_ssize_t n, n_grad, n_m, n_v
-    cdef void* p = flat_data(param, kernel, "param", t, &n, writable=True)
-    cdef void* g = flat_data(grad, kernel, "grad", t, &n_grad)
-    cdef void* first = flat_data(m, kernel, "m", t, &n_m, writable=True)
-    cdef void* second = flat_data(v, kernel, "v", t, &n_v, writable=True)
-    _check(kernel, n, n_grad, n_m)
-    _check(kernel, n, n_grad, n_v)
+    cdef Py_ssize_t n
+    cdef void* p = flat_data(param, kernel, "param", t, None, &n, writable=True)
+    cdef void* g = flat_data(grad, kernel, "grad", t, param, &n)
+    cdef void* first = flat_data(m, kernel, "m", t, param, &n, writable=True)
+    cdef void* second = flat_data(v, kernel, "v", t, param, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _adam(<float*>p, <float*>g, <float*>first, <float*>second, n, step_size, beta1,
@@ -250,7 +236,7 @@ def sum_squares(x):
     """Σ xᵢ², accumulated in double."""
     cdef int t = float_type(x, "sum_squares", "x")
     cdef Py_ssize_t n
-    cdef void* data = flat_data(x, "sum_squares", "x", t, &n)
+    cdef void* data = flat_data(x, "sum_squares", "x", t, None, &n)
     cdef double total
     with nogil:
         if t == cnp.NPY_FLOAT:
@@ -264,7 +250,7 @@ def clip_inplace(x, double scale=1.0, double clip_value=INFINITY):
     """x := clip(scale·x, −c, c)."""
     cdef int t = float_type(x, "clip_inplace", "x")
     cdef Py_ssize_t n
-    cdef void* data = flat_data(x, "clip_inplace", "x", t, &n, writable=True)
+    cdef void* data = flat_data(x, "clip_inplace", "x", t, None, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _clip(<float*>data, n, scale, clip_value)

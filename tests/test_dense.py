@@ -62,6 +62,29 @@ def test_kernel_rejects_wrong_shapes():
         _dense.dense_backward(np.ones((3, 5)), W, np.ones((3, 2)), np.empty((5, 2)), None, np.empty((3, 4)))
 
 
+@pytest.mark.parametrize("n,n_in,n_out", [(0, 3, 4), (2, 0, 4), (2, 3, 0), (0, 0, 0)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_kernels_with_an_empty_dimension(n, n_in, n_out, with_bias, rng):
+    X, W = rng.standard_normal((n, n_in)), rng.standard_normal((n_in, n_out))
+    b = rng.standard_normal(n_out) if with_bias else None
+    Y = np.full((n, n_out), np.nan)
+    _dense.dense_forward(X, W, b, Y)
+    np.testing.assert_array_equal(Y, X @ W + (b if with_bias else 0))
+    A = np.full((n, n_out), np.nan)
+    _dense.dense_activation_forward(X, W, b, A, _act.KINDS["relu"])
+    np.testing.assert_array_equal(A, np.maximum(X @ W + (b if with_bias else 0), 0))
+    dY = rng.standard_normal((n, n_out))
+    dW, dX = np.full((n_in, n_out), np.nan), np.full((n, n_in), np.nan)
+    db = np.full(n_out, np.nan) if with_bias else None
+    _dense.dense_backward(X, W, dY, dW, db, dX)
+    np.testing.assert_array_equal(dW, X.T @ dY)
+    np.testing.assert_array_equal(dX, dY @ W.T)
+    if with_bias:
+        np.testing.assert_array_equal(db, dY.sum(axis=0))
+    with pytest.raises(ValueError, match="empty batch or layer"):
+        _dense.dense_sgd_backward(X, W, dY, b, dX, 0.1)
+
+
 def test_kernel_rejects_wrong_dtype_layout_and_rank():
     X, W, Y = np.ones((3, 4)), np.ones((4, 2)), np.empty((3, 2))
     with pytest.raises(TypeError, match="W has dtype float32, expected float64"):

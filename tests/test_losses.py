@@ -112,6 +112,29 @@ def test_kernels_check_labels_and_shapes_themselves():
         _losses.binary_cross_entropy_logits(np.zeros((0, 3)), np.zeros((0, 3)), None)
 
 
+def test_kernels_check_dtypes_layout_and_missing_arrays():
+    z, labels = np.zeros((2, 3)), np.array([0, 2])
+    with pytest.raises(TypeError, match="labels has dtype int32, expected int64"):
+        _losses.softmax_cross_entropy(z, labels.astype(np.int32), None)
+    # any integer type the platform makes 64-bit is accepted (longlong vs long on Linux)
+    assert _losses.softmax_cross_entropy(z, labels.astype(np.longlong), None) == pytest.approx(np.log(3))
+    with pytest.raises(TypeError, match="logits has dtype >f8"):
+        _losses.softmax_cross_entropy(z.astype(">f8"), labels, None)
+    with pytest.raises(TypeError, match="grad has dtype float32, expected float64"):
+        _losses.softmax_cross_entropy(z, labels, np.empty((2, 3), np.float32))
+    read_only = np.empty((2, 3))
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="grad is read-only"):
+        _losses.multiclass_hinge(z, labels, read_only)
+    with pytest.raises(ValueError, match="must be C-contiguous"):
+        _losses.softmax_cross_entropy(np.zeros((3, 2)).T, labels, None)
+    for kernel in (_losses.mean_squared_error, _losses.binary_cross_entropy_logits):
+        with pytest.raises(TypeError, match="target must be a numpy.ndarray, got NoneType"):
+            kernel(z, None, None)
+        with pytest.raises(ValueError, match=r"target is \(3, 2\), expected \(2, 3\)"):
+            kernel(z, np.zeros((3, 2)), None)
+
+
 def test_unknown_loss_lists_the_valid_names():
     with pytest.raises(ValueError, match="choose from softmax_cross_entropy, mse, hinge"):
         losses.get("l1")

@@ -285,6 +285,19 @@ def test_kernels_check_sizes_and_layout(dtype):
         _optim.adam_update(x, np.zeros(5, dtype), v, np.zeros(6, dtype), 0.1, 0.9, 0.9, 1e-8, 1.0)
     with pytest.raises(ValueError, match="contiguous"):
         _optim.sgd_update(np.zeros(10, dtype)[::2], np.zeros(5, dtype), 0.1)
+    with pytest.raises(ValueError, match=r"v has shape \(6,\), expected \(5,\)"):
+        _optim.adam_update(x, x.copy(), v, np.zeros(6, dtype), 0.1, 0.9, 0.9, 1e-8, 1.0)
+    with pytest.raises(ValueError, match=r"grad has shape \(4, 3\), expected \(3, 4\)"):
+        _optim.sgd_update(np.zeros((3, 4), dtype), np.zeros((4, 3), dtype), 0.1)
+    other = np.float64 if dtype == np.float32 else np.float32
+    with pytest.raises(TypeError, match="grad has dtype"):
+        _optim.sgd_update(x, np.zeros(5, other), 0.1)
+    with pytest.raises(TypeError, match="param must be a numpy.ndarray, got list"):
+        _optim.sgd_update([0.0] * 5, x, 0.1)
+    read_only = np.zeros(5, dtype)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="velocity is read-only"):
+        _optim.momentum_update(x, x.copy(), read_only, 0.1, 0.9)
 
 
 def test_clip_propagates_nan():
