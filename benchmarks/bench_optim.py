@@ -73,20 +73,19 @@ FASTNN = {
 }
 
 
-def _arrays(shape, flat):
+def _arrays(shape):
     """Parameter, gradient and two state arrays (non-negative: they may hold squares)."""
     rng = np.random.default_rng(0)
     x, g = (rng.standard_normal(shape, dtype=np.float32) for _ in range(2))
     s1, s2 = (np.abs(rng.standard_normal(shape, dtype=np.float32)) for _ in range(2))
-    arrays = [x, g, s1, s2]
-    return [a.reshape(-1) for a in arrays] if flat else arrays
+    return x, g, s1, s2
 
 
 @pytest.mark.parametrize("size", SHAPES)
 @pytest.mark.parametrize("rule", list(NUMPY))
 @pytest.mark.parametrize("impl", ["fastnn", "numpy"])
 def test_update(benchmark, impl, rule, size):
-    x, g, s1, s2 = _arrays(SHAPES[size], flat=impl == "fastnn")
+    x, g, s1, s2 = _arrays(SHAPES[size])
     fn = FASTNN[rule] if impl == "fastnn" else NUMPY[rule]
     benchmark.group = f"{rule}-{size}-float32"
     benchmark(fn, x, g, s1, s2)

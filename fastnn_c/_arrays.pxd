@@ -22,7 +22,7 @@ cdef inline void* array_data(object array, str kernel, str name, int typenum, in
                              bint writable=False) except NULL:
     """The data of ``array`` after checking that it is an aligned, C-contiguous ndarray of
     ``typenum`` (NPY_FLOAT, NPY_DOUBLE or NPY_INT64, or an equivalent type) in native byte
-    order with ``ndim`` dimensions, and writable if asked."""
+    order with ``ndim`` dimensions (any number if ndim < 0), and writable if asked."""
     if not cnp.PyArray_Check(array):
         raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(array).__name__}")
     cdef cnp.ndarray a = <cnp.ndarray>array
@@ -30,7 +30,7 @@ cdef inline void* array_data(object array, str kernel, str name, int typenum, in
             and cnp.PyArray_ISNOTSWAPPED(a)):
         expected = {cnp.NPY_FLOAT: "float32", cnp.NPY_DOUBLE: "float64"}.get(typenum, "int64")
         raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected {expected}")
-    if cnp.PyArray_NDIM(a) != ndim:
+    if ndim >= 0 and cnp.PyArray_NDIM(a) != ndim:
         raise ValueError(f"{kernel}: {name} has {cnp.PyArray_NDIM(a)} dimensions, expected {ndim}")
     if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
         raise ValueError(f"{kernel}: {name} must be C-contiguous and aligned")
@@ -53,10 +53,7 @@ cdef inline void* flat_data(object array, str kernel, str name, int typenum, obj
                             Py_ssize_t* size, bint writable=False) except NULL:
     """``array_data`` for an array of any shape read as one run of ``size[0]`` values; unless
     ``like`` (a checked array) is None, the array must have its shape."""
-    if not cnp.PyArray_Check(array):
-        raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(array).__name__}")
-    cdef void* data = array_data(array, kernel, name, typenum,
-                                 cnp.PyArray_NDIM(<cnp.ndarray>array), writable)
+    cdef void* data = array_data(array, kernel, name, typenum, -1, writable)
     if like is not None and not cnp.PyArray_SAMESHAPE(<cnp.ndarray>array, <cnp.ndarray>like):
         raise ValueError(f"{kernel}: {name} has shape {array.shape}, expected {like.shape}")
     size[0] = cnp.PyArray_SIZE(<cnp.ndarray>array)
