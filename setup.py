@@ -29,7 +29,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 # One extension per kernel family: every fastnn_c/*.pyx.
-KERNEL_FAMILIES = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob("fastnn_c/*.pyx"))
+KERNEL_FAMILIES = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob("src/fastnn_c/*.pyx"))
 # Families without per-element loops worth a SIMD build.
 NOT_DISPATCHED = {"_blas"}
 # The SIMD variants: module suffix -> extra compiler flags (fastnn_c/__init__.py picks one).
@@ -103,7 +103,7 @@ def extensions():
     if debug:
         compile_args = ["-O1", "-g", *omp]
     common = dict(
-        include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir(), "fastnn_c"],
+        include_dirs=[numpy.get_include(), scipy_openblas32.get_include_dir(), "src/fastnn_c"],
         library_dirs=[scipy_openblas32.get_lib_dir()],
         libraries=[scipy_openblas32.get_library(), *mvec_libraries],
         # At run time fastnn_c/__init__.py imports scipy_openblas32, which loads the library
@@ -114,7 +114,7 @@ def extensions():
         extra_link_args=omp,
     )
     modules = [
-        Extension(f"fastnn_c.{name}", [f"fastnn_c/{name}.pyx"], **common)
+        Extension(f"fastnn_c.{name}", [f"src/fastnn_c/{name}.pyx"], **common)
         for name in KERNEL_FAMILIES
     ]
     for variant, flags in SIMD_VARIANTS.items():
@@ -140,7 +140,7 @@ def extensions():
         cdivision=True,
         cpow=True,
     )
-    return cythonize(modules, compiler_directives=directives, include_path=["fastnn_c"])
+    return cythonize(modules, compiler_directives=directives, include_path=["src/fastnn_c"])
 
 
 def simd_supported_by_compiler(flags):

@@ -12,8 +12,8 @@ from fastnn.diagnostics import COLUMNS, PERCENTILES, DiagnosticsRecord, Monitor,
 from fastnn.layers import Activation, BatchNorm, Dense
 from fastnn.network import Sequential
 from fastnn_c.diagnostics import activation_stats, copy_sum_squares, diff_sum_squares
-from tests import reference
-from tests.conftest import layout
+import reference
+from conftest import layout
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (64, 33), (257, 5)]
 
