@@ -183,7 +183,7 @@ def _act_derivative_from_output(name, A):
 def test_networks_run_dense_activation_pairs_fused(rng):
     """A Sequential fuses each Dense+Activation pair; results equal the layer-by-layer path."""
     net = fastnn.mlp([6, 5, 4, 3], activation="elu", rng=0, dtype=np.float64)
-    assert len(net._forward_plan) == 3  # (Dense+ELU), (Dense+ELU), Dense
+    assert len(net._plan) == 3  # (Dense+ELU), (Dense+ELU), Dense
     X, y = rng.standard_normal((9, 6)), rng.integers(0, 3, 9)
     fused_loss = net.loss(X, y)
     net.backward()

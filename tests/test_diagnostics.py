@@ -268,7 +268,7 @@ def test_monitor_works_inside_fit(mnist_small):
     net = fastnn.mlp([784, 16, 10], "sigmoid", rng=0)
     monitor = Monitor(net, interval=2)
     fit(net, X, y, optimizer=fastnn.SGD(net.parameters(), lr=0.1), epochs=1, batch_size=64,
-        monitor=monitor, rng=0)
+        diagnostics=monitor, rng=0)
     assert sorted({r["step"] for r in monitor.rows}) == [0, 2]
     assert all(r["update_ratio"] > 0 for r in monitor.rows if r["kind"] == "dense")
 

@@ -130,26 +130,69 @@ def test_relu_mlp_reaches_94_percent_on_mnist_small(mnist_small):
 
 @pytest.mark.parametrize("activation,batch_norm", [("relu", False), ("tanh", False), ("selu", False),
                                                    ("relu", True)])
-def test_plain_sgd_step_folded_into_gemm_matches_the_split_step(dtype, rng, activation, batch_norm):
+def test_plain_sgd_step_fused_into_gemm_matches_the_unfused_step(dtype, rng, activation, batch_norm):
     """train_step with plain SGD updates W inside the dW GEMM (and batch norm's γ, β right
-    after its backward); the result equals loss/backward/step."""
+    after its backward); the result equals loss/backward/step up to rounding."""
     X = rng.standard_normal((17, 6)).astype(dtype)
     y = rng.integers(0, 3, 17)
-    folded = fastnn.mlp([6, 7, 5, 3], activation=activation, rng=1, dtype=dtype, batch_norm=batch_norm)
+    fused = fastnn.mlp([6, 7, 5, 3], activation=activation, rng=1, dtype=dtype, batch_norm=batch_norm)
     split = fastnn.mlp([6, 7, 5, 3], activation=activation, rng=1, dtype=dtype, batch_norm=batch_norm)
-    opt_folded = fastnn.SGD(folded.parameters(), lr=0.1)
+    opt_fused = fastnn.SGD(fused.parameters(), lr=0.1)
     opt_split = fastnn.SGD(split.parameters(), lr=0.1)
-    assert opt_folded._folded_sgd_rate(folded._parameter_ids) == 0.1
+    assert opt_fused.plain_sgd_rate(fused.parameters()) == 0.1
     for _ in range(10):
-        loss_folded = folded.train_step(X, y, opt_folded)
+        loss_fused = fused.train_step(X, y, opt_fused)
         loss_split = split.loss(X, y)
         split.backward()
         opt_split.step()
-        assert loss_folded == pytest.approx(loss_split, rel=1e-5 if dtype == np.float32 else 1e-13)
+        assert loss_fused == pytest.approx(loss_split, rel=1e-5 if dtype == np.float32 else 1e-13)
     tol = 1e-5 if dtype == np.float32 else 1e-13
     for key, value in split.state_dict().items():
-        np.testing.assert_allclose(folded.state_dict()[key], value, rtol=tol, atol=tol, err_msg=key)
-    assert opt_folded.step_count == 10 and opt_folded.last_grad_norm is None
+        np.testing.assert_allclose(fused.state_dict()[key], value, rtol=tol, atol=tol, err_msg=key)
+    assert opt_fused.step_count == 10 and opt_fused.last_grad_norm is None
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_unfused_train_step_is_loss_backward_step_bit_for_bit(rng, batch_norm):
+    """train_step(fused=False) is exactly loss, backward, optimizer.step, constraints, and
+    leaves this step's gradient in every grad."""
+    X = rng.standard_normal((17, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 17)
+    a = fastnn.mlp([6, 7, 5, 3], rng=1, batch_norm=batch_norm, max_norm=2.0)
+    b = fastnn.mlp([6, 7, 5, 3], rng=1, batch_norm=batch_norm, max_norm=2.0)
+    opt_a, opt_b = fastnn.SGD(a.parameters(), lr=0.1), fastnn.SGD(b.parameters(), lr=0.1)
+    for _ in range(5):
+        loss_a = a.train_step(X, y, opt_a, fused=False)
+        loss_b = b.loss(X, y)
+        b.backward()
+        opt_b.step()
+        b.apply_constraints()
+        assert loss_a == loss_b
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            np.testing.assert_array_equal(pa.grad, pb.grad)
+    for key, value in b.state_dict().items():
+        np.testing.assert_array_equal(a.state_dict()[key], value, err_msg=key)
+    assert opt_a.last_grad_norm == opt_b.last_grad_norm > 0
+
+
+def test_fused_step_leaves_dense_gradients_unwritten(rng):
+    """The documented cost of the fused step: Dense layers' grad arrays keep their contents."""
+    net = fastnn.mlp([6, 5, 3], rng=0)
+    for p in net.parameters():
+        p.grad.fill(7.0)
+    net.train_step(rng.standard_normal((4, 6)), [0, 1, 2, 0], fastnn.SGD(net.parameters(), lr=0.1))
+    assert all(np.all(p.grad == 7.0) for p in net.parameters())
+
+
+def test_plain_sgd_rate_needs_exactly_the_parameters(rng):
+    net = fastnn.mlp([6, 5, 3], rng=0)
+    opt = fastnn.SGD(net.parameters(), lr=0.25)
+    assert opt.plain_sgd_rate(net.parameters()) == 0.25
+    assert opt.plain_sgd_rate(list(reversed(net.parameters()))) == 0.25  # a set, not a list
+    assert opt.plain_sgd_rate(net.parameters()[:2]) is None
+    assert fastnn.Adam(net.parameters()).plain_sgd_rate(net.parameters()) is None
+    opt.record_fused_step()
+    assert opt.step_count == 1 and opt.last_grad_norm is None
 
 
 @pytest.mark.parametrize("make", [
@@ -171,3 +214,8 @@ def test_network_penalties_take_the_split_path(rng):
     opt = fastnn.SGD(l2_net.parameters(), lr=0.1)
     l2_net.train_step(rng.standard_normal((4, 6)), [0, 1, 2, 0], opt)
     assert opt.last_grad_norm > 0
+
+
+def test_a_network_knows_neither_files_nor_the_training_loop():
+    """Sequential.fit and Sequential.save are gone (fastnn.fit and fastnn.save remain)."""
+    assert not hasattr(Sequential, "fit") and not hasattr(Sequential, "save")

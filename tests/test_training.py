@@ -109,7 +109,7 @@ def test_seed_determines_the_run(toy):
         fit(net, X, y, rng="seed")
 
 
-def test_monitor_hooks_wrap_the_optimizer_step(toy):
+def test_diagnostics_hooks_wrap_the_optimizer_step(toy):
     X, y = toy
     net = mlp([6, 5, 3], rng=0)
     weight = net.parameters()[0]
@@ -128,7 +128,7 @@ def test_monitor_hooks_wrap_the_optimizer_step(toy):
             self.calls.append(("update", step))
 
     monitor = Recorder()
-    fit(net, X, y, optimizer="sgd", epochs=2, batch_size=100, monitor=monitor)
+    fit(net, X, y, optimizer="sgd", epochs=2, batch_size=100, diagnostics=monitor)
     steps = [0, 1, 2, 3, 4, 5]  # ceil(240 / 100) = 3 steps per epoch
     assert monitor.calls == [(kind, s) for s in steps for kind in ("backward", "update")]
 
@@ -283,4 +283,71 @@ def test_max_norm_constraint_applies_after_each_update(toy):
                 assert np.linalg.norm(w.data, axis=0).max() <= 0.5 * (1 + 1e-5)
 
     fit(net, X, y, optimizer=get_optimizer("sgd", net.parameters(), lr=1.0), epochs=2,
-        batch_size=32, monitor=CheckNorms())
+        batch_size=32, diagnostics=CheckNorms())
+
+
+def _train_step_loop(net, opt, X, y, seed, epochs, batch_size, fused):
+    """What fit does per batch, written out with net.train_step over fit's batches."""
+    from fastnn import _seeding
+    from fastnn.datasets import iterate_minibatches
+
+    for epoch in range(1, epochs + 1):
+        net.train()
+        rng = _seeding.stream(seed, _seeding.SHUFFLE, epoch)
+        for X_b, y_b in iterate_minibatches(X, y, batch_size, rng):
+            net.train_step(X_b, y_b, opt, fused=fused)
+    net.eval()
+
+
+@pytest.mark.parametrize("on_nonfinite", ["ignore", "raise", "skip"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("layers", ["plain", "batchnorm-dropout"])
+def test_fit_steps_are_train_steps_bit_for_bit(toy, on_nonfinite, optimizer, layers):
+    """fit runs net.train_step's step: fused with "ignore" (nothing reads the gradients),
+    unfused with the checks; the weights match a train_step loop exactly."""
+    X, y = toy
+    extra = {"batch_norm": True, "dropout": 0.2} if layers != "plain" else {}
+    a, b = mlp([6, 16, 8, 3], rng=0, **extra), mlp([6, 16, 8, 3], rng=0, **extra)
+    opt_a = get_optimizer(optimizer, a.parameters(), lr=0.05)
+    opt_b = get_optimizer(optimizer, b.parameters(), lr=0.05)
+    fit(a, X, y, optimizer=opt_a, epochs=2, batch_size=32, rng=3, on_nonfinite=on_nonfinite)
+    _train_step_loop(b, opt_b, X, y.astype(np.int64), seed=3, epochs=2, batch_size=32,
+                     fused=on_nonfinite == "ignore")
+    for key, value in b.state_dict().items():
+        np.testing.assert_array_equal(a.state_dict()[key], value, err_msg=key)
+    assert opt_a.step_count == opt_b.step_count == 2 * 8
+    # plain SGD took the fused step exactly when nothing checked the gradients
+    fused = optimizer == "sgd" and on_nonfinite == "ignore"
+    assert (opt_a.last_grad_norm is None) == fused
+
+
+def test_fit_takes_diagnostics_not_monitor(toy):
+    """fit(diagnostics=) is the Monitor; monitor= is only the callbacks' metric name."""
+    X, y = toy
+    net = mlp([6, 5, 3], rng=0)
+    with pytest.raises(TypeError, match="monitor"):
+        fit(net, X, y, epochs=1, monitor=object())
+    from fastnn.diagnostics import Monitor
+
+    monitor = Monitor(net, interval=2)
+    history = fit(net, X, y, optimizer="sgd", epochs=1, batch_size=60, diagnostics=monitor,
+                  validation_split=0.25, callbacks=[EarlyStopping(monitor="val_accuracy")])
+    assert sorted({r["step"] for r in monitor.rows}) == [0, 2]
+    assert len(history) == 1
+
+
+def test_fit_refuses_an_object_that_is_not_an_optimizer(toy):
+    X, y = toy
+    with pytest.raises(TypeError, match="optimizer must be"):
+        fit(mlp([6, 3], rng=0), X, y, optimizer=object())
+
+
+def test_callbacks_and_factories_moved_but_stay_importable():
+    from fastnn import callbacks, io, optimizers, schedules, training
+
+    for name in ("Callback", "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint",
+                 "Trainer"):
+        assert getattr(training, name) is getattr(callbacks, name)
+    assert training.make_optimizer is optimizers.make_optimizer
+    assert training.make_schedule is schedules.get
+    assert training.restore is io.restore

@@ -80,7 +80,7 @@ def test_ignore_mode_checks_nothing(data, with_monitor):
     net = fastnn.mlp([8, 6, 2], rng=0)
     monitor = fastnn.Monitor(net, interval=1) if with_monitor else None
     history = fit(net, X, y, optimizer="sgd", epochs=1, batch_size=16, shuffle=False,
-                  on_nonfinite="ignore", monitor=monitor)
+                  on_nonfinite="ignore", diagnostics=monitor)
     assert history.skipped_steps == [] and np.isnan(history["loss"][0])
 
 
@@ -102,7 +102,7 @@ WRITER = textwrap.dedent("""
         for layer in net.layers:
             for p in layer.parameters():
                 p.data[...] = i  # every array of version i holds the value i
-        net.save(sys.argv[1], optimizer=opt, metadata={"version": i})
+        fastnn.save(sys.argv[1], net, optimizer=opt, metadata={"version": i})
         i += 1
 """)
 

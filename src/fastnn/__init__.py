@@ -7,13 +7,14 @@
 """
 from fastnn._version import __version__
 from fastnn._config import get_num_threads, set_num_threads
-from fastnn import datasets, diagnostics, experiments, initializers, layers, losses, optimizers, schedules
+from fastnn import (callbacks, datasets, diagnostic_rules, diagnostics, experiments, initializers,
+                    layers, losses, optimizers, plotting, schedules)
 from fastnn.diagnostics import Monitor
 from fastnn import io, training
+from fastnn.callbacks import Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint
 from fastnn.estimator import MLPClassifier
 from fastnn.io import ModelFileError, load, save
-from fastnn.training import (Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint,
-                             TrainingDivergedError, fit)
+from fastnn.training import TrainingDivergedError, fit
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
 from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
                            LeakyReLU, Parameter, ReLU, Sigmoid, Softplus, Softsign, Tanh)
@@ -22,7 +23,8 @@ from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RM
                                clip_grad_value)
 
 __all__ = [
-    "__version__", "get_num_threads", "set_num_threads", "datasets", "diagnostics", "experiments",
+    "__version__", "get_num_threads", "set_num_threads", "callbacks", "datasets",
+    "diagnostic_rules", "diagnostics", "experiments", "plotting",
     "Monitor", "io", "training", "MLPClassifier", "ModelFileError", "load", "save", "Callback",
     "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint", "TrainingDivergedError", "fit",
     "initializers", "layers",

@@ -6,6 +6,7 @@ with a TypeError. Non-C-contiguous input (Fortran order, strided views) is copie
 C-contiguous array. Empty batches and non-matching shapes raise ValueError.
 """
 import inspect
+import math
 import numbers
 
 import numpy as np
@@ -58,6 +59,39 @@ def check_labels(y, name, n_rows, n_classes):
         raise ValueError(f"{name} has {arr.shape[0]} labels, expected {n_rows} (one per row)")
     # The range [0, n_classes) is checked by the loss kernels, in the pass that reads the labels.
     return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def describe_interval(low=None, high=None, low_open=False, high_open=False):
+    """Interval notation for the bounds of ``check_number``: "[0.0, 1.0)", "(0.0, inf)"."""
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    return (f"{left}{'-inf' if low is None else low}, "
+            f"{'inf' if high is None else high}{right}")
+
+
+def check_number(value, name, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite float within the bounds, else ValueError naming ``name``.
+
+    The one scalar validator of fastnn (layers, optimizers, schedules, initializers and the
+    command line use it). ``low``/``high`` are inclusive unless ``low_open``/``high_open``;
+    bool, non-real and non-finite values are refused.
+
+    Messages: "{name} must be a finite number, got {value!r}", "{name} must be > {low}, got
+    {value}" (">=" for a closed bound), "{name} must be < {high}, got {value}" ("<=").
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+def scalar_value(value):
+    """A Python scalar from a plain value or a 0-d array (as ``np.load`` returns them)."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 def check_positive_int(value, name, minimum=1):

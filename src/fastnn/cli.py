@@ -60,18 +60,19 @@ _nonneg_int = _int_at_least(0)
 
 
 def _float_in(low, high, low_open=False, high_open=True):
+    """An argparse type: a number within the bounds (checked by ``check_number``)."""
+    from fastnn._validation import check_number, describe_interval
+
     def parse(text):
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        too_low = value <= low if low_open else value < low
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high or value != value:
-            bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}" \
-                     f"{')' if high_open or high is None else ']'}"
-            raise argparse.ArgumentTypeError(f"expected a number in {bounds}, got {text}")
-        return value
+        try:
+            return check_number(value, "value", low, high, low_open, high_open)
+        except ValueError:
+            bounds = describe_interval(low, high, low_open, high_open)
+            raise argparse.ArgumentTypeError(f"expected a number in {bounds}, got {text}") from None
     return parse
 
 
@@ -370,16 +371,17 @@ def _architecture(args, n_features, n_classes):
 
 
 def _build_net(args, sizes, seed):
+    from fastnn._seeding import INITIAL_WEIGHTS, stream
     from fastnn.network import mlp
 
     return mlp(sizes, activation=args.activation, init=args.init, dtype=args.dtype,
-               rng=np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,))),
+               rng=stream(seed, INITIAL_WEIGHTS),
                batch_norm=args.batch_norm, dropout=args.dropout, l2=args.l2, l1=args.l1,
                max_norm=args.max_norm)
 
 
 def _build_optimizer(args, net):
-    from fastnn.training import make_optimizer
+    from fastnn.optimizers import make_optimizer
 
     betas = None
     if args.beta1 is not None or args.beta2 is not None:
@@ -403,7 +405,7 @@ _REQUIRED = {"step": "step_size", "exponential": "decay_k", "inverse_time": "tau
 
 
 def _build_schedule(args, optimizer, steps_per_epoch):
-    from fastnn.training import make_schedule
+    from fastnn import schedules
 
     own = SCHEDULE_OPTIONS[args.schedule]
     every = {dest for options in SCHEDULE_OPTIONS.values() for dest in options}
@@ -419,7 +421,7 @@ def _build_schedule(args, optimizer, steps_per_epoch):
     options = {keyword: getattr(args, dest) for dest, keyword in own.items()}
     if args.schedule == "cosine" and options["t_max"] is None:
         options["t_max"] = args.epochs * steps_per_epoch
-    return make_schedule(args.schedule, optimizer, **options)
+    return schedules.get(args.schedule, optimizer, **options)
 
 
 def _describe_net(net):
@@ -440,8 +442,10 @@ def _describe_net(net):
 
 def _train(args, console, monitor_factory=None):
     """Shared body of train and diagnose: returns (net, history, preprocessor, test metrics, monitor)."""
+    from fastnn._seeding import VALIDATION_SPLIT, stream
     from fastnn.datasets import Preprocessor, train_val_split
-    from fastnn.training import EarlyStopping, MetricsLogger, fit
+    from fastnn.callbacks import EarlyStopping, MetricsLogger
+    from fastnn.training import fit
 
     _set_threads(args)
     if getattr(args, "plot", None) and monitor_factory is None:
@@ -452,7 +456,7 @@ def _train(args, console, monitor_factory=None):
     X_val = y_val = None
     if args.val_split:
         X_train, y_train, X_val, y_val = train_val_split(
-            X_train, y_train, args.val_split, np.random.SeedSequence(seed, spawn_key=(0,)))
+            X_train, y_train, args.val_split, stream(seed, VALIDATION_SPLIT))
     pre = Preprocessor(args.preprocess).fit(X_train)
     X_train = pre.transform(X_train)
     X_test = pre.transform(X_test)
@@ -479,7 +483,7 @@ def _train(args, console, monitor_factory=None):
     history = fit(net, X_train, y_train, optimizer=optimizer, epochs=args.epochs,
                   batch_size=args.batch_size,
                   validation_data=None if X_val is None else (X_val, y_val),
-                  schedule=schedule, callbacks=callbacks, monitor=monitor, rng=seed,
+                  schedule=schedule, callbacks=callbacks, diagnostics=monitor, rng=seed,
                   verbose=0 if console.quiet else 1, log=console.progress,
                   on_nonfinite=args.on_nonfinite)
     elapsed = time.perf_counter() - start
@@ -606,10 +610,11 @@ def cmd_predict(args):
 
 def cmd_diagnose(args):
     from fastnn import diagnostics
+    from fastnn.plotting import require_matplotlib
 
     console = _Console(args)
     if args.plot:
-        diagnostics.require_matplotlib()
+        require_matplotlib()
     if args.out and not args.out.endswith((".json", ".csv")):
         raise CommandError(f"--out must end in .json or .csv, got {args.out}")
     _, _, _, _, _, _, monitor = _train(

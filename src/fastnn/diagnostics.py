@@ -50,15 +50,16 @@ Example
 >>> monitor.to_csv("diagnostics.csv"); monitor.plot("diagnostics.png")
 """
 import csv
-import json
 import math
 import numbers
 
 import numpy as np
 
-from fastnn._validation import check_positive_int
+from fastnn import _json, diagnostic_rules
+from fastnn._table import format_number, format_table
+from fastnn._validation import check_number, check_positive_int
 from fastnn.layers import Activation, Dense
-from fastnn.plotting import require_matplotlib
+from fastnn.plotting import plot_diagnostics
 from fastnn_c import diagnostics as _diag
 from fastnn_c import optim as _optim
 
@@ -145,9 +146,8 @@ class Monitor:
             raise TypeError(f"net must be a fastnn Sequential, got {type(net).__name__}")
         self.net = net
         self.interval = check_positive_int(interval, "interval")
-        if not (isinstance(saturation_tol, numbers.Real) and 0 < saturation_tol < 0.5):
-            raise ValueError(f"saturation_tol must be a number in (0, 0.5), got {saturation_tol!r}")
-        self.saturation_tol = float(saturation_tol)
+        self.saturation_tol = check_number(saturation_tol, "saturation_tol", low=0, high=0.5,
+                                           low_open=True, high_open=True)
         self.max_percentile_sample = check_positive_int(max_percentile_sample,
                                                         "max_percentile_sample")
         self.record = DiagnosticsRecord(meta={"interval": self.interval,
@@ -241,7 +241,7 @@ class Monitor:
         row["weight_norm"] = math.sqrt(_diag.copy_sum_squares(weight.data.reshape(-1), before))
 
     def _activation_stats(self, layer, row):
-        A = layer._output
+        A = layer.output
         if A is None:
             raise RuntimeError(f"{layer!r} has no output: call after_backward after a forward "
                                "and backward pass")
@@ -300,26 +300,11 @@ class Monitor:
 
     @staticmethod
     def _batch_moments(layer):
-        """Batch mean and (biased) variance of the layer's input on the last training forward.
-
-        Read from what fastnn's BatchNorm keeps for its backward pass (``_mean`` and
-        ``_inv_std`` = 1/√(σ²_B + ε)); other batch-norm layers get them from their input
-        (``_input``) through the compiled column pass. None in evaluation mode.
-        """
-        if not getattr(layer, "_batch_stats", getattr(layer, "training", True)):
-            return None, None
-        eps = float(getattr(layer, "eps", 1e-5))
-        mean, inv_std = getattr(layer, "_mean", None), getattr(layer, "_inv_std", None)
-        if mean is not None and inv_std is not None:
-            inv_std = np.asarray(inv_std, dtype=np.float64)
-            return np.asarray(mean, dtype=np.float64), 1.0 / (inv_std * inv_std) - eps
-        X = getattr(layer, "_input", None)
-        if X is None:
-            return None, None
-        X = X.reshape(X.shape[0], -1)
-        mean, var = np.empty(X.shape[1]), np.empty(X.shape[1])
-        _diag.activation_stats(X, -math.inf, math.inf, mean, var, None)
-        return mean, var
+        """Batch mean and biased variance of the layer's input on the last training-mode
+        forward (``BatchNorm.batch_statistics()``); (None, None) after an evaluation-mode
+        one or for a layer without that method."""
+        statistics = layer.batch_statistics() if hasattr(layer, "batch_statistics") else None
+        return (None, None) if statistics is None else statistics
 
     # -- results (delegated) -----------------------------------------------------------
     @property
@@ -348,18 +333,6 @@ class Monitor:
         self.record.plot(path, title=title)
 
 
-def _json_value(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
-
-
-def _from_json_value(value):
-    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
-        return float(value.replace("Infinity", "inf"))
-    return value
-
-
 class DiagnosticsRecord:
     """A tidy table of diagnostics: one row per recorded step per layer (keys ``COLUMNS``).
 
@@ -369,18 +342,6 @@ class DiagnosticsRecord:
     meta : dict
         Monitor settings (``interval``, ``saturation_tol``).
     """
-
-    #: Warning thresholds. Ratios compare the last and the first hidden Dense layer by the
-    #: relative weight gradient ‖∂C/∂W‖/‖W‖ (how fast the weights move for a given learning
-    #: rate, comparable across widths and with batch norm) and by Nielsen's ‖δ‖/√units
-    #: (skipped when batch norm follows either layer).
-    VANISHING_RATIO = 10.0
-    EXPLODING_RATIO = 10.0
-    #: Growth of a layer's weight-gradient norm over training counted as exploding.
-    EXPLODING_GROWTH = 100.0
-    #: Mean saturated / dead fraction over the last third of the records that warns.
-    SATURATION_WARN = 0.2
-    DEAD_WARN = 0.1
 
     def __init__(self, rows=None, meta=None):
         self.rows = list(rows or [])
@@ -411,22 +372,22 @@ class DiagnosticsRecord:
     def to_json(self, path):
         """Write ``{"format", "meta", "columns", "rows": [{column: value}]}``.
 
-        Non-finite numbers are written as the strings "NaN", "Infinity", "-Infinity"
-        (strict JSON has no literal for them); ``read_json`` turns them back into floats.
+        Strict JSON: non-finite numbers are written as the strings "NaN", "Infinity",
+        "-Infinity" and ``read_json`` turns them back into floats (``fastnn._json``).
         """
-        rows = [{k: _json_value(row[k]) for k in COLUMNS} for row in self.rows]
+        rows = [{k: row[k] for k in COLUMNS} for row in self.rows]
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"format": "fastnn.diagnostics/1", "meta": self.meta,
-                       "columns": list(COLUMNS), "rows": rows}, f, allow_nan=False, indent=1)
+            _json.dump({"format": "fastnn.diagnostics/1", "meta": self.meta,
+                        "columns": list(COLUMNS), "rows": rows}, f, indent=1)
 
     @classmethod
     def read_json(cls, path):
         """Load a record written by ``to_json``."""
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            data = _json.loads(f.read())
         if data.get("format") != "fastnn.diagnostics/1":
             raise ValueError(f"{path}: not a fastnn diagnostics file (format {data.get('format')!r})")
-        rows = [{k: _from_json_value(row.get(k)) for k in COLUMNS} for row in data["rows"]]
+        rows = [{k: row.get(k) for k in COLUMNS} for row in data["rows"]]
         return cls(rows, data.get("meta"))
 
     def to_csv(self, path):
@@ -478,220 +439,20 @@ class DiagnosticsRecord:
         header = ("layer", "name", "metric", f"step {first_step}", f"step {last_step}")
         lines = []
         for index, name, kind in self.layers():
+            rows = [r for r in self.rows if r["layer"] == index]
             for column, label in self._SUMMARY[kind]:
-                if all(r[column] is None for r in self.rows if r["layer"] == index):
+                if all(r[column] is None for r in rows):
                     continue  # not applicable to this layer (e.g. dead units of a sigmoid)
-                _, values = self.series(index, column)
-                lines.append((str(index), name, label, _fmt(values[0]), _fmt(values[-1])))
-        return _format_table(header, lines)
+                lines.append((index, name, label, format_number(rows[0][column]),
+                              format_number(rows[-1][column])))
+        return format_table(header, lines, group=2)
 
     def warnings(self):
-        """Plain-words warnings about what the record shows, each with the texts' remedies.
-
-        Vanishing (exploding) gradients: the median over recorded steps of the ratio, last
-        to first hidden Dense layer, of ‖∂C/∂W‖/‖W‖ or of Nielsen's ‖δ‖/√units (not used
-        next to batch norm, whose β gradient cancels over the batch) is >=
-        ``VANISHING_RATIO`` (<= 1/``EXPLODING_RATIO``). Exploding also when a gradient or
-        statistic is non-finite or a weight-gradient norm grows ``EXPLODING_GROWTH``-fold. Saturation and
-        dead units: the mean fraction over the last third of the records is at least
-        ``SATURATION_WARN`` / ``DEAD_WARN``.
-        """
-        out = []
-        layers = self.layers()
-        dense = [(i, name) for i, name, kind in layers if kind == "dense"]
-        nonfinite = self._nonfinite_warning()
-        if nonfinite:
-            out.append(nonfinite)
-        if len(dense) >= 3:  # at least two hidden Dense layers to compare
-            out += self._depth_warnings(dense[:-1])
-        grown = []
-        for i, name in dense:
-            values = self.series(i, "grad_norm_weight")[1]
-            finite = values[np.isfinite(values)]
-            if finite.size >= 2 and finite[0] > 0 and finite.max() / finite[0] >= self.EXPLODING_GROWTH:
-                grown.append(f"{name} {finite.max() / finite[0]:.3g}x ({finite[0]:.3g} -> "
-                             f"{finite.max():.3g})")
-        if grown:
-            out.append("Exploding gradients: weight-gradient norms grew by orders of magnitude "
-                       f"during training: {', '.join(grown)}. {_REMEDIES['exploding']}")
-        levels = {"saturated_frac": [], "dead_frac": []}
-        for i, name, kind in layers:
-            if kind != "activation":
-                continue
-            for column, threshold in (("saturated_frac", self.SATURATION_WARN),
-                                      ("dead_frac", self.DEAD_WARN)):
-                values = self.series(i, column)[1]
-                if np.all(np.isnan(values)):
-                    continue
-                level = float(np.nanmean(values[len(values) - max(1, len(values) // 3):]))
-                if level >= threshold:
-                    levels[column].append(f"{name} {level:.0%}")
-        if levels["saturated_frac"]:
-            out.append(
-                f"Saturation: outputs within {self.meta.get('saturation_tol', 0.01):g} of the "
-                "activation's asymptotes, where its derivative is nearly zero and little gradient "
-                "flows back (mean over the last third of training): "
-                f"{', '.join(levels['saturated_frac'])}. {_REMEDIES['saturation']}")
-        if levels["dead_frac"]:
-            out.append(
-                "Dead units: ReLU units that output zero for every example of a batch pass no "
-                "gradient and stop learning (mean fraction over the last third of training): "
-                f"{', '.join(levels['dead_frac'])}. {_REMEDIES['dead']}")
-        return out
-
-    def _nonfinite_warning(self):
-        """One message for the first recorded step with a non-finite figure, or None."""
-        for row in sorted(self.rows, key=lambda r: (r["step"], r["layer"])):
-            bad = [k for k in COLUMNS[5:] if isinstance(row[k], float) and not math.isfinite(row[k])
-                   and not (k == "update_ratio" and row["weight_norm"] == 0)]
-            if bad:
-                layers = sorted({r["name"] for r in self.rows if r["step"] >= row["step"] and any(
-                    isinstance(r[k], float) and math.isnan(r[k]) for k in COLUMNS[5:])})
-                return (f"Exploding gradients: non-finite {', '.join(bad)} in {row['name']} "
-                        f"(layer {row['layer']}) at step {row['step']}; training has diverged "
-                        f"(NaN afterwards in {len(layers)} layers). {_REMEDIES['exploding']}")
-        return None
-
-    def _depth_warnings(self, hidden):
-        """Compare the first and the last hidden Dense layer (see ``warnings``)."""
-        (i0, name0), (i1, name1) = hidden[0], hidden[-1]
-        units = {i: next(r["units"] for r in self.rows if r["layer"] == i) for i in (i0, i1)}
-        measures = {"relative weight gradient ||dC/dW||/||W||": self._median_ratio(
-            i0, i1, lambda i: self.series(i, "grad_norm_weight")[1] / self.series(i, "weight_norm")[1])}
-        # With batch norm after a Dense layer, delta is beta's gradient, a batch sum that the
-        # normalization makes cancel: not a measure of how fast the layer learns.
-        normalized = {r["layer"] - 1 for r in self.rows if r["kind"] == "batchnorm"}
-        if not normalized & {i0, i1}:
-            measures["Nielsen's speed of learning ||delta||/sqrt(units)"] = self._median_ratio(
-                i0, i1, lambda i: self.series(i, "delta_norm")[1] / math.sqrt(units[i]))
-        measures = {k: v for k, v in measures.items() if v is not None}
-        if not measures:
-            return []
-        detail = "; ".join(f"{label}: {median:.3g}x (median over {count} recorded steps; "
-                           f"{first:.3g}x at the first, {last:.3g}x at the last)"
-                           for label, (median, first, last, count) in measures.items())
-        medians = [m[0] for m in measures.values()]
-        if max(medians) >= self.VANISHING_RATIO:
-            return [f"Vanishing gradients: the first hidden layer ({name0}, layer {i0}) learns "
-                    f"{max(medians):.3g}x slower than the last hidden layer ({name1}, layer {i1}) "
-                    f"({detail}); early layers barely change. {_REMEDIES['vanishing']}"]
-        if min(medians) <= 1 / self.EXPLODING_RATIO:
-            return [f"Exploding gradients: the first hidden layer ({name0}, layer {i0}) learns "
-                    f"{1 / min(medians):.3g}x faster than the last hidden layer ({name1}, "
-                    f"layer {i1}) ({detail}). {_REMEDIES['exploding']}"]
-        return []
-
-    @staticmethod
-    def _median_ratio(i0, i1, measure):
-        """(median, first, last, count) over recorded steps of measure(i1) / measure(i0)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = measure(i1) / measure(i0)
-        ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
-        if ratio.size == 0:
-            return None
-        return float(np.median(ratio)), float(ratio[0]), float(ratio[-1]), int(ratio.size)
+        """Plain-words warnings about what the record shows, each with the texts' remedies
+        (the rules and their thresholds: ``fastnn.diagnostic_rules``)."""
+        return diagnostic_rules.warnings(self)
 
     # -- plot --------------------------------------------------------------------------
     def plot(self, path, title=None):
-        """Per-layer curves over training, written as a PNG to ``path``.
-
-        Panels: speed of learning ‖δ^l‖ per Dense layer (log scale, as Nielsen's ch. 5
-        figures); ‖ΔW‖/‖W‖ per Dense layer; activation mean ± standard deviation per
-        activation layer (Glorot & Bengio's fig. 2); saturated and dead
-        fractions; and, with batch norm, |μ_B − μ|/σ. Needs matplotlib (``fastnn[plot]``).
-        """
-        Figure, FigureCanvasAgg = require_matplotlib()
-        layers = self.layers()
-        kinds = {kind for _, _, kind in layers}
-        panels = ["speed", "update", "activation", "fraction"]
-        if "batchnorm" in kinds:
-            panels.append("batchnorm")
-        fig = Figure(figsize=(11, 3.2 * ((len(panels) + 1) // 2)), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = fig.subplots((len(panels) + 1) // 2, 2, squeeze=False).ravel()
-        for ax, panel in zip(axes, panels):
-            _draw_panel(ax, self, layers, panel)
-        for ax in axes[len(panels):]:
-            ax.set_visible(False)
-        if title:
-            fig.suptitle(title)
-        fig.savefig(path, dpi=100)
-
-
-_REMEDIES = {
-    "vanishing": ("Remedies: an initializer that keeps the variance of activations and gradients "
-                  "constant across layers (Glorot for sigmoid/tanh, He for ReLU/ELU); ReLU or ELU "
-                  "instead of sigmoid; batch normalization."),
-    "exploding": ("Remedies: a lower learning rate; gradient clipping (rescale the gradient when "
-                  "its norm exceeds a threshold); Glorot/He initialization instead of large "
-                  "weights; batch normalization."),
-    "saturation": ("Remedies: Glorot's normalized initialization (or He for ReLU); tanh/softsign, "
-                   "or ReLU/ELU, instead of sigmoid (sigmoid's mean output of 0.5 pushes the top "
-                   "hidden layer into saturation, Glorot & Bengio 2010); batch normalization; "
-                   "a lower learning rate."),
-    "dead": ("Remedies: a lower learning rate; He initialization; leaky ReLU or ELU, which keep a "
-             "gradient for negative inputs; batch normalization."),
-}
-
-
-#: Panels that plot one recorded column per layer of one kind: (kind, column, title, log scale).
-_COLUMN_PANELS = {
-    "speed": ("dense", "delta_norm", "Speed of learning ||delta|| (bias gradient)", True),
-    "update": ("dense", "update_ratio", "Update size ||dW|| / ||W||", True),
-    "batchnorm": ("batchnorm", "bn_mean_shift",
-                  "Batch norm: |batch mean - running mean| / running std", False),
-}
-
-
-def _draw_panel(ax, record, layers, panel):
-    if panel in _COLUMN_PANELS:
-        wanted, column, title, log_scale = _COLUMN_PANELS[panel]
-        for i, name, kind in layers:
-            if kind == wanted:
-                steps, values = record.series(i, column)
-                ax.plot(steps, values, label=name)
-        if log_scale:
-            ax.set_yscale("log")
-        ax.set_title(title)
-    elif panel == "activation":
-        for i, name, kind in layers:
-            if kind == "activation":
-                steps, mean = record.series(i, "act_mean")
-                _, std = record.series(i, "act_std")
-                line, = ax.plot(steps, mean, label=name)
-                ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
-        ax.set_title("Activation mean (band: ± one standard deviation)")
-    elif panel == "fraction":
-        for i, name, kind in layers:
-            if kind == "activation":
-                for column, style in (("saturated_frac", "-"), ("dead_frac", "--")):
-                    steps, values = record.series(i, column)
-                    if not np.all(np.isnan(values)):
-                        ax.plot(steps, values, style, label=f"{name} {column.split('_')[0]}")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title("Saturated (solid) / dead (dashed) fraction")
-    ax.set_xlabel("step")
-    ax.grid(True, alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize="small")
-
-
-def _fmt(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.4g}"
-    return f"{value:.3e}"
-
-
-def _format_table(header, lines):
-    widths = [max(len(h), *(len(line[k]) for line in lines)) if lines else len(h)
-              for k, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [fmt.format(*header).rstrip(), "  ".join("-" * w for w in widths)]
-    previous = None
-    for line in lines:
-        shown = line if line[0] != previous else ("", "", *line[2:])
-        previous = line[0]
-        out.append(fmt.format(*shown).rstrip())
-    return "\n".join(out)
+        """Per-layer curves over training as a PNG (``fastnn.plotting.plot_diagnostics``)."""
+        plot_diagnostics(self, path, title=title)

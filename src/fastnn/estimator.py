@@ -9,6 +9,7 @@ import inspect
 
 import numpy as np
 
+from fastnn._seeding import INITIAL_WEIGHTS, stream
 from fastnn._validation import check_array
 
 
@@ -113,8 +114,10 @@ class MLPClassifier:
     # -- fitting and prediction ---------------------------------------------------------
     def fit(self, X, y):
         """Train a new network on (X, y); labels may be of any sortable type. Returns self."""
+        from fastnn.callbacks import EarlyStopping
         from fastnn.network import mlp
-        from fastnn.training import EarlyStopping, fit, make_optimizer
+        from fastnn.optimizers import make_optimizer
+        from fastnn.training import fit
 
         X = check_array(X, "X", np.dtype(self.dtype))
         y = np.asarray(y)
@@ -127,8 +130,7 @@ class MLPClassifier:
         hidden = (self.hidden_layer_sizes,) if np.isscalar(self.hidden_layer_sizes) \
             else tuple(self.hidden_layer_sizes)
         seed = self.random_state
-        init_rng = None if seed is None else np.random.default_rng(
-            np.random.SeedSequence(seed, spawn_key=(2,)))
+        init_rng = None if seed is None else stream(seed, INITIAL_WEIGHTS)
         extras = {k: v for k, v in (("l2", self.alpha), ("dropout", self.dropout),
                                     ("batch_norm", self.batch_norm)) if v}
         self.net_ = mlp([X.shape[1], *hidden, len(self.classes_)], activation=self.activation,

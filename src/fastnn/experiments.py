@@ -18,19 +18,16 @@ activations
     U[−√6/√(n_in + n_out), +]: activation mean and standard deviation per layer over
     training, and test accuracy.
 
-Run time on mnist-small (measured on 2 shared cores): vanishing-gradients about 15 s and
-activations about 5 s single-threaded (``fastnn.set_num_threads(1)``, ``--threads 1``).
-Their matrices are small (widths 30 and 200), so a second BLAS thread does not pay: with
-two threads the same runs took 15-30 s on an idle machine and several minutes when other
-processes competed for the cores.
+Their matrices are small (widths 30 and 200), so they run fastest on one thread
+(``fastnn.set_num_threads(1)``, ``--threads 1``); run times are in benchmarks/README.md.
 """
-import json
-import math
 import sys
 import time
 
 import numpy as np
 
+from fastnn import _json
+from fastnn._table import format_number, format_table
 from fastnn._validation import check_array, check_labels, check_positive_int, check_rng
 from fastnn.diagnostics import Monitor
 from fastnn.losses import BinaryCrossEntropy
@@ -81,48 +78,21 @@ def _log(quiet, message):
         print(message, file=sys.stderr, flush=True)
 
 
-def _jsonable(value):
-    """Plain JSON data; non-finite floats become "NaN"/"Infinity"/"-Infinity" (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
-
 
 def _tags(warnings):
     """Short names of the warnings' kinds ("Vanishing gradients", "Saturation", ...)."""
     return sorted({w.split(":")[0] for w in warnings})
 
 
-def _fmt(value, digits=3):
-    if value is None or not math.isfinite(value):
-        return "nan" if value is not None else "-"
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.{digits}g}"
-    return f"{value:.{max(digits - 1, 1)}e}"
-
 
 def _series(values):
-    return " ".join(_fmt(v, 2) for v in values)
+    return " ".join(format_number(v, 2) for v in values)
 
 
 def _ratio(values):
     """last / first of a per-layer series ("-" for a single layer)."""
-    return _fmt(values[-1] / values[0], 3) if len(values) > 1 and values[0] != 0 else "-"
+    return format_number(values[-1] / values[0], 3) if len(values) > 1 and values[0] != 0 else "-"
 
-
-def _columns(header, rows):
-    widths = [max(len(str(h)), *(len(str(r[k])) for r in rows)) for k, h in enumerate(header)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([line.format(*header).rstrip(), "  ".join("-" * w for w in widths)]
-                     + [line.format(*r).rstrip() for r in rows])
 
 
 class _Result:
@@ -140,7 +110,7 @@ class _Result:
     def to_json(self, path):
         """Write the settings and every run's numbers as JSON (non-finite floats as strings)."""
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(_jsonable(self.to_dict()), f, allow_nan=False, indent=1)
+            _json.dump(self.to_dict(), f, indent=1)
 
     def __repr__(self):
         return f"{type(self).__name__}({len(self.runs)} runs)"
@@ -188,14 +158,14 @@ class VanishingGradientsResult(_Result):
                  f"the first {s['n_train']} training images.\nFull-batch gradient descent, "
                  f"eta={s['lr']}, L2 lambda={s['lmbda']} (decay eta*lambda/n), {s['epochs']} "
                  f"epochs, Nielsen's cross-entropy cost on sigmoid outputs.")
-        speeds = _columns(("arm", "network", "||delta^l|| at init (hidden 1..L)",
+        speeds = format_table(("arm", "network", "||delta^l|| at init (hidden 1..L)",
                            f"at epoch {s['epochs']}", "last/first at init",
                            f"last/first at epoch {s['epochs']}"), speed_rows)
         note = ("Relative weight update ||dW^l||/||W^l|| of each hidden layer per epoch (the speed "
                 "at which the weights move; comparable across layers and with batch norm, where the "
                 "batch sum of delta cancels); accuracy on the training images and on "
                 f"{s['n_test']} test images; warnings of the run's Monitor.")
-        updates = _columns(("arm", "network", "||dW||/||W|| at init (hidden 1..L)",
+        updates = format_table(("arm", "network", "||dW||/||W|| at init (hidden 1..L)",
                             f"at epoch {s['epochs']}", "train acc", "test acc",
                             "monitor warnings"), update_rows)
         return f"{intro}\n\n{speeds}\n\n{note}\n\n{updates}"
@@ -296,7 +266,7 @@ def vanishing_gradients(data, *, rng=0, quiet=False, n_train=1000, epochs=500, l
                    "warnings": monitor.warnings(), "seconds": seconds}
             runs.append(run)
             _log(quiet, f"vanishing-gradients: {label:<34} {'-'.join(map(str, sizes)):<22} "
-                        f"init ||delta|| {' '.join(_fmt(v, 2) for v in speeds[0])}  "
+                        f"init ||delta|| {' '.join(format_number(v, 2) for v in speeds[0])}  "
                         f"test {run['test_accuracy']:.1%}  ({seconds:.1f} s)")
     return VanishingGradientsResult(settings, runs)
 
@@ -335,18 +305,19 @@ class ActivationsResult(_Result):
             for j in range(len(run["mean"])):
                 mean, std = np.asarray(run["mean"][j]), np.asarray(run["std"][j])
                 saturated = np.asarray(run["saturated"][j], dtype=float)
-                rows.append((f"layer {j + 1}", _fmt(mean[0]), _fmt(np.mean(mean[-tail:])),
-                             _fmt(std[0]), _fmt(np.mean(std[-tail:])),
+                rows.append((f"layer {j + 1}", format_number(mean[0], 3),
+                             format_number(np.mean(mean[-tail:]), 3), format_number(std[0], 3),
+                             format_number(np.mean(std[-tail:]), 3),
                              f"{np.mean(saturated[-tail:]):.1%}",
-                             _fmt(run["grad_norm_weight_init"][j])))
+                             format_number(run["grad_norm_weight_init"][j], 3)))
             header = ("hidden", "mean start", "mean end", "std start", "std end",
                       "saturated end", "||dC/dW|| start")
             title = (f"{run['activation']}, {INIT_LABELS[run['init']]} init: test accuracy "
                      f"{run['test_accuracy']:.1%}")
-            blocks.append(title + "\n" + _columns(header, rows))
+            blocks.append(title + "\n" + format_table(header, rows))
             summary.append((run["activation"], run["init"], f"{run['test_accuracy']:.1%}",
                             ", ".join(_tags(run["warnings"])) or "-"))
-        blocks.append(_columns(("activation", "init", "test acc", "monitor warnings"), summary))
+        blocks.append(format_table(("activation", "init", "test acc", "monitor warnings"), summary))
         return "\n\n".join(blocks)
 
     def plot(self, path):

@@ -210,7 +210,7 @@ def _network_problem(net, X, y):
 
 def _layer_problem(layer, X, rng):
     """L = Σ G ⊙ layer(X) for a fixed random G; tensors are the input and the parameters."""
-    X = np.ascontiguousarray(X, dtype=layer._dtype_for(X))
+    X = np.ascontiguousarray(X, dtype=layer.dtype_for(X))
     G = rng.standard_normal((X.shape[0], layer.output_features(X.shape[1]))).astype(X.dtype)
     params = {f"{type(layer).__name__}.{p.name}": p for p in layer.parameters()}
 

@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from fastnn._validation import check_dtype, check_rng
+from fastnn._validation import check_dtype, check_number, check_rng
 
 # Standard deviation of N(0, 1) truncated to [-2, 2]; dividing by it restores unit variance.
 _TRUNCATED_NORMAL_STD = 0.87962566103423978
@@ -67,28 +67,22 @@ def constant(shape, rng=None, dtype=np.float32, value=0.0):
     return np.full(shape, value, dtype=check_dtype(dtype))
 
 
-def _check_nonnegative(value, name):
-    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
-            and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
 
 def normal(shape, rng=None, dtype=np.float32, std=1.0, mean=0.0):
     """N(mean, std²)."""
-    std = _check_nonnegative(std, "std")
+    std = check_number(std, "std", low=0)
     return _finish(check_rng(rng).normal(mean, std, size=shape), dtype)
 
 
 def uniform(shape, rng=None, dtype=np.float32, limit=0.05):
     """U[−limit, +limit]."""
-    limit = _check_nonnegative(limit, "limit")
+    limit = check_number(limit, "limit", low=0)
     return _finish(check_rng(rng).uniform(-limit, limit, size=shape), dtype)
 
 
 def truncated_normal(shape, rng=None, dtype=np.float32, std=1.0):
     """N(0, std²) with draws beyond two standard deviations redrawn (variance 0.7737 std²)."""
-    std = _check_nonnegative(std, "std")
+    std = check_number(std, "std", low=0)
     rng = check_rng(rng)
     values = rng.standard_normal(size=shape)
     outside = np.abs(values) > 2
@@ -107,8 +101,7 @@ def variance_scaling(shape, rng=None, dtype=np.float32, scale=1.0, mode="fan_in"
     LeCun, Glorot and He initializers are special cases (He et al. 2015, eq. 10;
     Glorot & Bengio 2010, eq. 16).
     """
-    if not _check_nonnegative(scale, "scale") > 0:
-        raise ValueError(f"scale must be > 0, got {scale!r}")
+    check_number(scale, "scale", low=0, low_open=True)
     fan_in, fan_out = _fans(shape)
     fans = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}
     if mode not in fans:

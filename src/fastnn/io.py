@@ -22,13 +22,14 @@ a temporary file in the destination folder, fsync, then ``os.replace``.
 import collections
 import contextlib
 import json
-import numbers
 import os
 import tempfile
 import zipfile
 
 import numpy as np
 
+from fastnn import _json, optimizers, schedules
+from fastnn._json import to_json_data
 from fastnn._version import __version__
 from fastnn.network import Sequential
 
@@ -53,20 +54,8 @@ def _describe(obj):
     if obj is None:
         return None
     config = obj.get_config() if hasattr(obj, "get_config") else {}
-    return {"class": type(obj).__name__, "config": _jsonable(config, "config")}
+    return {"class": type(obj).__name__, "config": to_json_data(config, "config")}
 
-
-def _jsonable(value, where):
-    """``value`` with NumPy scalars turned into Python ones; TypeError if JSON cannot hold it."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, where) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, numbers.Integral, numbers.Real, str)):
-        return value
-    raise TypeError(f"{where} holds a {type(value).__name__}, which a model file cannot store")
 
 
 def _split_state(state, section):
@@ -115,8 +104,8 @@ def save(path, net, *, optimizer=None, schedule=None, preprocessing=None, metada
     path = os.fspath(path)
     arrays = {f"net/{key}": value for key, value in net.state_dict().items()}
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
-              "fastnn_version": __version__, "config": _jsonable(net.get_config(), "config"),
-              "metadata": _jsonable(metadata or {}, "metadata")}
+              "fastnn_version": __version__, "config": to_json_data(net.get_config(), "config"),
+              "metadata": to_json_data(metadata or {}, "metadata")}
     states = {"optimizer": optimizer.state_dict() if optimizer is not None else None,
               "schedule": schedule.state_dict() if schedule is not None else None,
               "preprocessing": preprocessing}
@@ -127,7 +116,7 @@ def save(path, net, *, optimizer=None, schedule=None, preprocessing=None, metada
     for section, obj in (("optimizer", optimizer), ("schedule", schedule)):
         if obj is not None:
             header[section].update(_describe(obj))
-    arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    arrays[HEADER_KEY] = np.frombuffer(_json.dumps(header, "header").encode("utf-8"), dtype=np.uint8)
     _write_atomic(path, arrays)
 
 
@@ -222,7 +211,7 @@ def _read_header(path, arrays):
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ModelFileError(f"{path}: malformed header (dtype {raw.dtype}, shape {raw.shape})")
     try:
-        header = json.loads(raw.tobytes().decode("utf-8"))
+        header = _json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path}: malformed header ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
@@ -298,3 +287,27 @@ def load(path):
                  optimizer_config=config("optimizer"), schedule_config=config("schedule"),
                  format_version=header["format_version"],
                  fastnn_version=header.get("fastnn_version"))
+
+
+def restore(model):
+    """Rebuild the optimizer and schedule saved in a model file, for ``model.net``.
+
+    ``model`` is what ``fastnn.io.load`` returns. Returns ``(optimizer, schedule)`` (None
+    for what the file does not hold), their state loaded, ready to continue with
+    ``fit(model.net, ..., optimizer=optimizer, schedule=schedule, initial_epoch=...)``.
+    """
+    optimizer = schedule = None
+    if model.optimizer_state is not None:
+        if model.optimizer_config is None:
+            raise ValueError("the model file has optimizer state but no optimizer description")
+        name = model.optimizer_state.get("name")
+        optimizer = optimizers.get(str(name), model.net.parameters(),
+                                   **model.optimizer_config["config"])
+        optimizer.load_state_dict(model.optimizer_state)
+    if model.schedule_state is not None:
+        if optimizer is None or model.schedule_config is None:
+            raise ValueError("the model file has schedule state but no optimizer or schedule description")
+        schedule = schedules.get(str(model.schedule_state.get("name")), optimizer,
+                                 **model.schedule_config["config"])
+        schedule.load_state_dict(model.schedule_state)
+    return optimizer, schedule

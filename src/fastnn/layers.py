@@ -1,27 +1,29 @@
 """Layers: parameters, caches and buffers around the stateless kernels of ``fastnn_c``.
 
 Each layer has ``forward(X)`` (validates, then computes) and ``backward(dY)`` (returns the
-gradient with respect to the input and fills the ``grad`` of each parameter). Networks call
-the unvalidated ``_forward``/``_backward`` after validating once at their own boundary.
+gradient with respect to the input and fills the ``grad`` of each parameter). Subclasses
+implement the unvalidated ``_forward``/``_backward``; an ``ExecutionPlan`` (what a
+``Sequential`` runs) calls them after the network has validated once at its own boundary,
+fuses each Dense layer with the activation after it, and holds the fused plain-SGD step.
 
 Outputs and gradients live in buffers owned by the layer and reused across calls (a
 training step does not allocate): the array a layer returns is overwritten by its next
 call. Copy it if you need to keep it.
 """
 import contextlib
-import math
-import numbers
+import functools
 
 import numpy as np
 
 from fastnn import initializers
 from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, elementwise_threads
-from fastnn._validation import check_array, check_dtype, check_positive_int, check_rng
+from fastnn._validation import check_array, check_dtype, check_number, check_positive_int, check_rng
 from fastnn_c import SIMD as _simd_level
 from fastnn_c import activations as _activations
 from fastnn_c import batchnorm as _batchnorm
 from fastnn_c import dense as _dense
 from fastnn_c import dropout as _dropout
+from fastnn_c import optim as _optim
 from fastnn_c import regularization as _regularization
 
 
@@ -70,8 +72,26 @@ class Layer:
     # -- public API --------------------------------------------------------------------
     def forward(self, X):
         """Validate ``X`` (shape (batch, features)) and return the layer's output."""
-        X = check_array(X, "X", self._dtype_for(X), n_columns=self.input_features())
+        X = check_array(X, "X", self.dtype_for(X), n_columns=self.input_features())
         return self._forward(X)
+
+    @property
+    def output(self):
+        """The array the last forward pass returned, or None before the first one.
+
+        A buffer of the layer, overwritten by the next forward pass. None also for a Dense
+        layer run fused with the activation after it (its pre-activation is never stored).
+        """
+        return self._output
+
+    def dtype_for(self, X):
+        """The dtype the layer computes in for input ``X``: its parameters' dtype; for a
+        layer without parameters X's float dtype (float32 for non-float input)."""
+        params = self.parameters()
+        if params:
+            return params[0].data.dtype
+        dt = np.asarray(X).dtype
+        return dt if dt in (np.float32, np.float64) else np.float32
 
     def backward(self, dY):
         """Gradient of the loss w.r.t. the input, given ``dY`` = ∂L/∂output of the last forward."""
@@ -142,13 +162,6 @@ class Layer:
         """Non-trainable arrays saved with the layer (e.g. running statistics)."""
         return {}
 
-    def _dtype_for(self, X):
-        params = self.parameters()
-        if params:
-            return params[0].data.dtype
-        dt = np.asarray(X).dtype
-        return dt if dt in (np.float32, np.float64) else np.float32
-
     def _buffer(self, key, shape, dtype):
         """A reusable array of ``shape``: a leading-rows view of a buffer sized to the largest batch."""
         view = self._views.get(key)
@@ -211,7 +224,7 @@ class Dense(Layer):
             values = initializers.get(bias_init)((self.out_features,), rng, self.dtype)
             self.bias = Parameter(values, "bias", regularize=bool(regularize_bias))
         self.regularize_bias = bool(regularize_bias)
-        self.max_norm = None if max_norm is None else _check_float(max_norm, "max_norm", positive=True)
+        self.max_norm = None if max_norm is None else check_number(max_norm, "max_norm", low=0, low_open=True)
 
     def parameters(self):
         return [self.weight] if self.bias is None else [self.weight, self.bias]
@@ -346,10 +359,8 @@ class Activation(Layer):
 
 
 ACTIVATIONS = tuple(_activations.KINDS)
-#: Activation passes that gain from a second thread on large arrays (measured on 512x1024
-#: float32, 2 cores). The AVX-512 kernels are fast enough that waking a thread pays only for
-#: softplus forward (180 -> 151 us; sigmoid forward 87 -> 124 us loses); narrower builds
-#: spend longer per exp/tanh/expm1, so those passes gain (AVX2 softplus 357 -> 257 us).
+#: Activation passes whose work per value pays for waking a second thread on large arrays;
+#: fewer with the faster AVX-512 kernels (measurements: benchmarks/README.md).
 if _simd_level == "avx512":
     THREADED_FORWARD, THREADED_BACKWARD = frozenset({"softplus"}), frozenset()
 else:
@@ -472,8 +483,8 @@ class BatchNorm(Layer):
     def __init__(self, n_features, momentum=0.1, eps=1e-5, dtype=np.float32):
         super().__init__()
         self.n_features = check_positive_int(n_features, "n_features")
-        self.momentum = _check_float(momentum, "momentum", low=0.0, high=1.0)
-        self.eps = _check_float(eps, "eps", positive=True)
+        self.momentum = check_number(momentum, "momentum", low=0, high=1)
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
         self.dtype = check_dtype(dtype)
         self.gamma = Parameter(np.ones(self.n_features, dtype=self.dtype), "gamma", regularize=False)
         self.beta = Parameter(np.zeros(self.n_features, dtype=self.dtype), "beta", regularize=False)
@@ -530,6 +541,16 @@ class BatchNorm(Layer):
     def _threads(n_elements):
         return elementwise_threads(n_elements, True, BATCHNORM_PARALLEL_MIN_ELEMENTS)
 
+    def batch_statistics(self):
+        """Per-feature mean μ_B and biased variance σ²_B (float64) of the input of the last
+        training-mode forward pass, or None after an evaluation-mode one.
+
+        Read from what backward keeps, μ_B and 1/√(σ²_B + ε): σ²_B = 1/inv_std² − ε.
+        """
+        if not self._batch_stats:
+            return None
+        return self._mean.copy(), 1.0 / (self._inv_std * self._inv_std) - self.eps
+
 
 class Dropout(Layer):
     """Inverted dropout (Srivastava et al. 2014): zero each unit with probability p.
@@ -560,7 +581,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        self.p = _check_float(p, "p", low=0.0, high=1.0, high_open=True)
+        self.p = check_number(p, "p", low=0, high=1, high_open=True)
         seed = check_rng(rng).integers(0, np.iinfo(np.uint64).max, dtype=np.uint64, endpoint=True)
         self._seed = np.array([seed], dtype=np.uint64)
         self._counter = np.zeros(1, dtype=np.uint64)
@@ -617,18 +638,85 @@ class Dropout(Layer):
         return dX
 
 
-def _check_float(value, name, low=None, high=None, positive=False, high_open=False):
-    """``value`` as a finite float within the stated bounds, else ValueError naming ``name``."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if positive and not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    if high is not None and (value >= high if high_open else value > high):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
-    return value
+
+class ExecutionPlan:
+    """How a stack of layers runs: forward, backward, and backward fused with plain SGD.
+
+    A Dense layer directly followed by an Activation runs as one fused kernel (GEMM, bias
+    and activation in one pass, and likewise backward); every other layer runs alone.
+    Nothing is validated here: ``Sequential`` validates once at its boundary.
+
+    The fused plain-SGD step
+    ------------------------
+    ``sgd_backward(dY, lr)`` is ``backward(dY)`` with the plain SGD update θ ← θ − lr·∂L/∂θ
+    of every parameter done inside it, from the last layer to the first:
+
+    * a Dense layer's update is its weight-gradient GEMM, W ← W − lr·XᵀdY (α = −lr, β = 1
+      into W), with b ← b − lr·Σ_rows dY, and dX = dY·Wᵀ taken with the old W. Its
+      gradients are never stored: its parameters' ``grad`` arrays keep their old contents;
+    * another layer with parameters (batch norm) runs its backward, which fills its
+      ``grad``, then steps θ ← θ − lr·g.
+
+    Every gradient is the one of the weights before the step, so the result is that of
+    ``backward(dY)`` followed by ``SGD(lr).step()`` up to rounding (a GEMM that accumulates
+    into W rounds differently from one that writes dW first). It saves the dW store and
+    the separate update pass: on a batch-32 step the update costs nothing beyond the GEMM.
+    Only plain SGD folds this way (no momentum, weight decay, clipping or penalty);
+    ``Sequential.train_step`` is its one caller and decides when it applies.
+    """
+
+    def __init__(self, layers):
+        self._forward, backward, sgd_backward = [], [], []
+        i = 0
+        while i < len(layers):
+            layer, following = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layer, Dense) and isinstance(following, Activation):
+                self._forward.append(functools.partial(layer._forward_activation, following))
+                backward.append(functools.partial(layer._backward_activation, following))
+                sgd_backward.append(functools.partial(layer._sgd_backward_activation, following))
+                i += 2
+                continue
+            self._forward.append(layer._forward)
+            backward.append(layer._backward)
+            if isinstance(layer, Dense):
+                sgd_backward.append(layer._sgd_backward)
+            elif layer.parameters():
+                sgd_backward.append(functools.partial(_backward_then_sgd, layer))
+            else:
+                sgd_backward.append(lambda lr, grad, layer=layer: layer._backward(grad))
+            i += 1
+        self._backward, self._sgd_backward = backward[::-1], sgd_backward[::-1]
+
+    def __len__(self):
+        """Number of stages: a fused Dense+Activation pair counts once."""
+        return len(self._forward)
+
+    def forward(self, X):
+        """The last layer's output for the validated batch ``X``."""
+        for forward in self._forward:
+            X = forward(X)
+        return X
+
+    def backward(self, dY):
+        """Fill every parameter's ``grad`` from ``dY`` = ∂L/∂output; returns ∂L/∂X (None when
+        the first layer has ``needs_input_grad = False``)."""
+        for backward in self._backward:
+            dY = backward(dY)
+        return dY
+
+    def sgd_backward(self, dY, lr):
+        """``backward(dY)`` with θ ← θ − lr·∂L/∂θ folded in (see the class docstring)."""
+        for backward in self._sgd_backward:
+            dY = backward(lr, dY)
+        return dY
+
+
+def _backward_then_sgd(layer, lr, grad):
+    """``layer``'s backward, then θ ← θ − lr·g on its parameters (the gradient it just used)."""
+    grad = layer._backward(grad)
+    for p in layer.parameters():
+        _optim.sgd_update(p.data, p.grad, lr)
+    return grad
 
 
 #: Layer classes a model file may name (a closed registry: nothing else is constructed).

@@ -30,10 +30,17 @@ class Loss:
     def __init__(self):
         self._grad = None
 
-    def forward(self, output, target):
-        """Loss value (a Python float); the gradient is then available from ``backward()``."""
-        output, target = self._check(output, target)
-        return self._forward(output, target)
+    def forward(self, output, target, validate=True):
+        """Loss value (a Python float); the gradient is then available from ``backward()``.
+
+        ``validate=False`` skips the checks, for callers that pass a C-contiguous float
+        ``output`` and a target already checked by ``check_target`` (``Sequential`` does).
+        """
+        if validate:
+            output, target = self._check(output, target)
+        if self._grad is None or self._grad.shape != output.shape or self._grad.dtype != output.dtype:
+            self._grad = np.empty_like(output)
+        return float(self._kernel(output, target, self._grad))
 
     def value(self, output, target):
         """Loss value without computing the gradient."""
@@ -51,12 +58,6 @@ class Loss:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
-
-    def _forward(self, output, target):
-        """Unvalidated forward for callers that validated already (networks)."""
-        if self._grad is None or self._grad.shape != output.shape or self._grad.dtype != output.dtype:
-            self._grad = np.empty_like(output)
-        return float(self._kernel(output, target, self._grad))
 
     def _check(self, output, target):
         dtype = output.dtype if isinstance(output, np.ndarray) and output.dtype.kind == "f" else np.float64

@@ -1,14 +1,12 @@
 """Sequential networks and the ``mlp`` shortcut."""
 import contextlib
-import functools
 
 import numpy as np
 
 from fastnn import initializers
 from fastnn import losses as _losses
-from fastnn._validation import check_array, check_dtype, check_rng
-from fastnn.layers import LAYERS, Activation, BatchNorm, Dense, Dropout, Layer, _check_float
-from fastnn_c import optim as _optim
+from fastnn._validation import check_array, check_dtype, check_number, check_rng
+from fastnn.layers import LAYERS, Activation, BatchNorm, Dense, Dropout, ExecutionPlan, Layer
 from fastnn_c import regularization as _regularization
 
 #: Rows per chunk when predicting on large inputs (bounds the buffers' memory).
@@ -80,13 +78,13 @@ class Sequential:
         for layer in layers:
             layer.needs_input_grad = True
         layers[0].needs_input_grad = False
-        self._forward_plan, self._backward_plan, self._sgd_backward_plan = _execution_plan(layers)
+        self._plan = ExecutionPlan(layers)
         self._constrained = [layer for layer in layers
                              if type(layer).apply_constraints is not Layer.apply_constraints]
-        self._parameter_ids = frozenset(id(p) for p in self.parameters())
+        self._parameters = self.parameters()
         self.training = True
-        self.l2 = _check_float(l2, "l2", low=0.0)
-        self.l1 = _check_float(l1, "l1", low=0.0)
+        self.l2 = check_number(l2, "l2", low=0)
+        self.l1 = check_number(l1, "l1", low=0)
 
     # -- forward / backward ------------------------------------------------------------
     def forward(self, X):
@@ -102,16 +100,15 @@ class Sequential:
         computes every gradient."""
         X = self._check_X(X)
         output = self._forward(X)
-        value = self.loss_fn._forward(output, self.loss_fn.check_target(y, output.shape, self.dtype))
+        target = self.loss_fn.check_target(y, output.shape, self.dtype)
+        value = self.loss_fn.forward(output, target, validate=False)
         if self.l2 or self.l1:
             value += self.penalty()
         return value
 
     def backward(self):
         """Fill each parameter's ``grad`` from the last ``loss`` call; returns ∂L/∂X if kept."""
-        grad = self.loss_fn.backward()
-        for backward in self._backward_plan:
-            grad = backward(grad)
+        grad = self._plan.backward(self.loss_fn.backward())
         if self.l2 or self.l1:
             for p in self._regularized():
                 _regularization.regularization_backward(p.data.reshape(-1), p.grad.reshape(-1),
@@ -128,50 +125,50 @@ class Sequential:
         for layer in self._constrained:
             layer.apply_constraints()
 
-    def train_step(self, X, y, optimizer):
+    def train_step(self, X, y, optimizer, fused=True):
         """One step of training on the batch (X, y): forward, loss, backward, update, constraints.
 
         Returns the batch loss (before the update), including the regularization penalty.
-        With plain SGD (no momentum, decay or clipping) the update is folded into the
-        backward pass: each dense layer's into its weight-gradient GEMM (W −= lr·XᵀdY),
-        other layers' parameters right after their backward. The result is the same, but the
-        dense layers' ``grad`` arrays are not filled. Call ``loss``, ``backward`` and
-        ``optimizer.step()`` yourself when you need the gradients.
+
+        Parameters
+        ----------
+        X, y : a batch
+        optimizer : fastnn.optimizers.Optimizer
+            Built on ``self.parameters()``.
+        fused : bool, default True
+            Whether a plain SGD step may run fused. When ``fused`` is true, the network has
+            no L2/L1 penalty and ``optimizer.plain_sgd_rate(self.parameters())`` gives a
+            rate (plain SGD: no momentum, weight decay or clipping), the update is folded
+            into the backward pass (``ExecutionPlan.sgd_backward``: each Dense layer's into
+            its weight-gradient GEMM, W ← W − lr·XᵀdY) and counted with
+            ``optimizer.record_fused_step()``. The weights come out as those of the unfused
+            step up to rounding, but the Dense layers' ``grad`` arrays are not written (and
+            ``optimizer.last_grad_norm`` is None). ``fused=False`` always runs ``loss``,
+            ``backward`` and ``optimizer.step()``, so every ``grad`` holds this step's gradient.
+
+        ``fastnn.fit`` runs exactly this step per batch: fused when it checks nothing
+        (``on_nonfinite="ignore"``, no diagnostics), unfused otherwise (it inspects the
+        gradients before the update), so a loop of ``train_step`` calls over fit's batches
+        gives fit's weights bit for bit.
         """
         rate = None
-        if not (self.l2 or self.l1):
-            rate = optimizer._folded_sgd_rate(self._parameter_ids)
+        if fused and not (self.l2 or self.l1):
+            rate = optimizer.plain_sgd_rate(self._parameters)
         value = self.loss(X, y)
         if rate is None:
             self.backward()
             optimizer.step()
         else:
-            # Plain SGD: each dense layer's update is its weight-gradient GEMM (W −= lr XᵀdY),
-            # so its gradient is not stored and no separate update pass runs.
-            grad = self.loss_fn.backward()
-            for backward in self._sgd_backward_plan:
-                grad = backward(rate, grad)
-            optimizer._record_folded_step()
+            self._plan.sgd_backward(self.loss_fn.backward(), rate)
+            optimizer.record_fused_step()
         self.apply_constraints()
         return value
-
-    def fit(self, X, y, **kwargs):
-        """Train on (X, y); ``fastnn.training.fit(self, X, y, **kwargs)`` (see there)."""
-        from fastnn.training import fit
-        return fit(self, X, y, **kwargs)
-
-    def save(self, path, **kwargs):
-        """Write a model file; ``fastnn.io.save(path, self, **kwargs)`` (see there)."""
-        from fastnn.io import save
-        return save(path, self, **kwargs)
 
     def _regularized(self):
         return [p for p in self.parameters() if p.regularize]
 
     def _forward(self, X):
-        for forward in self._forward_plan:
-            X = forward(X)
-        return X
+        return self._plan.forward(X)
 
     def _check_X(self, X):
         return check_array(X, "X", self.dtype, n_columns=self.in_features)
@@ -300,43 +297,6 @@ class Sequential:
         return f"Sequential([\n{inner}\n], loss={self.loss_fn.name!r}{penalties})"
 
 
-def _execution_plan(layers):
-    """Forward, backward and SGD-fused backward call lists.
-
-    A Dense followed by an Activation runs as one fused kernel. The SGD-fused backward calls
-    take (lr, grad): a dense layer folds its update into its weight-gradient GEMM, any other
-    layer with parameters (batch norm) updates them right after its backward.
-    """
-    forward, backward, sgd_backward = [], [], []
-    i = 0
-    while i < len(layers):
-        layer, following = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, Dense) and isinstance(following, Activation):
-            forward.append(functools.partial(layer._forward_activation, following))
-            backward.append(functools.partial(layer._backward_activation, following))
-            sgd_backward.append(functools.partial(layer._sgd_backward_activation, following))
-            i += 2
-            continue
-        forward.append(layer._forward)
-        backward.append(layer._backward)
-        if isinstance(layer, Dense):
-            sgd_backward.append(layer._sgd_backward)
-        elif layer.parameters():
-            sgd_backward.append(functools.partial(_backward_then_sgd, layer))
-        else:
-            sgd_backward.append(lambda lr, grad, layer=layer: layer._backward(grad))
-        i += 1
-    return forward, backward[::-1], sgd_backward[::-1]
-
-
-def _backward_then_sgd(layer, lr, grad):
-    """``layer``'s backward, then θ ← θ − lr·g on its parameters (the gradient it just used)."""
-    grad = layer._backward(grad)
-    for p in layer.parameters():
-        _optim.sgd_update(p.data, p.grad, lr)
-    return grad
-
-
 def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=None,
         dtype=np.float32, alpha=None, batch_norm=False, dropout=0.0, l2=0.0, l1=0.0,
         max_norm=None):
@@ -377,7 +337,7 @@ def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=N
     if batch_norm not in (False, True, None, "before", "after"):
         raise ValueError(f"batch_norm must be False, True, 'before' or 'after', got {batch_norm!r}")
     batch_norm = "before" if batch_norm is True else (batch_norm or None)
-    dropout = _check_float(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+    dropout = check_number(dropout, "dropout", low=0, high=1, high_open=True)
     rng = check_rng(rng)
     init = init or initializers.default_for_activation(activation)
     layers = []

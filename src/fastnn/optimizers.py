@@ -32,26 +32,16 @@ parameter's shape and dtype (e.g. ``"state.0.m"``). The other hyper-parameters a
 part of the state: rebuild the optimizer with ``get(name, params, **get_config())``, then
 ``load_state_dict``; training then continues bit for bit.
 """
+import inspect
 import math
 import numbers
 
 import numpy as np
 
-from fastnn._validation import FLOAT_DTYPES, from_registry
+from fastnn._validation import FLOAT_DTYPES, check_number, from_registry, scalar_value
 from fastnn.layers import Parameter
 from fastnn_c import optim as _optim
 
-
-def _check_number(value, name, low=None, high=None, low_open=False, high_open=False):
-    """``value`` as a float in the given range (open or closed ends), else ValueError."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
-    return value
 
 
 def _check_params(params):
@@ -77,10 +67,6 @@ def _check_params(params):
     return params
 
 
-def _scalar(value):
-    """A Python scalar from a plain value or a 0-d array (as ``np.load`` returns them)."""
-    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
-
 
 def global_grad_norm(params):
     """L2 norm of all gradients of ``params`` together, √(Σ g²), summed in double."""
@@ -94,7 +80,7 @@ def clip_grad_norm(params, max_norm):
     multiplied by max_norm / (‖g‖ + 1e-6). Returns ‖g‖ before clipping.
     """
     params = _check_params(params)
-    max_norm = _check_number(max_norm, "max_norm", low=0, low_open=True)
+    max_norm = check_number(max_norm, "max_norm", low=0, low_open=True)
     norm = global_grad_norm(params)
     scale = _clip_scale(norm, max_norm)
     if scale != 1.0:
@@ -106,7 +92,7 @@ def clip_grad_norm(params, max_norm):
 def clip_grad_value(params, clip_value):
     """Clip every gradient entry of ``params`` to [−clip_value, clip_value], in place."""
     params = _check_params(params)
-    clip_value = _check_number(clip_value, "clip_value", low=0, low_open=True)
+    clip_value = check_number(clip_value, "clip_value", low=0, low_open=True)
     for p in params:
         _optim.clip_inplace(p.grad, 1.0, clip_value)
 
@@ -153,36 +139,45 @@ class Optimizer:
 
     def __init__(self, params, lr, weight_decay=0.0, clip_norm=None, clip_value=None):
         self.params = _check_params(params)
-        self.lr = _check_number(lr, "lr", low=0, low_open=True)
-        self.weight_decay = _check_number(weight_decay, "weight_decay", low=0)
+        self.lr = check_number(lr, "lr", low=0, low_open=True)
+        self.weight_decay = check_number(weight_decay, "weight_decay", low=0)
         self.clip_norm = (None if clip_norm is None
-                          else _check_number(clip_norm, "clip_norm", low=0, low_open=True))
+                          else check_number(clip_norm, "clip_norm", low=0, low_open=True))
         self.clip_value = (None if clip_value is None
-                           else _check_number(clip_value, "clip_value", low=0, low_open=True))
+                           else check_number(clip_value, "clip_value", low=0, low_open=True))
         self.step_count = 0
         self._grad_norm = None
-        self._folded = False
+        self._fused = False
         self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
         self._param_ids = frozenset(id(p) for p in self.params)
 
     @property
     def last_grad_norm(self):
-        if self._grad_norm is None and self.step_count and not self._folded:
+        if self._grad_norm is None and self.step_count and not self._fused:
             self._grad_norm = global_grad_norm(self.params)
         return self._grad_norm
 
-    def _folded_sgd_rate(self, param_ids):
-        """lr if a step is exactly θ ← θ − lr·g on the parameters ``param_ids``, else None.
+    def plain_sgd_rate(self, params):
+        """The rate α when ``step()`` would be exactly θ ← θ − α·g on the parameters
+        ``params`` (the same set as ``self.params``), else None.
 
-        ``Sequential.train_step`` then folds the update into its weight-gradient GEMMs.
+        The question a caller asks before applying the update itself, fused into its own
+        computation (``Sequential.train_step`` folds it into the weight-gradient GEMMs,
+        ``fastnn.layers.ExecutionPlan``); it then calls ``record_fused_step()``. Only
+        ``SGD`` without momentum, weight decay on regularized parameters or clipping says
+        yes.
         """
         return None
 
-    def _record_folded_step(self):
-        """Count a step whose update ``Sequential.train_step`` folded into its GEMMs."""
+    def record_fused_step(self):
+        """Count one step whose update the caller applied itself (see ``plain_sgd_rate``).
+
+        ``step_count`` advances as ``step()`` would; ``last_grad_norm`` becomes None, since
+        the gradients of a fused step are never stored.
+        """
         self.step_count += 1
         self._grad_norm = None
-        self._folded = True  # the gradients were never stored: no norm to report
+        self._fused = True
 
     def step(self, grad_norm=None):
         """Apply one update to every parameter from its ``grad``.
@@ -190,7 +185,7 @@ class Optimizer:
         ``grad_norm``: the global L2 norm of these gradients when the caller has computed it
         already (``fit`` does, to check it is finite); it saves a pass over the gradients.
         """
-        self._folded = False
+        self._fused = False
         if grad_norm is None and self.clip_norm is not None:
             grad_norm = global_grad_norm(self.params)
         self._grad_norm = grad_norm
@@ -220,7 +215,7 @@ class Optimizer:
         Raises ValueError if the state is for another optimizer kind, if keys are missing
         or unexpected, or if an array's shape or dtype differs from its parameter's.
         """
-        name = _scalar(state.get("name"))
+        name = scalar_value(state.get("name"))
         if name != self.name:
             raise ValueError(f"state is for optimizer {name!r}, this one is {self.name!r}")
         expected = {"name", "lr", "step_count"} | {
@@ -229,8 +224,8 @@ class Optimizer:
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__} state is missing {missing}, has unexpected "
                              f"{unexpected} (was it saved for the same parameters and options?)")
-        lr = _check_number(_scalar(state["lr"]), "state['lr']", low=0, low_open=True)
-        step_count = _scalar(state["step_count"])
+        lr = check_number(scalar_value(state["lr"]), "state['lr']", low=0, low_open=True)
+        step_count = scalar_value(state["step_count"])
         if not isinstance(step_count, numbers.Integral) or step_count < 0:
             raise ValueError(f"state['step_count'] must be an int >= 0, got {step_count!r}")
         for i, (p, slots) in enumerate(zip(self.params, self.state)):
@@ -282,7 +277,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
                  clip_norm=None, clip_value=None):
-        self.momentum = _check_number(momentum, "momentum", low=0, high=1, high_open=True)
+        self.momentum = check_number(momentum, "momentum", low=0, high=1, high_open=True)
         if not isinstance(nesterov, bool):
             raise TypeError(f"nesterov must be a bool, got {nesterov!r}")
         if nesterov and self.momentum == 0:
@@ -291,10 +286,10 @@ class SGD(Optimizer):
         self.slots = ("velocity",) if self.momentum > 0 else ()
         super().__init__(params, lr, weight_decay, clip_norm, clip_value)
 
-    def _folded_sgd_rate(self, param_ids):
+    def plain_sgd_rate(self, params):
         plain = (self.momentum == 0 and self.clip_norm is None and self.clip_value is None
                  and (self.weight_decay == 0 or not any(p.regularize for p in self.params)))
-        if plain and self._param_ids == param_ids:
+        if plain and self._param_ids == frozenset(map(id, params)):
             return self.lr
         return None
 
@@ -361,7 +356,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, params, lr=1e-2, eps=1e-10, weight_decay=0.0, clip_norm=None,
                  clip_value=None):
-        self.eps = _check_number(eps, "eps", low=0, low_open=True)
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
         super().__init__(params, lr, weight_decay, clip_norm, clip_value)
 
     def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
@@ -386,8 +381,8 @@ class RMSProp(Optimizer):
 
     def __init__(self, params, lr=1e-2, rho=0.99, eps=1e-8, weight_decay=0.0, clip_norm=None,
                  clip_value=None):
-        self.rho = _check_number(rho, "rho", low=0, high=1, high_open=True)
-        self.eps = _check_number(eps, "eps", low=0, low_open=True)
+        self.rho = check_number(rho, "rho", low=0, high=1, high_open=True)
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
         super().__init__(params, lr, weight_decay, clip_norm, clip_value)
 
     def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
@@ -401,8 +396,8 @@ class RMSProp(Optimizer):
 def _check_betas(betas):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    return (_check_number(betas[0], "betas[0]", low=0, high=1, high_open=True),
-            _check_number(betas[1], "betas[1]", low=0, high=1, high_open=True))
+    return (check_number(betas[0], "betas[0]", low=0, high=1, high_open=True),
+            check_number(betas[1], "betas[1]", low=0, high=1, high_open=True))
 
 
 class Adam(Optimizer):
@@ -423,7 +418,7 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  clip_norm=None, clip_value=None):
         self.betas = _check_betas(betas)
-        self.eps = _check_number(eps, "eps", low=0, low_open=True)
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
         super().__init__(params, lr, weight_decay, clip_norm, clip_value)
 
     def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
@@ -475,3 +470,20 @@ def get(name, params, **kwargs):
     >>> opt = get("adam", net.parameters(), lr=1e-3, weight_decay=None)
     """
     return from_registry(OPTIMIZERS, "optimizer", name, params, kwargs)
+
+
+#: Learning rate given to an optimizer whose lr has no default (SGD and the momentum methods,
+#: as in torch) when it is built by name without one (Keras's SGD default).
+DEFAULT_SGD_LR = 0.01
+
+
+def make_optimizer(name, params, **kwargs):
+    """``get(name, params, **kwargs)``, with ``lr=DEFAULT_SGD_LR`` where the optimizer has no
+    default lr and none is given: what ``fit(optimizer="sgd")`` and the command line build."""
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    cls = OPTIMIZERS.get(name)
+    if cls is not None and "lr" not in kwargs:
+        lr = inspect.signature(cls).parameters.get("lr")
+        if lr is not None and lr.default is inspect.Parameter.empty:
+            kwargs["lr"] = DEFAULT_SGD_LR
+    return get(name, params, **kwargs)

@@ -1,9 +1,12 @@
-"""Learning curves as a PNG, drawn with matplotlib's object API (no pyplot, Agg canvas).
+"""Plots as PNG files, drawn with matplotlib's object API (no pyplot, Agg canvas): learning
+curves of a ``fit`` history and the per-layer curves of a diagnostics record.
 
 matplotlib is optional: ``pip install "fastnn[plot]"``. It is imported only when a plot
 is drawn; without it, ``require_matplotlib()`` raises an ImportError saying how to get it.
 """
 import os
+
+import numpy as np
 
 PLOT_HINT = 'plotting needs matplotlib: pip install "fastnn[plot]"'
 
@@ -55,3 +58,71 @@ def plot_history(history, path, title=None):
         fig.suptitle(title)
     fig.savefig(os.fspath(path), dpi=100)
     return os.fspath(path)
+
+
+def plot_diagnostics(record, path, title=None):
+    """Per-layer curves of a ``fastnn.diagnostics.DiagnosticsRecord`` over training, to ``path``.
+
+    Panels: speed of learning ‖δ^l‖ per Dense layer (log scale, as Nielsen's ch. 5
+    figures); ‖ΔW‖/‖W‖ per Dense layer; activation mean ± standard deviation per
+    activation layer (Glorot & Bengio's fig. 2); saturated and dead fractions; and, with
+    batch norm, |μ_B − μ|/σ. ``Monitor.plot`` and ``DiagnosticsRecord.plot`` call this.
+    """
+    Figure, FigureCanvasAgg = require_matplotlib()
+    layers = record.layers()
+    kinds = {kind for _, _, kind in layers}
+    panels = ["speed", "update", "activation", "fraction"]
+    if "batchnorm" in kinds:
+        panels.append("batchnorm")
+    fig = Figure(figsize=(11, 3.2 * ((len(panels) + 1) // 2)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots((len(panels) + 1) // 2, 2, squeeze=False).ravel()
+    for ax, panel in zip(axes, panels):
+        _draw_panel(ax, record, layers, panel)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+
+
+#: Panels that plot one recorded column per layer of one kind: (kind, column, title, log scale).
+_COLUMN_PANELS = {
+    "speed": ("dense", "delta_norm", "Speed of learning ||delta|| (bias gradient)", True),
+    "update": ("dense", "update_ratio", "Update size ||dW|| / ||W||", True),
+    "batchnorm": ("batchnorm", "bn_mean_shift",
+                  "Batch norm: |batch mean - running mean| / running std", False),
+}
+
+
+def _draw_panel(ax, record, layers, panel):
+    if panel in _COLUMN_PANELS:
+        wanted, column, title, log_scale = _COLUMN_PANELS[panel]
+        for i, name, kind in layers:
+            if kind == wanted:
+                steps, values = record.series(i, column)
+                ax.plot(steps, values, label=name)
+        if log_scale:
+            ax.set_yscale("log")
+        ax.set_title(title)
+    elif panel == "activation":
+        for i, name, kind in layers:
+            if kind == "activation":
+                steps, mean = record.series(i, "act_mean")
+                _, std = record.series(i, "act_std")
+                line, = ax.plot(steps, mean, label=name)
+                ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        ax.set_title("Activation mean (band: ± one standard deviation)")
+    elif panel == "fraction":
+        for i, name, kind in layers:
+            if kind == "activation":
+                for column, style in (("saturated_frac", "-"), ("dead_frac", "--")):
+                    steps, values = record.series(i, column)
+                    if not np.all(np.isnan(values)):
+                        ax.plot(steps, values, style, label=f"{name} {column.split('_')[0]}")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title("Saturated (solid) / dead (dashed) fraction")
+    ax.set_xlabel("step")
+    ax.grid(True, alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small")

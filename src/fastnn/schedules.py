@@ -16,8 +16,8 @@ Hyper-parameters are not part of it: rebuild with ``get(name, optimizer, **get_c
 """
 import math
 
-from fastnn._validation import check_positive_int, from_registry
-from fastnn.optimizers import Optimizer, _check_number, _scalar
+from fastnn._validation import check_number, check_positive_int, from_registry, scalar_value
+from fastnn.optimizers import Optimizer
 
 INTERVALS = ("step", "epoch")
 
@@ -79,7 +79,7 @@ class Schedule:
 
     def load_state_dict(self, state):
         """Restore ``state_dict()`` output; also sets the optimizer's lr to the saved lr."""
-        name = _scalar(state.get("name"))
+        name = scalar_value(state.get("name"))
         if name != self.name:
             raise ValueError(f"state is for schedule {name!r}, this one is {self.name!r}")
         expected = set(self.state_dict())
@@ -87,16 +87,16 @@ class Schedule:
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__} state is missing {missing}, "
                              f"has unexpected {unexpected}")
-        values = {key: _scalar(state[key]) for key in expected}
+        values = {key: scalar_value(state[key]) for key in expected}
         t = values["t"]
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
             raise ValueError(f"state['t'] must be an int >= 0, got {t!r}")
         self._load(values)
-        self.optimizer.lr = _check_number(values["lr"], "state['lr']", low=0, low_open=True)
+        self.optimizer.lr = check_number(values["lr"], "state['lr']", low=0, low_open=True)
 
     def _load(self, values):
         self.t = int(values["t"])
-        self.base_lr = _check_number(values["base_lr"], "state['base_lr']", low=0, low_open=True)
+        self.base_lr = check_number(values["base_lr"], "state['base_lr']", low=0, low_open=True)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -127,7 +127,7 @@ class StepDecay(Schedule):
     def __init__(self, optimizer, step_size, gamma=0.1, interval="epoch"):
         super().__init__(optimizer, interval)
         self.step_size = check_positive_int(step_size, "step_size")
-        self.gamma = _check_number(gamma, "gamma", low=0, high=1, low_open=True)
+        self.gamma = check_number(gamma, "gamma", low=0, high=1, low_open=True)
         self._start()
 
     def lr_at(self, t):
@@ -144,7 +144,7 @@ class ExponentialDecay(Schedule):
 
     def __init__(self, optimizer, k, interval="epoch"):
         super().__init__(optimizer, interval)
-        self.k = _check_number(k, "k", low=0)
+        self.k = check_number(k, "k", low=0)
         self._start()
 
     def lr_at(self, t):
@@ -164,7 +164,7 @@ class InverseTimeDecay(Schedule):
 
     def __init__(self, optimizer, tau, interval="step"):
         super().__init__(optimizer, interval)
-        self.tau = _check_number(tau, "tau", low=0, low_open=True)
+        self.tau = check_number(tau, "tau", low=0, low_open=True)
         self._start()
 
     def lr_at(self, t):
@@ -193,7 +193,7 @@ class CosineAnnealing(Schedule):
         self.warmup = check_positive_int(warmup, "warmup", minimum=0)
         if self.warmup >= self.t_max:
             raise ValueError(f"warmup ({self.warmup}) must be smaller than t_max ({self.t_max})")
-        self.min_lr = _check_number(min_lr, "min_lr", low=0)
+        self.min_lr = check_number(min_lr, "min_lr", low=0)
         if self.min_lr > self.base_lr:
             raise ValueError(f"min_lr ({self.min_lr}) exceeds the optimizer's lr ({self.base_lr})")
         self._start()
@@ -254,13 +254,13 @@ class ReduceLROnPlateau(Schedule):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.monitor = monitor
         self.mode = mode
-        self.factor = _check_number(factor, "factor", low=0, high=1, low_open=True,
+        self.factor = check_number(factor, "factor", low=0, high=1, low_open=True,
                                     high_open=True)
         self.patience = check_positive_int(patience, "patience", minimum=0)
-        self.threshold = _check_number(threshold, "threshold", low=0)
+        self.threshold = check_number(threshold, "threshold", low=0)
         self.threshold_mode = threshold_mode
         self.cooldown = check_positive_int(cooldown, "cooldown", minimum=0)
-        self.min_lr = _check_number(min_lr, "min_lr", low=0)
+        self.min_lr = check_number(min_lr, "min_lr", low=0)
         self.best = None                     # no epoch seen yet
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
