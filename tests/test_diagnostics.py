@@ -453,3 +453,93 @@ def test_after_update_without_after_backward_records_nothing():
     monitor = Monitor(net, interval=1)
     monitor.after_update(0)
     assert monitor.rows == []
+
+
+# -- warning rules, one at a time on hand-made records ------------------------------------
+
+def make_record(*rows, saturation_tol=0.01):
+    """A DiagnosticsRecord of rows given as (step, layer, name, kind, {column: value})."""
+    built = []
+    for step, layer, name, kind, values in rows:
+        row = dict.fromkeys(COLUMNS)
+        row.update(step=step, layer=layer, name=name, kind=kind, units=4, **values)
+        built.append(row)
+    return DiagnosticsRecord(built, {"saturation_tol": saturation_tol})
+
+
+def dense_rows(step, relative_gradients, delta=1.0):
+    """Rows of Dense layers 0, 2, 4, ... with ‖∂C/∂W‖/‖W‖ as given (‖W‖ = 1)."""
+    return [(step, 2 * k, f"dense{k + 1}", "dense",
+             {"grad_norm_weight": g, "weight_norm": 1.0, "delta_norm": delta * g})
+            for k, g in enumerate(relative_gradients)]
+
+
+def test_rule_nonfinite_names_the_first_step_and_layer():
+    from fastnn import diagnostic_rules
+
+    record = make_record(*dense_rows(0, [1.0, 1.0]), *dense_rows(5, [math.nan, 1.0]))
+    (message,) = diagnostic_rules.nonfinite(record)
+    assert message.startswith("Exploding gradients: non-finite delta_norm, grad_norm_weight in "
+                              "dense1 (layer 0) at step 5")
+    assert diagnostic_rules.REMEDIES["exploding"] in message
+    zero_weights = make_record((0, 0, "dense1", "dense", {"weight_norm": 0.0,
+                                                          "update_ratio": math.inf}))
+    assert diagnostic_rules.nonfinite(zero_weights) == []  # ΔW of zero weights is not divergence
+
+
+@pytest.mark.parametrize("first, kind", [(0.01, "Vanishing"), (100.0, "Exploding"), (0.5, None)])
+def test_rule_depth_compares_the_first_and_last_hidden_layer(first, kind):
+    from fastnn import diagnostic_rules
+
+    # hidden layers dense1, dense2 (and the output layer dense3, never compared)
+    record = make_record(*(row for step in range(4) for row in dense_rows(step, [first, 1.0, 5.0])))
+    messages = diagnostic_rules.depth(record)
+    if kind is None:
+        assert messages == []
+        return
+    (message,) = messages
+    assert message.startswith(f"{kind} gradients: the first hidden layer (dense1, layer 0)")
+    assert "(dense2, layer 2)" in message and "median over 4 recorded steps" in message
+    assert diagnostic_rules.depth(make_record(*dense_rows(0, [first, 1.0]))) == []  # one hidden
+
+
+def test_rule_gradient_growth():
+    from fastnn import diagnostic_rules
+
+    grows = make_record(*dense_rows(0, [1.0]), *dense_rows(1, [150.0]))
+    (message,) = diagnostic_rules.gradient_growth(grows)
+    assert "dense1 150x (1 -> 150)" in message
+    assert diagnostic_rules.gradient_growth(make_record(*dense_rows(0, [1.0]),
+                                                       *dense_rows(1, [99.0]))) == []
+
+
+@pytest.mark.parametrize("rule, column, threshold, label", [
+    ("saturation", "saturated_frac", "SATURATION_WARN", "Saturation: outputs within 0.05"),
+    ("dead_units", "dead_frac", "DEAD_WARN", "Dead units: ReLU units"),
+])
+def test_rules_on_the_last_third_of_the_records(rule, column, threshold, label):
+    from fastnn import diagnostic_rules
+
+    limit = getattr(diagnostic_rules, threshold)
+    early_high = [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]  # last third: 0, no warning
+    late_high = [0.0, 0.0, 0.0, 0.0, limit, limit]
+    for values, warns in ((early_high, False), (late_high, True)):
+        record = make_record(*((s, 1, "act1", "activation", {column: v})
+                               for s, v in enumerate(values)), saturation_tol=0.05)
+        messages = getattr(diagnostic_rules, rule)(record)
+        assert bool(messages) == warns
+        if warns:
+            assert messages[0].startswith(label) and f"act1 {limit:.0%}" in messages[0]
+
+
+def test_record_warnings_run_the_rules_in_order():
+    from fastnn import diagnostic_rules
+
+    rows = [*dense_rows(0, [0.01, 1.0, 1.0]), *dense_rows(1, [math.inf, 1.0, 1.0]),
+            (0, 1, "sigmoid1", "activation", {"saturated_frac": 0.9})]
+    record = make_record(*rows)
+    messages = record.warnings()
+    assert messages == diagnostic_rules.warnings(record)
+    assert [m.split(":")[0] for m in messages] == ["Exploding gradients", "Vanishing gradients",
+                                                   "Saturation"]
+    assert diagnostic_rules.warnings(record, rules=(diagnostic_rules.saturation,)) == messages[2:]
