@@ -1,4 +1,4 @@
-"""The training loop: ``fit`` trains a network with mini-batches, validation, a schedule and callbacks.
+"""The training loop: ``fit`` trains a network on mini-batches, with validation and callbacks.
 
 ``fit`` is what ``fastnn train`` runs. One epoch::
 
@@ -17,8 +17,9 @@
     net.eval(); metrics on the validation data
     schedule.on_epoch_end(metrics); callbacks: on_epoch_end (early stopping, checkpoints)
 
-With ``on_nonfinite="ignore"`` and no diagnostics the first six lines are one
-``net.train_step(X_b, y_b, optimizer)`` (plain SGD then folds its update into the GEMMs).
+With ``on_nonfinite="ignore"`` and no diagnostics, everything from ``net.loss`` to
+``diagnostics.after_update`` is one ``net.train_step(X_b, y_b, optimizer)`` (plain SGD then
+folds its update into the GEMMs).
 
 Reproducibility: with an int seed ``rng``, the validation split depends only on the seed and
 epoch k's shuffling only on (seed, k) (the streams of ``fastnn._seeding``), so a run saved
