@@ -190,6 +190,10 @@ def test_plain_sgd_rate_needs_exactly_the_parameters(rng):
     assert opt.plain_sgd_rate(net.parameters()) == 0.25
     assert opt.plain_sgd_rate(list(reversed(net.parameters()))) == 0.25  # a set, not a list
     assert opt.plain_sgd_rate(net.parameters()[:2]) is None
+    every, some = tuple(net.parameters()), tuple(net.parameters()[:2])
+    assert [opt.plain_sgd_rate(t) for t in (every, some, every, some)] == [0.25, None, 0.25, None]
+    opt.lr = 0.5  # the rate is read at each call
+    assert opt.plain_sgd_rate(every) == 0.5
     assert fastnn.Adam(net.parameters()).plain_sgd_rate(net.parameters()) is None
     opt.record_fused_step()
     assert opt.step_count == 1 and opt.last_grad_norm is None

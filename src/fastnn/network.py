@@ -81,7 +81,7 @@ class Sequential:
         self._plan = ExecutionPlan(layers)
         self._constrained = [layer for layer in layers
                              if type(layer).apply_constraints is not Layer.apply_constraints]
-        self._parameters = self.parameters()
+        self._parameters = tuple(self.parameters())
         self.training = True
         self.l2 = check_number(l2, "l2", low=0)
         self.l1 = check_number(l1, "l1", low=0)

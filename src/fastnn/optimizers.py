@@ -150,6 +150,7 @@ class Optimizer:
         self._fused = False
         self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
         self._param_ids = frozenset(id(p) for p in self.params)
+        self._asked = (None, False)  # the last tuple plain_sgd_rate was asked about, covers?
 
     @property
     def last_grad_norm(self):
@@ -289,9 +290,17 @@ class SGD(Optimizer):
     def plain_sgd_rate(self, params):
         plain = (self.momentum == 0 and self.clip_norm is None and self.clip_value is None
                  and (self.weight_decay == 0 or not any(p.regularize for p in self.params)))
-        if plain and self._param_ids == frozenset(map(id, params)):
-            return self.lr
-        return None
+        return self.lr if plain and self._covers(params) else None
+
+    def _covers(self, params):
+        """Whether ``params`` is the set ``self.params``; remembered for a tuple (which
+        cannot change), so a network asking every step pays for the set once."""
+        asked, covers = self._asked
+        if params is not asked:
+            covers = frozenset(map(id, params)) == self._param_ids
+            if isinstance(params, tuple):
+                self._asked = (params, covers)
+        return covers
 
     def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
         if self.momentum == 0:
