@@ -180,6 +180,16 @@ class Optimizer:
         self._grad_norm = None
         self._fused = True
 
+    def _covers(self, params):
+        """Whether ``params`` is the set ``self.params``; remembered for a tuple (which
+        cannot change), so a network asking every step pays for the set once."""
+        asked, covers = self._asked
+        if params is not asked:
+            covers = frozenset(map(id, params)) == self._param_ids
+            if isinstance(params, tuple):
+                self._asked = (params, covers)
+        return covers
+
     def step(self, grad_norm=None):
         """Apply one update to every parameter from its ``grad``.
 
@@ -291,16 +301,6 @@ class SGD(Optimizer):
         plain = (self.momentum == 0 and self.clip_norm is None and self.clip_value is None
                  and (self.weight_decay == 0 or not any(p.regularize for p in self.params)))
         return self.lr if plain and self._covers(params) else None
-
-    def _covers(self, params):
-        """Whether ``params`` is the set ``self.params``; remembered for a tuple (which
-        cannot change), so a network asking every step pays for the set once."""
-        asked, covers = self._asked
-        if params is not asked:
-            covers = frozenset(map(id, params)) == self._param_ids
-            if isinstance(params, tuple):
-                self._asked = (params, covers)
-        return covers
 
     def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
         if self.momentum == 0:
