@@ -271,7 +271,7 @@ class Dense(Layer):
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
         _dense.dense_activation_forward(X, self.weight.data,
                                         None if self.bias is None else self.bias.data,
-                                        A, activation._kind, activation.alpha)
+                                        A, activation.kind, activation.alpha)
         self._input = X
         self._output = None  # Z = X W + b was folded into the activation's output
         activation._output = A
@@ -290,7 +290,7 @@ class Dense(Layer):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_activation_sgd_backward(self._input, self.weight.data, activation._output, dA,
                                              dZ, None if self.bias is None else self.bias.data, dX,
-                                             activation._kind, activation.alpha, lr)
+                                             activation.kind, activation.alpha, lr)
         return dX
 
     def _backward_activation(self, activation, dA):
@@ -300,7 +300,7 @@ class Dense(Layer):
         _dense.dense_activation_backward(self._input, self.weight.data, activation._output, dA, dZ,
                                          self.weight.grad,
                                          None if self.bias is None else self.bias.grad, dX,
-                                         activation._kind, activation.alpha)
+                                         activation.kind, activation.alpha)
         return dX
 
 
@@ -314,6 +314,14 @@ class Activation(Layer):
     λ = 1.0507, α = 1.6733 (Klambauer et al. 2017); softplus log(1 + e^z).
     Large |z| never raises or gives NaN: sigmoid is 1/(1+e^−z), where an overflowing e^−z
     gives exactly 0, and softplus is computed through e^−|z|.
+
+    Attributes
+    ----------
+    name : str
+    alpha : float
+        α of leaky_relu and elu (0 for the others).
+    kind : int
+        The activation's code in the compiled kernels, ``fastnn_c.activations.KINDS[name]``.
     """
 
     DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
@@ -331,7 +339,7 @@ class Activation(Layer):
             raise ValueError(f"elu needs alpha > 0, got {alpha}")
         self.name = name
         self.alpha = alpha
-        self._kind = _activations.KINDS[name]
+        self.kind = _activations.KINDS[name]
 
     def get_config(self):
         config = {"name": self.name}
@@ -345,14 +353,14 @@ class Activation(Layer):
 
     def _forward(self, Z):
         A = self._buffer("A", Z.shape, Z.dtype)
-        _activations.activation_forward(self._kind, Z.reshape(-1), A.reshape(-1), self.alpha,
+        _activations.activation_forward(self.kind, Z.reshape(-1), A.reshape(-1), self.alpha,
                                         elementwise_threads(Z.size, self.name in THREADED_FORWARD))
         self._output = A
         return A
 
     def _backward(self, dA):
         dZ = self._buffer("dZ", dA.shape, dA.dtype)
-        _activations.activation_backward(self._kind, self._output.reshape(-1), dA.reshape(-1),
+        _activations.activation_backward(self.kind, self._output.reshape(-1), dA.reshape(-1),
                                          dZ.reshape(-1), self.alpha,
                                          elementwise_threads(dA.size, self.name in THREADED_BACKWARD))
         return dZ
