@@ -13,7 +13,8 @@ from fastnn.datasets import Preprocessor
 from fastnn.network import mlp
 from fastnn.optimizers import get as get_optimizer
 from fastnn.schedules import get as get_schedule
-from fastnn.training import fit, restore
+from fastnn.io import restore
+from fastnn.training import fit
 
 
 def _trained_net(dtype=np.float32, **kwargs):

@@ -1,4 +1,4 @@
-"""The training loop (fastnn.training.fit), callbacks and History."""
+"""The training loop (fastnn.training.fit), callbacks and History (fastnn.callbacks)."""
 import json
 
 import numpy as np
@@ -7,8 +7,9 @@ import pytest
 from fastnn import io
 from fastnn.network import mlp
 from fastnn.optimizers import get as get_optimizer
-from fastnn.training import (Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint,
-                             Trainer, TrainingDivergedError, fit)
+from fastnn.callbacks import (Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint,
+                              Trainer)
+from fastnn.training import TrainingDivergedError, fit
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 
 import fastnn
 from fastnn import io
-from fastnn.training import ModelCheckpoint, TrainingDivergedError, fit
+from fastnn.callbacks import ModelCheckpoint
+from fastnn.training import TrainingDivergedError, fit
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_non_finite_gradient_names_the_first_layer_and_keeps_the_last_good_weigh
     opt = fastnn.SGD(net.parameters(), lr=0.1)
     good = {}
 
-    class Poison(fastnn.training.Callback):
+    class Poison(fastnn.callbacks.Callback):
         """After step 2, make the last layer's weights huge so the next gradient overflows."""
 
         def on_batch_end(self, trainer, step, loss):
