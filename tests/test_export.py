@@ -254,3 +254,30 @@ def test_unsupported_torch_modules_are_named(torch):
     net = fastnn.Sequential([fastnn.Dense(3, 4, rng=0), Doubler()])
     with pytest.raises(ValueError, match=r"layer 1 \(Doubler\(\)\) has no PyTorch module"):
         export.to_torch(net)
+
+
+def test_cli_export_subprocess(mnist_small, tmp_path):
+    """`fastnn train --save` then `fastnn export`, run as the commands a user types."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import MNIST_SMALL
+
+    env = dict(os.environ, FASTNN_DATA_DIR=str(MNIST_SMALL))
+    model, graph = tmp_path / "m.npz", tmp_path / "m.onnx"
+    for args in (["train", "--hidden", "32", "--epochs", "1", "--batch-norm", "--preprocess",
+                  "standardize", "--save", str(model), "-q"], ["export", str(model), str(graph)]):
+        result = subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
+                                text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert f"wrote {graph}: ONNX opset {export.OPSET}" in result.stdout
+    loaded = fastnn.load(model)
+    X = mnist_small[2][:50]
+    got = run_onnx(onnx.load(str(graph)), X)
+    expected = loaded.net.predict(Preprocessor.from_state(loaded.preprocessing).transform(X))
+    np.testing.assert_array_equal(got["label"], expected)
+    result = subprocess.run([sys.executable, "-m", "fastnn", "export", str(tmp_path / "no.npz"),
+                             str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "model file not found" in result.stderr
+    assert not (tmp_path / "x.onnx").exists()

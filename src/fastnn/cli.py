@@ -226,7 +226,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def build_parser():
-    """The ``fastnn`` argument parser (subcommands train, evaluate, predict, diagnose, experiment)."""
+    """The ``fastnn`` argument parser (subcommands train, evaluate, predict, diagnose, experiment,
+    export)."""
     fmt = _HelpFormatter
     parser = argparse.ArgumentParser(
         prog="fastnn", formatter_class=fmt,
@@ -308,6 +309,18 @@ def build_parser():
     p.add_argument("--threads", type=_positive_int, help="threads for the kernels (default: all cores)")
     _add_verbosity(p)
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("export", formatter_class=fmt, help="write a saved model as an ONNX graph",
+                       description="Write a model file as an ONNX graph (fastnn.export.to_onnx): "
+                                   "the evaluation-mode network with its stored preprocessing; "
+                                   "input 'input', float32 pixels scaled to [0, 1]; outputs "
+                                   "'logits', 'probabilities' and 'label'. Needs the onnx extra "
+                                   "(pip install \"fastnn[onnx]\").",
+                       epilog="example:\n  fastnn export fashion.npz fashion.onnx")
+    p.add_argument("model", metavar="MODEL", help="model file written by 'fastnn train --save'")
+    p.add_argument("out", metavar="OUT", help="the .onnx file to write")
+    _add_verbosity(p)
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -650,6 +663,17 @@ def cmd_experiment(args):
     if args.plot:
         result.plot(args.plot)
         console.progress(f"wrote the figure to {args.plot}")
+    return 0
+
+
+def cmd_export(args):
+    from fastnn.export import OPSET, to_onnx
+
+    console = _Console(args)
+    model = _load_model(args.model)
+    proto = to_onnx(model, args.out)
+    console.progress(f"wrote {args.out}: ONNX opset {OPSET}, {len(proto.graph.node)} nodes, "
+                     f"outputs {', '.join(o.name for o in proto.graph.output)}")
     return 0
 
 
