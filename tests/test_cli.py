@@ -281,3 +281,29 @@ def test_experiment_wiring(mnist_small, tmp_path, monkeypatch, capsys):
     assert (tmp_path / "r.json").read_text() == "{}"
     assert main(["experiment", "nonsense", "--data-dir", str(MNIST_SMALL)]) == 1
     assert "unknown experiment 'nonsense'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method, components", [("pca-whiten", 50), ("zca-whiten", None)])
+def test_whitening_from_the_command_line(mnist_small, tmp_path, method, components):
+    """`--preprocess pca-whiten|zca-whiten` trains, saves the transform, and predict applies it."""
+    model = tmp_path / "m.npz"
+    args = ["train", "--data-dir", str(MNIST_SMALL), "--hidden", "64", "--epochs", "5",
+            "--preprocess", method, "--save", str(model), "-q"]
+    if components:
+        args += ["--components", str(components)]
+    env = dict(os.environ)
+    result = subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert _accuracy(result.stdout) >= 0.8  # whitening trains slower than raw pixels (README)
+    saved = io.load(model)
+    pre = datasets.Preprocessor.from_state(saved.preprocessing)
+    assert pre.method == method and pre.whitening.shape == (784, components or 784)
+    assert saved.net.in_features == (components or 784)
+    X_test = mnist_small[2][:20]
+    np.save(tmp_path / "x.npy", X_test)
+    result = subprocess.run([sys.executable, "-m", "fastnn", "predict", str(model),
+                             str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    labels = [int(v) for v in result.stdout.split()]
+    assert labels == saved.net.predict(pre.transform(X_test)).tolist()

@@ -221,6 +221,59 @@ def test_preprocessor_state_round_trip(rng):
         Preprocessor("center").fit(X).transform(X[:, :3])
 
 
+def correlated_data(rng, n=4000, d=8):
+    """Gaussian data with a random, well-conditioned covariance (eigenvalues 0.5 to 4)."""
+    Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    cov = Q @ np.diag(np.linspace(0.5, 4.0, d)) @ Q.T
+    return rng.multivariate_normal(rng.normal(size=d), cov, size=n)
+
+
+@pytest.mark.parametrize("method", ["pca-whiten", "zca-whiten"])
+def test_whitened_training_data_has_identity_covariance(rng, method):
+    X = correlated_data(rng)
+    pre = Preprocessor(method, eps=1e-9).fit(X)
+    Z = pre.transform(X)
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-10)
+    np.testing.assert_allclose(np.cov(Z, rowvar=False), np.eye(8), atol=1e-8)
+    # the transform is (x − μ) W with W from the covariance's eigenvectors, √λ = s/√(n−1)
+    centered = X - X.mean(axis=0)
+    _, s, Vt = np.linalg.svd(centered, full_matrices=False)
+    pca = centered @ Vt.T / (s / np.sqrt(len(X) - 1))
+    expected = pca @ Vt if method == "zca-whiten" else pca
+    if method == "pca-whiten":  # each eigenvector is defined up to its sign
+        np.testing.assert_allclose(np.abs(Z), np.abs(expected), atol=1e-8)
+    else:
+        np.testing.assert_allclose(Z, expected, atol=1e-8)
+        np.testing.assert_allclose(pre.whitening, pre.whitening.T, atol=1e-12)  # symmetric
+
+
+def test_whitening_eps_and_components(rng):
+    X = correlated_data(rng)
+    eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(X, rowvar=False)))[::-1]
+    pre = Preprocessor("pca-whiten", n_components=3, eps=0.5).fit(X)
+    Z = pre.transform(X)
+    assert Z.shape == (len(X), 3) and pre.whitening.shape == (8, 3)
+    # each kept direction has variance λ/(λ + ε): identity up to ε
+    np.testing.assert_allclose(np.cov(Z, rowvar=False),
+                               np.diag(eigenvalues[:3] / (eigenvalues[:3] + 0.5)), atol=1e-8)
+    zca = Preprocessor("zca-whiten", n_components=3).fit(X)
+    assert zca.transform(X).shape == X.shape
+    with pytest.raises(ValueError, match="k <= min"):
+        Preprocessor("pca-whiten", n_components=9).fit(X)
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        Preprocessor("zca-whiten", eps=-1)
+
+
+def test_whitening_applies_the_training_transform_to_new_data(rng):
+    X_train, X_new = correlated_data(rng), correlated_data(rng, n=10)
+    pre = Preprocessor("zca-whiten").fit(X_train)
+    again = Preprocessor.from_state(pre.state_dict())
+    assert (again.method, again.eps, again.n_components) == ("zca-whiten", pre.eps, None)
+    expected = (X_new - X_train.mean(axis=0)) @ pre.whitening
+    np.testing.assert_allclose(again.transform(X_new), expected, rtol=1e-12)
+    assert again.n_features_in == 8
+
+
 # -- split and batches ------------------------------------------------------------------
 
 def test_train_val_split(rng):

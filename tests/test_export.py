@@ -281,3 +281,14 @@ def test_cli_export_subprocess(mnist_small, tmp_path):
                              str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "model file not found" in result.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("method", ["pca-whiten", "zca-whiten"])
+def test_whitening_is_part_of_the_graph(tmp_path, method):
+    rng = np.random.default_rng(9)
+    X = rng.random((400, 12)).astype(np.float32)
+    pre = Preprocessor(method, n_components=6 if method == "pca-whiten" else None).fit(X)
+    net = fastnn.mlp([pre.whitening.shape[1], 10, 3], rng=0)
+    fastnn.save(tmp_path / "m.npz", net, preprocessing=pre.state_dict())
+    got = run_onnx(export.to_onnx(fastnn.load(tmp_path / "m.npz")), X[:257])
+    assert_close(got["logits"], net.forward(pre.transform(X[:257])))

@@ -96,6 +96,7 @@ def _add_data_args(p, dataset_default=DEFAULTS["dataset"]):
 
 
 def _add_training_args(p, plot=True):
+    from fastnn.datasets import Preprocessor
     from fastnn.initializers import INITIALIZERS
     from fastnn.layers import ACTIVATIONS
     from fastnn.optimizers import OPTIMIZERS
@@ -182,10 +183,17 @@ def _add_training_args(p, plot=True):
     g.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=True,
                    help="with early stopping, keep the weights of the best validation epoch "
                         "(default: on)")
-    g.add_argument("--preprocess", choices=("scale", "center", "standardize"),
+    g.add_argument("--preprocess", choices=Preprocessor.METHODS,
                    default=DEFAULTS["preprocess"],
-                   help="input preprocessing after scaling to [0, 1]; statistics come from the "
-                        "training split and are saved with the model (default: scale)")
+                   help="input preprocessing after scaling to [0, 1]: mean subtraction, "
+                        "standardization, PCA or ZCA whitening (CS224n); statistics come from "
+                        "the training split and are saved with the model (default: scale)")
+    g.add_argument("--components", type=_positive_int, metavar="K",
+                   help="with pca-whiten/zca-whiten: keep the K directions of largest variance "
+                        "(default: all)")
+    g.add_argument("--whiten-eps", type=float, default=Preprocessor.WHITEN_EPS, metavar="EPS",
+                   help="with pca-whiten/zca-whiten: ε added to every covariance eigenvalue "
+                        f"(default: {Preprocessor.WHITEN_EPS})")
     g.add_argument("--seed", type=_nonneg_int, default=DEFAULTS["seed"],
                    help=f"seed of the initial weights, split and shuffling (default: {DEFAULTS['seed']})")
     g.add_argument("--threads", type=_positive_int,
@@ -470,7 +478,7 @@ def _train(args, console, monitor_factory=None):
     if args.val_split:
         X_train, y_train, X_val, y_val = train_val_split(
             X_train, y_train, args.val_split, stream(seed, VALIDATION_SPLIT))
-    pre = Preprocessor(args.preprocess).fit(X_train)
+    pre = Preprocessor(args.preprocess, args.components, args.whiten_eps).fit(X_train)
     X_train = pre.transform(X_train)
     X_test = pre.transform(X_test)
     if X_val is not None:
@@ -601,8 +609,9 @@ def cmd_predict(args):
     _set_threads(args)
     model = _load_model(args.model)
     net = model.net
-    X = _read_images(args.input, net.in_features)
-    X = Preprocessor.from_state(model.preprocessing).transform(X.astype(net.dtype, copy=False))
+    pre = Preprocessor.from_state(model.preprocessing)
+    X = _read_images(args.input, pre.n_features_in or net.in_features)
+    X = pre.transform(X.astype(net.dtype, copy=False))
     result = net.predict_proba(X) if args.proba else net.predict(X).astype(np.int64)
     if args.out and args.out.endswith(".npy"):
         np.save(args.out, result)

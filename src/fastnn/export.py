@@ -185,7 +185,8 @@ def to_onnx(model, path=None):
     ----------
     model : fastnn.Sequential, fitted fastnn estimator, or a loaded model file
         A model file (``fastnn.load``) brings its stored preprocessing, which becomes the
-        first nodes of the graph (centering ``Sub``, standardizing ``Div``).
+        first nodes of the graph (centering ``Sub``, standardizing ``Div``, PCA or ZCA
+        whitening ``MatMul``).
     path : str or path-like, optional
         Where to write the ``.onnx`` file (atomically: nothing is left at ``path`` on error).
 
@@ -219,7 +220,7 @@ def to_onnx(model, path=None):
     """
     onnx = _import("onnx", "onnx")
     net, pre, classes = _parts(model)
-    n_in = net.in_features
+    n_in = (pre.n_features_in if pre is not None else None) or net.in_features
     if n_in is None:
         raise ValueError("the network has no Dense or BatchNorm layer, so its input width is unknown")
     graph = _Graph(onnx)
@@ -228,6 +229,8 @@ def to_onnx(model, path=None):
         x = graph.node("Sub", [x, graph.constant("mean", pre.mean.astype(np.float32))])
         if pre.method == "standardize":
             x = graph.node("Div", [x, graph.constant("std", pre.std.astype(np.float32))])
+        if pre.whitening is not None:
+            x = graph.node("MatMul", [x, graph.constant("whitening", pre.whitening.astype(np.float32))])
     z = _layer_nodes(graph, net.layers, x)
     outputs = _output_nodes(graph, net, z, classes)
     helper = onnx.helper
