@@ -97,7 +97,7 @@ def test_bad_arguments():
         Activation("relu", alpha=0.1)
     with pytest.raises(ValueError, match="elu needs alpha > 0"):
         fastnn.ELU(alpha=0)
-    with pytest.raises(ValueError, match="A has 3"):
+    with pytest.raises(ValueError, match=r"activation_forward: A has shape \(3,\), expected \(4,\)"):
         _act.activation_forward(0, np.ones(4), np.ones(3))
     with pytest.raises(ValueError, match="unknown activation code"):
         _act.activation_forward(99, np.ones(4), np.ones(4))
