@@ -4,7 +4,9 @@
 # cdef implementation on their data pointers without the GIL. Every error names the kernel
 # and the argument, and says what was expected and what came. Outputs must not overlap
 # inputs unless a kernel says so. Why arrays rather than typed memoryviews: see
-# benchmarks/README.md, "Kernel arguments".
+# benchmarks/README.md, "One kernel convention". The loops index raw pointers, so Cython's
+# boundscheck (FASTNN_DEBUG_CYTHON=1) guards nothing in them: scripts/sanitize.sh
+# (AddressSanitizer) and tests/test_kernel_arguments.py (sentinels past every array) do.
 #
 # A kernel calls `float_type` on its first float array, then `array_data`, `vector_data`,
 # `matrix_data` or `flat_data` on each array, and dispatches on the float type in one form only:
