@@ -112,7 +112,7 @@ cdef inline floating softplus(floating z) noexcept nogil:
 
 
 cdef inline double sum_squares_run(const floating* x, const floating* y, floating* copy,
-                               double* abs_sum, Py_ssize_t n) noexcept nogil:
+                                   double* abs_sum, Py_ssize_t n) noexcept nogil:
     """Σ (xᵢ − yᵢ)², or Σ xᵢ² when y is NULL, in double over REDUCTION_LANES partial sums.
 
     In the same pass, where they are not NULL: copy := x, and abs_sum[0] := Σ |xᵢ|. Every

@@ -4,8 +4,8 @@ Design: the penalty value and its gradient come from one kernel call per paramet
 (`regularization_backward` adds λ₂w + λ₁ sign(w) to the gradient in place and returns the
 penalty it differentiates); `regularization_penalty` is the read-only pass for the loss
 value. The sums are `_math.pxd`'s `sum_squares_run` (Σ w², and Σ |w| in the same pass
-when λ₁ > 0); the gradient update is a second loop over the same, cache-resident, values, since
-a reduction loop that also stores does not vectorise as well.
+when λ₁ > 0); the gradient update is a second loop over the same, cache-resident, values,
+since a reduction loop that also stores runs slower.
 `max_norm_constraint` rescales the columns of W (in, out), i.e. each unit's incoming
 weights, in two row-major passes: squared column norms into a double scratch row, then the
 scaling.
