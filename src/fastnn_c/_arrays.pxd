@@ -42,32 +42,37 @@ cdef inline void* array_data(object array, str kernel, str name, int typenum, in
     """The data of ``array`` after checking that it is an aligned, C-contiguous ndarray of
     ``typenum`` (or an equivalent type) in native byte order with ``ndim`` dimensions (any
     number if ndim < 0), and writable if asked."""
+    # Casts in place rather than a typed local, and messages built only on failure: these
+    # checks run for every array of every call.
     if not cnp.PyArray_Check(array):
         raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(array).__name__}")
-    cdef cnp.ndarray a = <cnp.ndarray>array
-    if not (cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(a), typenum)
-            and cnp.PyArray_ISNOTSWAPPED(a)):
-        raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, "
+    if not (cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(<cnp.ndarray>array), typenum)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>array)):
+        raise TypeError(f"{kernel}: {name} has dtype {array.dtype}, "
                         f"expected {cnp.PyArray_DescrFromType(typenum)}")
-    if ndim >= 0 and cnp.PyArray_NDIM(a) != ndim:
-        raise ValueError(f"{kernel}: {name} has {cnp.PyArray_NDIM(a)} dimensions, expected {ndim}")
-    if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
+    if ndim >= 0 and cnp.PyArray_NDIM(<cnp.ndarray>array) != ndim:
+        raise ValueError(f"{kernel}: {name} has {cnp.PyArray_NDIM(<cnp.ndarray>array)} "
+                         f"dimensions, expected {ndim}")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>array)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>array)):
         raise ValueError(f"{kernel}: {name} must be C-contiguous and aligned")
-    if writable and not cnp.PyArray_ISWRITEABLE(a):
+    if writable and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>array):
         raise ValueError(f"{kernel}: {name} is read-only")
-    return cnp.PyArray_DATA(a)
+    return cnp.PyArray_DATA(<cnp.ndarray>array)
+
+
+cdef inline tuple _shape(Py_ssize_t d0, Py_ssize_t d1):
+    if d1 < 0:
+        return (d0,)
+    return (d0, d1)
 
 
 cdef inline int check_shape(object array, str kernel, str name, Py_ssize_t d0,
                             Py_ssize_t d1) except -1:
     """ValueError unless the checked ``array`` is (d0, d1), or (d0,) when d1 < 0."""
-    cdef cnp.ndarray a = <cnp.ndarray>array
-    cdef object expected
-    if cnp.PyArray_DIM(a, 0) != d0 or (d1 >= 0 and cnp.PyArray_DIM(a, 1) != d1):
-        expected = (d0,)
-        if d1 >= 0:
-            expected = (d0, d1)
-        raise ValueError(f"{kernel}: {name} has shape {array.shape}, expected {expected}")
+    if (cnp.PyArray_DIM(<cnp.ndarray>array, 0) != d0
+            or (d1 >= 0 and cnp.PyArray_DIM(<cnp.ndarray>array, 1) != d1)):
+        raise ValueError(f"{kernel}: {name} has shape {array.shape}, expected {_shape(d0, d1)}")
     return 0
 
 
