@@ -32,6 +32,19 @@ def test_forward_backward_match_reference(dtype, rng, case, shape):
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_reference_derivative_from_output_is_the_textbook_one(rng, case):
+    """The output-based derivative other tests use as a reference (test_dense.py) against the
+    textbook one in terms of z."""
+    name, alpha = case
+    Z = rng.uniform(-4, 4, 1000)
+    Z[np.abs(Z) < 1e-3] = 0.5           # away from the kinks, as in test_gradcheck
+    Z[np.abs(np.abs(Z) - 1) < 1e-3] = 0.5
+    A, derivative = ref.activation(name, Z, alpha)
+    np.testing.assert_allclose(ref.activation_derivative_from_output(name, A, alpha), derivative,
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_gradcheck(rng, case):
     name, alpha = case
     Z = rng.uniform(-3, 3, size=(6, 5))
@@ -97,7 +110,7 @@ def test_bad_arguments():
         Activation("relu", alpha=0.1)
     with pytest.raises(ValueError, match="elu needs alpha > 0"):
         fastnn.ELU(alpha=0)
-    with pytest.raises(ValueError, match="A has 3"):
+    with pytest.raises(ValueError, match=r"activation_forward: A has shape \(3,\), expected \(4,\)"):
         _act.activation_forward(0, np.ones(4), np.ones(3))
     with pytest.raises(ValueError, match="unknown activation code"):
         _act.activation_forward(99, np.ones(4), np.ones(4))

@@ -1,6 +1,7 @@
 """BatchNorm: kernels against a NumPy reference, running statistics, stability, gradients."""
 import numpy as np
 import pytest
+import reference as ref
 from conftest import ATOL, RTOL, layout
 
 import fastnn
@@ -9,30 +10,6 @@ from fastnn_c import batchnorm as _batchnorm
 
 SHAPES = [(2, 1), (5, 3), (64, 17), (33, 100)]
 LAYOUTS = ["C", "F", "strided"]
-
-
-# -- NumPy reference -------------------------------------------------------------------------
-def reference_forward(X, gamma, beta, eps, mean=None, var=None):
-    """Y and x̂ from batch statistics (mean/var None) or the given running statistics."""
-    X = X.astype(np.float64)
-    if mean is None:
-        mean, var = X.mean(axis=0), X.var(axis=0)
-    xhat = (X - mean) / np.sqrt(var + eps)
-    return gamma * xhat + beta, xhat
-
-
-def reference_backward_train(X, gamma, dY, eps):
-    """Gradients by the step-by-step chain rule of Ioffe & Szegedy (2015), Algorithm/eqs. in §3."""
-    X, dY = X.astype(np.float64), dY.astype(np.float64)
-    n = X.shape[0]
-    mu = X.mean(axis=0)
-    var = X.var(axis=0)
-    xhat = (X - mu) / np.sqrt(var + eps)
-    dxhat = dY * gamma
-    dvar = np.sum(dxhat * (X - mu), axis=0) * -0.5 * (var + eps) ** -1.5
-    dmu = -np.sum(dxhat, axis=0) / np.sqrt(var + eps) + dvar * np.mean(-2 * (X - mu), axis=0)
-    dX = dxhat / np.sqrt(var + eps) + dvar * 2 * (X - mu) / n + dmu / n
-    return dX, np.sum(dY * xhat, axis=0), dY.sum(axis=0)
 
 
 def random_layer(n_features, dtype, rng, momentum=0.1):
@@ -53,7 +30,7 @@ def test_forward_train_matches_reference(shape, kind, dtype, rng):
     X = (3 + 2 * rng.standard_normal(shape)).astype(dtype)
     layer = random_layer(shape[1], dtype, rng)
     Y = layer.forward(layout(X, kind))
-    expected, _ = reference_forward(X, layer.gamma.data, layer.beta.data, layer.eps)
+    expected, _ = ref.batchnorm_forward(X, layer.gamma.data, layer.beta.data, layer.eps)
     assert Y.dtype == dtype and Y.shape == shape
     assert_close(Y, expected, dtype)
 
@@ -65,7 +42,7 @@ def test_forward_eval_uses_running_statistics(shape, dtype, rng):
     layer.running_var[:] = rng.uniform(0.1, 3.0, shape[1])
     X = rng.standard_normal(shape).astype(dtype)
     Y = layer.eval().forward(X)
-    expected, _ = reference_forward(X, layer.gamma.data, layer.beta.data, layer.eps,
+    expected, _ = ref.batchnorm_forward(X, layer.gamma.data, layer.beta.data, layer.eps,
                                     layer.running_mean.astype(np.float64),
                                     layer.running_var.astype(np.float64))
     assert_close(Y, expected, dtype)
@@ -88,7 +65,7 @@ def test_stable_when_mean_dwarfs_spread_float32(rng):
     X = (1e4 + 1e-2 * rng.standard_normal((256, 8))).astype(np.float32)
     layer = BatchNorm(8, dtype=np.float32)
     Y = layer.forward(X).astype(np.float64)
-    expected, _ = reference_forward(X, 1.0, 0.0, layer.eps)  # float64 statistics of the same data
+    expected, _ = ref.batchnorm_forward(X, 1.0, 0.0, layer.eps)  # float64 statistics of the same data
     np.testing.assert_allclose(Y, expected, atol=2e-5)
     X64 = X.astype(np.float64)
     np.testing.assert_allclose(layer.running_mean, 0.1 * X64.mean(axis=0), rtol=1e-6)
@@ -108,10 +85,10 @@ def test_float32_forward_and_backward_stay_accurate_far_from_zero(rng, n):
     layer = BatchNorm(8, dtype=np.float32)
     layer.gamma.data[:] = gamma
     Y = layer.forward(X).astype(np.float64)
-    expected, _ = reference_forward(X, gamma.astype(np.float64), 0.0, layer.eps)
+    expected, _ = ref.batchnorm_forward(X, gamma.astype(np.float64), 0.0, layer.eps)
     np.testing.assert_allclose(Y, expected, atol=1e-5 * np.abs(expected).max())
     dX = layer.backward(dY).astype(np.float64)
-    ref_dX, ref_dgamma, ref_dbeta = reference_backward_train(X, gamma.astype(np.float64), dY, layer.eps)
+    ref_dX, ref_dgamma, ref_dbeta = ref.batchnorm_backward_train(X, gamma.astype(np.float64), dY, layer.eps)
     np.testing.assert_allclose(dX, ref_dX, atol=1e-5 * np.abs(ref_dX).max())
     np.testing.assert_allclose(layer.gamma.grad, ref_dgamma, rtol=1e-4, atol=1e-4 * np.sqrt(n))
     np.testing.assert_allclose(layer.beta.grad, ref_dbeta, rtol=1e-5, atol=1e-5 * np.sqrt(n))
@@ -166,7 +143,7 @@ def test_backward_train_matches_chain_rule(shape, dtype, rng):
     layer = random_layer(shape[1], dtype, rng)
     layer.forward(X)
     dX = layer.backward(dY)
-    eX, eg, eb = reference_backward_train(X, layer.gamma.data.astype(np.float64), dY, layer.eps)
+    eX, eg, eb = ref.batchnorm_backward_train(X, layer.gamma.data.astype(np.float64), dY, layer.eps)
     assert_close(dX, eX, dtype, scale=10)
     assert_close(layer.gamma.grad, eg, dtype, scale=10)
     assert_close(layer.beta.grad, eb, dtype, scale=10)

@@ -10,72 +10,12 @@ from fastnn import optimizers
 from fastnn.layers import Parameter
 from fastnn_c import optim as _optim
 
+import reference as ref
 from conftest import ATOL, RTOL
 
 #: Trajectories accumulate rounding over 50 steps: looser than single-kernel tolerances.
 TRAJ_RTOL = {np.float32: 2e-4, np.float64: 1e-10}
 TRAJ_ATOL = {np.float32: 2e-5, np.float64: 1e-12}
-
-
-# -- NumPy references: the textbook rules, written out ------------------------------------
-
-def effective_grad(g, x, scale, clip, wd):
-    """clip(scale·g, −c, c) + λx, in g's dtype."""
-    g = g * scale
-    if clip is not None:
-        g = np.clip(g, -clip, clip)
-    return g + wd * x
-
-
-class Reference:
-    """A straightforward NumPy implementation of each optimizer's update rule."""
-
-    def __init__(self, name, lr, momentum=0.9, rho=0.99, betas=(0.9, 0.999), eps=None,
-                 weight_decay=0.0, clip_norm=None, clip_value=None):
-        self.name, self.lr, self.mu, self.rho = name, lr, momentum, rho
-        self.beta1, self.beta2 = betas
-        self.eps = eps if eps is not None else (1e-10 if name == "adagrad" else 1e-8)
-        self.wd, self.clip_norm, self.clip_value = weight_decay, clip_norm, clip_value
-        self.state = {}
-        self.t = 0
-
-    def step(self, params):
-        self.t += 1
-        t = self.t
-        norm = math.sqrt(sum(np.sum(p.grad.astype(np.float64) ** 2) for p in params))
-        scale = 1.0
-        if self.clip_norm is not None and norm > self.clip_norm:
-            scale = self.clip_norm / (norm + 1e-6)
-        for i, p in enumerate(params):
-            x = p.data
-            wd = self.wd if p.regularize else 0.0
-            decoupled = self.name == "adamw"
-            g = effective_grad(p.grad, x, scale, self.clip_value, 0.0 if decoupled else wd)
-            s = self.state.setdefault(i, {k: np.zeros_like(x) for k in ("a", "b")})
-            lr = self.lr
-            if self.name == "sgd":
-                x -= lr * g
-            elif self.name == "momentum":            # v = μv − αg; x += v
-                s["a"] = self.mu * s["a"] - lr * g
-                x += s["a"]
-            elif self.name == "nesterov":            # CS231n
-                v_prev = s["a"].copy()
-                s["a"] = self.mu * s["a"] - lr * g
-                x += -self.mu * v_prev + (1 + self.mu) * s["a"]
-            elif self.name == "adagrad":             # cache += g²; x −= αg/(√cache + ε)
-                s["a"] += g * g
-                x -= lr * g / (np.sqrt(s["a"]) + self.eps)
-            elif self.name == "rmsprop":
-                s["a"] = self.rho * s["a"] + (1 - self.rho) * g * g
-                x -= lr * g / (np.sqrt(s["a"]) + self.eps)
-            else:                                    # Adam / AdamW, Kingma & Ba Algorithm 1
-                s["a"] = self.beta1 * s["a"] + (1 - self.beta1) * g
-                s["b"] = self.beta2 * s["b"] + (1 - self.beta2) * g * g
-                m_hat = s["a"] / (1 - self.beta1 ** t)
-                v_hat = s["b"] / (1 - self.beta2 ** t)
-                if decoupled:
-                    x -= lr * wd * x
-                x -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 # -- problems: parameters plus a function that fills their gradients ---------------------
@@ -146,12 +86,12 @@ def test_trajectory_matches_numpy_reference(problem, name, hp, dtype):
     ours, norms = run_fastnn(problem, dtype, name, hp)
     params, fill_grads = PROBLEMS[problem](dtype)
     initial = [p.data.copy() for p in params]
-    ref = Reference(name, **hp)
+    textbook = ref.Optimizer(name, **hp)
     ref_norms = []
     for _ in range(50):
         fill_grads()
-        ref_norms.append(math.sqrt(sum(np.sum(p.grad.astype(np.float64) ** 2) for p in params)))
-        ref.step(params)
+        ref_norms.append(math.sqrt(sum(ref.sum_squares(p.grad) for p in params)))
+        textbook.step(params)
     for got, p, start in zip(ours, params, initial):
         assert got.dtype == dtype
         assert np.max(np.abs(got - start)) > 1e-3          # the parameters did move
@@ -227,7 +167,7 @@ def _kernel_inputs(rng, n, dtype):
 
 def _eff(g, x, opt):
     clip = opt.get("clip_value")
-    return effective_grad(g, x, opt.get("grad_scale", 1.0), clip, opt.get("weight_decay", 0.0))
+    return ref.effective_grad(g, x, opt.get("grad_scale", 1.0), clip, opt.get("weight_decay", 0.0))
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -333,8 +273,7 @@ def test_decaying_state_flushes_to_zero_instead_of_going_subnormal(kernel, dtype
 @pytest.mark.parametrize("n", [0, 1, 5, 1003])
 def test_sum_squares(n, dtype, rng):
     x = rng.normal(size=n).astype(dtype)
-    np.testing.assert_allclose(_optim.sum_squares(x), np.sum(x.astype(np.float64) ** 2),
-                               rtol=1e-13)
+    np.testing.assert_allclose(_optim.sum_squares(x), ref.sum_squares(x), rtol=1e-13)
 
 
 def test_sum_squares_accumulates_in_double():

@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 import fastnn
 from fastnn import optimizers
-from test_batchnorm import reference_backward_train, reference_forward
-from test_optimizers import Reference
+import reference as ref
 from test_properties import FLOAT_DTYPES, matrices
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -41,10 +40,10 @@ def test_batch_norm(X, seed, training):
     assume(Xf.size and np.all(np.abs(Xf) < 1e6))
     gamma, beta = layer.gamma.data[finite_columns], layer.beta.data[finite_columns]
     if training:
-        expected, _ = reference_forward(Xf, gamma, beta, layer.eps)
-        expected_dX, _, _ = reference_backward_train(Xf, gamma, dY[:, finite_columns], layer.eps)
+        expected, _ = ref.batchnorm_forward(Xf, gamma, beta, layer.eps)
+        expected_dX, _, _ = ref.batchnorm_backward_train(Xf, gamma, dY[:, finite_columns], layer.eps)
     else:
-        expected, _ = reference_forward(Xf, gamma, beta, layer.eps, np.zeros(Xf.shape[1]),
+        expected, _ = ref.batchnorm_forward(Xf, gamma, beta, layer.eps, np.zeros(Xf.shape[1]),
                                         np.ones(Xf.shape[1]))
         expected_dX = dY[:, finite_columns] * gamma / np.sqrt(1 + layer.eps)
     tol = 2e-3 if X.dtype == np.float32 else 1e-7
@@ -116,7 +115,7 @@ def test_optimizer_updates(name, shape, dtype, seed, special, clip_value, weight
     param = fastnn.Parameter(rng.standard_normal(shape).astype(dtype), "weight")
     reference_param = fastnn.Parameter(param.data.copy(), "weight")  # same dtype: same overflows
     opt = optimizers.get(name, [param], lr=lr, clip_value=clip_value, weight_decay=weight_decay)
-    reference = Reference(name, lr, clip_value=clip_value, weight_decay=weight_decay,
+    reference = ref.Optimizer(name, lr, clip_value=clip_value, weight_decay=weight_decay,
                           momentum=getattr(opt, "momentum", 0.9), eps=getattr(opt, "eps", None))
     for _ in range(3):
         grad = rng.standard_normal(shape)
@@ -150,17 +149,17 @@ def test_diagnostics_activation_stats(A, bounds):
             _diag.activation_stats(A, lower, upper, mean, var, zeros)
         A = np.ascontiguousarray(A)
     saturated = _diag.activation_stats(A, lower, upper, mean, var, zeros)
-    A64 = A.astype(np.float64)
     with np.errstate(all="ignore"):
-        expected_mean = A64.mean(axis=0)
-        expected_var = ((A64 - expected_mean) ** 2).mean(axis=0)
-    np.testing.assert_array_equal(zeros, (A == 0).sum(axis=0))
+        expected_mean, expected_var, expected_zeros, expected_saturated = ref.activation_stats(
+            A, lower, upper)
+    np.testing.assert_array_equal(zeros, expected_zeros)
     np.testing.assert_array_equal(np.isfinite(mean), np.isfinite(expected_mean))
-    ok = np.isfinite(expected_mean) & np.isfinite(expected_var) & (np.abs(A64).max(axis=0) < 1e6)
+    ok = (np.isfinite(expected_mean) & np.isfinite(expected_var)
+          & (np.abs(A.astype(np.float64)).max(axis=0) < 1e6))
     np.testing.assert_allclose(mean[ok], expected_mean[ok], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(var[ok], expected_var[ok], rtol=1e-6, atol=1e-9)
     counted = np.isfinite(lower) or np.isfinite(upper)  # ±inf bounds: saturation not counted
-    assert saturated == (np.count_nonzero((A64 <= lower) | (A64 >= upper)) if counted else 0)
+    assert saturated == (expected_saturated if counted else 0)
 
 
 @SETTINGS
@@ -168,14 +167,13 @@ def test_diagnostics_activation_stats(A, bounds):
 def test_diagnostics_sum_squares(a):
     from fastnn_c import diagnostics as _diag
 
-    flat = a.reshape(-1)
-    copy = np.empty_like(flat)
+    copy = np.empty_like(a)  # any shape: read as one run of values
     with np.errstate(all="ignore"):
-        expected = np.sum(flat.astype(np.float64) ** 2)
-        got = _diag.copy_sum_squares(flat, copy)
-        np.testing.assert_array_equal(copy, flat)
+        expected = ref.sum_squares(a)
+        got = _diag.copy_sum_squares(a, copy)
+        np.testing.assert_array_equal(copy, a)
         assert (np.isnan(got) and np.isnan(expected)) or got == pytest.approx(expected, rel=1e-12)
-        other = flat[::-1].copy()
-        expected_diff = np.sum((flat.astype(np.float64) - other) ** 2)
-        got_diff = _diag.diff_sum_squares(flat, other)
+        other = np.flip(a).copy()
+        expected_diff = ref.sum_squares(a, other)
+        got_diff = _diag.diff_sum_squares(a, other)
         assert (np.isnan(got_diff) and np.isnan(expected_diff)) or got_diff == pytest.approx(expected_diff, rel=1e-12)

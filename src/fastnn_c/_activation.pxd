@@ -63,7 +63,7 @@ cdef inline void activation_backward_run(int kind, const floating* a, const floa
                           Py_ssize_t n, floating alpha) noexcept nogil:
     # ReLU and hardtanh read da[i] into `g` unconditionally: written as `da[i] if ... else 0`
     # the load is conditional, and GCC's AVX-512 code for that (a merge-masked load) chains
-    # every iteration to the previous one (107 vs 52 us on 512x1024).
+    # every iteration to the previous one (benchmarks/README.md, "SIMD builds").
     cdef Py_ssize_t i
     cdef floating g
     # SELU's λ and λα (Klambauer et al. 2017, eq. 14: λ = 1.0507009873554805, α = 1.6732632423543772)

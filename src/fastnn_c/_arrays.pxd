@@ -1,9 +1,28 @@
-# Argument checks for kernels that take NumPy arrays and work on their data pointers.
-# A typed-memoryview argument costs about 110 ns to acquire, and a fused def function about
-# 130 ns more to pick its specialization: about 5 us of a 160 us batch-32 training step went
-# there. These checks cost a few ns per array. A kernel using them calls `float_type` on its
-# first array and `array_data` on each array, then reads shapes with `dim`; its module
-# calls `cnp.import_array()`. Outputs must not overlap inputs unless a kernel says so.
+# The kernel convention, for every family: a kernel is a def function taking NumPy arrays,
+# which it checks with the helpers below (type, dtype, byte order, rank, shape, C-contiguity,
+# alignment, writability of outputs; read-only inputs are accepted), and then runs a fused
+# cdef implementation on their data pointers without the GIL. Every error names the kernel
+# and the argument, and says what was expected and what came. Outputs must not overlap
+# inputs unless a kernel says so. Why arrays rather than typed memoryviews: see
+# benchmarks/README.md, "One kernel convention". The loops index raw pointers, so Cython's
+# boundscheck (FASTNN_DEBUG_CYTHON=1) guards nothing in them: scripts/sanitize.sh
+# (AddressSanitizer) and tests/test_kernel_arguments.py (sentinels past every array) do.
+#
+# A kernel calls `float_type` on its first float array, then `array_data`, `vector_data`,
+# `matrix_data` or `flat_data` on each array, and dispatches on the float type in one form only:
+#
+#     with nogil:
+#         if t == cnp.NPY_FLOAT:
+#             _impl(<float>0, x, y, n)
+#         else:
+#             _impl(<double>0, x, y, n)
+#
+# where `_impl(floating zero, const void* x, void* y, Py_ssize_t n)` casts the checked
+# pointers itself, so both branches pass the same arguments. The typed zero is there because
+# Cython picks a fused specialization only from argument types, and a helper cannot share
+# the selection further: Cython cannot pass an unspecialized fused function or a variable
+# argument list, and the two specializations' function pointers have different types.
+# Modules using these helpers call `cnp.import_array()`.
 cimport numpy as cnp
 from libc.limits cimport INT_MAX
 
@@ -21,32 +40,56 @@ cdef inline int float_type(object array, str kernel, str name) except -1:
 cdef inline void* array_data(object array, str kernel, str name, int typenum, int ndim,
                              bint writable=False) except NULL:
     """The data of ``array`` after checking that it is an aligned, C-contiguous ndarray of
-    ``typenum`` (NPY_FLOAT, NPY_DOUBLE or NPY_INT64, or an equivalent type) in native byte
-    order with ``ndim`` dimensions (any number if ndim < 0), and writable if asked."""
+    ``typenum`` (or an equivalent type) in native byte order with ``ndim`` dimensions (any
+    number if ndim < 0), and writable if asked."""
+    # Casts in place rather than a typed local, and messages built only on failure: these
+    # checks run for every array of every call.
     if not cnp.PyArray_Check(array):
         raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(array).__name__}")
-    cdef cnp.ndarray a = <cnp.ndarray>array
-    if not (cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(a), typenum)
-            and cnp.PyArray_ISNOTSWAPPED(a)):
-        expected = {cnp.NPY_FLOAT: "float32", cnp.NPY_DOUBLE: "float64"}.get(typenum, "int64")
-        raise TypeError(f"{kernel}: {name} has dtype {a.dtype}, expected {expected}")
-    if ndim >= 0 and cnp.PyArray_NDIM(a) != ndim:
-        raise ValueError(f"{kernel}: {name} has {cnp.PyArray_NDIM(a)} dimensions, expected {ndim}")
-    if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISALIGNED(a)):
+    if not (cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(<cnp.ndarray>array), typenum)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>array)):
+        raise TypeError(f"{kernel}: {name} has dtype {array.dtype}, "
+                        f"expected {cnp.PyArray_DescrFromType(typenum)}")
+    if ndim >= 0 and cnp.PyArray_NDIM(<cnp.ndarray>array) != ndim:
+        raise ValueError(f"{kernel}: {name} has {cnp.PyArray_NDIM(<cnp.ndarray>array)} "
+                         f"dimensions, expected {ndim}")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>array)
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>array)):
         raise ValueError(f"{kernel}: {name} must be C-contiguous and aligned")
-    if writable and not cnp.PyArray_ISWRITEABLE(a):
+    if writable and not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>array):
         raise ValueError(f"{kernel}: {name} is read-only")
-    return cnp.PyArray_DATA(a)
+    return cnp.PyArray_DATA(<cnp.ndarray>array)
 
 
-cdef inline int blas_sized(object array, str kernel, str name) except -1:
-    """Check that every dimension of a checked ``array`` fits the BLAS's int."""
-    cdef int k
-    for k in range(cnp.PyArray_NDIM(<cnp.ndarray>array)):
-        if cnp.PyArray_DIM(<cnp.ndarray>array, k) > INT_MAX:
-            raise ValueError(f"{kernel}: {name} has {cnp.PyArray_DIM(<cnp.ndarray>array, k)} "
-                             f"entries along axis {k}, more than the BLAS's {INT_MAX}")
+cdef inline tuple _shape(Py_ssize_t d0, Py_ssize_t d1):
+    if d1 < 0:
+        return (d0,)
+    return (d0, d1)
+
+
+cdef inline int check_shape(object array, str kernel, str name, Py_ssize_t d0,
+                            Py_ssize_t d1) except -1:
+    """ValueError unless the checked ``array`` is (d0, d1), or (d0,) when d1 < 0."""
+    if (cnp.PyArray_DIM(<cnp.ndarray>array, 0) != d0
+            or (d1 >= 0 and cnp.PyArray_DIM(<cnp.ndarray>array, 1) != d1)):
+        raise ValueError(f"{kernel}: {name} has shape {array.shape}, expected {_shape(d0, d1)}")
     return 0
+
+
+cdef inline void* vector_data(object array, str kernel, str name, int typenum, Py_ssize_t length,
+                              bint writable=False) except NULL:
+    """``array_data`` for an array of shape (length,)."""
+    cdef void* data = array_data(array, kernel, name, typenum, 1, writable)
+    check_shape(array, kernel, name, length, -1)
+    return data
+
+
+cdef inline void* matrix_data(object array, str kernel, str name, int typenum, Py_ssize_t rows,
+                              Py_ssize_t cols, bint writable=False) except NULL:
+    """``array_data`` for an array of shape (rows, cols)."""
+    cdef void* data = array_data(array, kernel, name, typenum, 2, writable)
+    check_shape(array, kernel, name, rows, cols)
+    return data
 
 
 cdef inline void* flat_data(object array, str kernel, str name, int typenum, object like,
@@ -58,6 +101,16 @@ cdef inline void* flat_data(object array, str kernel, str name, int typenum, obj
         raise ValueError(f"{kernel}: {name} has shape {array.shape}, expected {like.shape}")
     size[0] = cnp.PyArray_SIZE(<cnp.ndarray>array)
     return data
+
+
+cdef inline int blas_sized(object array, str kernel, str name) except -1:
+    """Check that every dimension of a checked ``array`` fits the BLAS's int."""
+    cdef int k
+    for k in range(cnp.PyArray_NDIM(<cnp.ndarray>array)):
+        if cnp.PyArray_DIM(<cnp.ndarray>array, k) > INT_MAX:
+            raise ValueError(f"{kernel}: {name} has {cnp.PyArray_DIM(<cnp.ndarray>array, k)} "
+                             f"entries along axis {k}, more than the BLAS's {INT_MAX}")
+    return 0
 
 
 cdef inline Py_ssize_t dim(object array, int axis) noexcept:

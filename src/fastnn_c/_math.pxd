@@ -1,7 +1,8 @@
 # Float-type-generic libm calls: each resolves at compile time to the f/double variant.
 # The transcendental ones come through _vecmath.h, so loops calling them vectorise: float32
 # exp/expm1 (and softplus's log1p) are fastnn's inline versions, float32 tanh over an array is
-# fastnn's (tanh_run), the rest are glibc's libmvec.
+# fastnn's (tanh_run), the rest are glibc's libmvec. Then the one sum-of-squares loop,
+# sum_squares_run.
 from cython cimport floating
 from libc.float cimport DBL_MIN, FLT_MIN
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
@@ -9,8 +10,8 @@ from libc.math cimport fabs, fabsf, sqrt, sqrtf
 cdef enum:
     # Independent partial results kept by every reduction loop (sums, maxima): the compiler
     # vectorises them without reassociating floating-point adds (no -ffast-math), and 32
-    # lanes are 2-4 vector registers, enough that one register's adds do not wait on the
-    # previous ones. With 8 lanes softmax CE at 512x1024 took 250 us, with 32 152 us.
+    # lanes, 2-4 vector registers, keep each add from waiting on the previous one
+    # (benchmarks/README.md, "Softmax cross-entropy").
     REDUCTION_LANES = 32
 
 
@@ -80,8 +81,8 @@ cdef inline floating flush_subnormal(floating x) noexcept nogil:
 
     For optimizer state that decays geometrically (momentum, Adam's moments, RMSProp's
     average) where the gradient is 0, as for a dead ReLU unit: left alone it sinks into
-    the subnormals, where arithmetic is slow (Adam on 200k float32 values: 38 us, 103 us
-    with half of m subnormal).
+    the subnormals, where arithmetic is several times slower (benchmarks/README.md,
+    "Subnormals").
     """
     cdef floating smallest = FLT_MIN if floating is float else DBL_MIN
     return 0 if fabs_(x) < smallest else x
@@ -108,3 +109,41 @@ cdef inline floating softplus(floating z) noexcept nogil:
         return (z if z > zero else zero) + fastnn_log1pf_unit(fexp(-fabs_(z)))
     else:
         return (z if z > zero else zero) + flog1p(fexp(-fabs_(z)))
+
+
+cdef inline double sum_squares_run(const floating* x, const floating* y, floating* copy,
+                                   double* abs_sum, Py_ssize_t n) noexcept nogil:
+    """Σ (xᵢ − yᵢ)², or Σ xᵢ² when y is NULL, in double over REDUCTION_LANES partial sums.
+
+    In the same pass, where they are not NULL: copy := x, and abs_sum[0] := Σ |xᵢ|. Every
+    caller passes constant NULLs, so each inlined copy keeps only the work it asks for.
+    """
+    cdef double sq[REDUCTION_LANES]
+    cdef double ab[REDUCTION_LANES]
+    cdef double d, total = 0, abs_total = 0
+    cdef Py_ssize_t i, b, k
+    for k in range(REDUCTION_LANES):
+        sq[k] = 0
+        ab[k] = 0
+    for b in range(n // REDUCTION_LANES):
+        i = b * REDUCTION_LANES
+        for k in range(REDUCTION_LANES):
+            d = <double>x[i + k] if y == NULL else <double>x[i + k] - <double>y[i + k]
+            sq[k] += d * d
+            if abs_sum != NULL:
+                ab[k] += fabs(x[i + k])
+            if copy != NULL:
+                copy[i + k] = x[i + k]
+    for i in range(n - n % REDUCTION_LANES, n):
+        d = <double>x[i] if y == NULL else <double>x[i] - <double>y[i]
+        sq[0] += d * d
+        if abs_sum != NULL:
+            ab[0] += fabs(x[i])
+        if copy != NULL:
+            copy[i] = x[i]
+    for k in range(REDUCTION_LANES):
+        total += sq[k]
+        abs_total += ab[k]
+    if abs_sum != NULL:
+        abs_sum[0] = abs_total
+    return total

@@ -8,12 +8,10 @@
  *
  * 2. fastnn_expf, fastnn_expm1f, fastnn_log1pf_unit: float32 functions written branch-free
  *    so that a loop calling them vectorises inline, at any vector width the build targets
- *    (fastnn_tanhf is inline only in the AVX2 build, see there).
- *    Measured on 512x1024 floats, one thread (AVX-512 build): sigmoid 87 us vs 112 us
- *    through libmvec's expf, ELU 67 vs 107 (expm1f), softplus 177 vs 252 (log1pf(expf)).
- *    Largest error against double precision, found by a C sweep of every 7e-5 step over
- *    the whole finite range (and every 1.3e-9 near 0): exp 1.0 ulp, expm1 1.5 ulp,
- *    log1p on [0, 1] 1.9 ulp (tests/test_activations.py checks the activations built on
+ *    (fastnn_tanhf is inline only in the AVX2 build, see there); they beat libmvec's
+ *    (benchmarks/README.md, "Inline float32 exp"). Largest error against double precision,
+ *    found by a C sweep of every 7e-5 step over the whole finite range (and every 1.3e-9
+ *    near 0): exp 1.0 ulp, expm1 1.5 ulp, log1p on [0, 1] 1.9 ulp (tests/test_activations.py checks the activations built on
  *    them to 2-3 ulp). NaN propagates; +-inf, overflow to inf and underflow through the
  *    subnormals to 0 come out as libm's.
  */
@@ -85,9 +83,8 @@ static inline float fastnn_expf(float x) {
 
 /* e^x - 1 = 2^n (q + 1) - 1, evaluated as 2 (t q + (t - 1/2)) with t = 2^(n-1), which is
  * exact for n = 0 (so tiny x keep full relative precision). Valid for x <= 88 and NaN;
- * fastnn calls it only where x <= 0 (ELU, SELU, softplus backward, tanh). An overflow clamp
- * for larger x, as in fastnn_expf, cost 12% of such a pass (512x1024, AVX-512: ELU forward
- * 79 -> 67 us without it). */
+ * fastnn calls it only where x <= 0 (ELU, SELU, softplus backward, tanh), so it has no
+ * overflow clamp, which would slow those passes (benchmarks/README.md). */
 static inline float fastnn_expm1f(float x) {
     uint32_t n;
     float q;
@@ -99,8 +96,8 @@ static inline float fastnn_expm1f(float x) {
 
 /* tanh(x) = sign(x) (-e / (e + 2)) with e = expm1(-2|x|) in [-1, 0]: no overflow, full
  * relative precision near 0, 2.5 ulp. Used where it beats libmvec's tanhf, which is the AVX2
- * build (512x1024, one thread: 218 vs 278 us); in the SSE2 build libmvec's is faster (440 vs
- * 589 us). The AVX-512 build's arrays go through fastnn_tanhf_run below. */
+ * build only (benchmarks/README.md); the AVX-512 build's arrays go through fastnn_tanhf_run
+ * below. */
 static inline float fastnn_tanhf(float x) {
 #if defined(__AVX2__) && !defined(__AVX512F__)
     float e = fastnn_expm1f(-2.0f * fabsf(x));
@@ -113,9 +110,8 @@ static inline float fastnn_tanhf(float x) {
 /* a[i] = tanh(z[i]) for float32, z == a allowed. In the AVX-512 build: piecewise degree-6
  * polynomials on 16 intervals of |z| (fastnn_c/_tanh_table.h, written and explained by
  * scripts/tanh_table.py), each coefficient fetched with one in-register permute. At most
- * 1.55 ulp over every float32 (scripts/tanh_table.py --check); 512x1024 floats, one thread:
- * 59-63 us against libmvec's 92 and NumPy's table-driven AVX-512 tanh at 77. Elsewhere a
- * loop over fastnn_tanhf. */
+ * 1.55 ulp over every float32 (scripts/tanh_table.py --check); faster than libmvec's and
+ * NumPy's (benchmarks/README.md, "tanh"). Elsewhere a loop over fastnn_tanhf. */
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 #include <immintrin.h>
 #include "_tanh_table.h"

@@ -6,9 +6,9 @@ what makes float32 accurate is where the subtraction happens:
 - μ is found with a shift: Σ(x − x₀)/n with x₀ the first row, accumulated in double.
 - Every later pass works on dev = x − μ̃, μ̃ = μ rounded to the input dtype (the variance
   pass also refines μ = μ̃ + Σdev/n, since dev is exact where x − x₀ may not be). When |μ| ≫ σ
-  (where a float32 μ would be off by up to 5% of σ at μ = 1e4, σ = 1e-2) x and μ̃ are within
-  a factor of 2, so dev is exact (Sterbenz), and the rounding δ = μ − μ̃, known in double,
-  is folded into the per-feature coefficients: x − μ = dev − δ.
+  (where a float32 μ can be off by a sizeable fraction of σ) x and μ̃ are within a factor of
+  2, so dev is exact (Sterbenz), and the rounding δ = μ − μ̃, known in double, is folded
+  into the per-feature coefficients: x − μ = dev − δ.
 - Variance is the corrected two-pass σ² = (Σdev² − (Σdev)²/n)/n (Chan, Golub & LeVeque
   1983), no catastrophic cancellation.
 - Sums over rows run in the input dtype over blocks of BLOCK_ROWS rows and are added into
@@ -20,15 +20,18 @@ The training forward pass updates the running statistics in the same call and ca
 μ and 1/√(σ² + ε) per feature (float64); backward recomputes dev. No (batch, features)
 temporaries are allocated. With n_threads > 1 the features are split into one block per
 thread, each running every pass on its columns (one parallel region per call).
-Contract: inputs are validated, C-contiguous and of one float dtype; shapes are checked
-here so that a wrong call raises ValueError instead of reading out of bounds.
 Shapes: X, Y, dY, dX (n, d); γ, β, running statistics (d,) in the input dtype; μ and 1/σ
 (d,) in float64.
 """
+cimport numpy as cnp
 from cython cimport floating
+from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
-from cython.parallel cimport prange
+
+from fastnn_c._arrays cimport array_data, dim, float_type, matrix_data, vector_data
+
+cnp.import_array()
 
 
 cdef enum:
@@ -47,59 +50,14 @@ cdef double* _scratch(Py_ssize_t n) except NULL:
     return p
 
 
-def _check_rows(name, X, Y, Py_ssize_t n, Py_ssize_t d):
-    if Y.shape[0] != n or Y.shape[1] != d:
-        raise ValueError(f"{name}: X is {n, d} but the output is {Y.shape[0], Y.shape[1]}")
-
-
-def _check_vectors(name, Py_ssize_t d, **vectors):
-    for key, v in vectors.items():
-        if v.shape[0] != d:
-            raise ValueError(f"{name}: {key} has {v.shape[0]} entries, expected {d} (one per feature)")
-
-
-def batchnorm_forward_train(const floating[:, ::1] X,          # IN  (n, d), n >= 2
-                            const floating[::1] gamma,         # IN  (d,)
-                            const floating[::1] beta,          # IN  (d,)
-                            floating[::1] running_mean,        # IN/OUT (d,)
-                            floating[::1] running_var,         # IN/OUT (d,)
-                            double momentum, double eps,
-                            floating[:, ::1] Y,                # OUT (n, d)
-                            double[::1] mean,                  # OUT (d,) batch mean μ
-                            double[::1] inv_std,               # OUT (d,) 1/√(σ² + ε)
-                            int n_threads=1):
-    """Y := γ (X − μ)/√(σ² + ε) + β with batch μ, biased σ²;
-    running_mean := (1 − m) running_mean + m μ;  running_var := (1 − m) running_var + m σ² n/(n − 1).
-    """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], block
-    cdef double* scratch
-    _check_rows("batchnorm_forward_train", X, Y, n, d)
-    _check_vectors("batchnorm_forward_train", d, gamma=gamma, beta=beta, running_mean=running_mean,
-                   running_var=running_var, mean=mean, inv_std=inv_std)
-    if n < 2:
-        raise ValueError(f"batchnorm_forward_train needs at least 2 rows for batch statistics, got {n}")
-    scratch = _scratch(SCRATCH_ROWS * d)
-    try:
-        if n_threads > 1 and d >= 2 * n_threads:
-            for block in prange(n_threads, nogil=True, num_threads=n_threads, schedule="static"):
-                _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
-                                       mean, inv_std, scratch, block * d // n_threads,
-                                       (block + 1) * d // n_threads)
-        else:
-            with nogil:
-                _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
-                                       mean, inv_std, scratch, 0, d)
-    finally:
-        free(scratch)
-
-
-cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] gamma,
-                                 const floating[::1] beta, floating[::1] running_mean,
-                                 floating[::1] running_var, double m, double eps,
-                                 floating[:, ::1] Y, double[::1] mean, double[::1] inv_std,
-                                 double* scratch, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+# -- loops on checked arrays: X and friends (n, d) row-major, vectors (d,) -------------------
+cdef void _forward_train_columns(const floating* X, const floating* gamma, const floating* beta,
+                                 floating* running_mean, floating* running_var, double m,
+                                 double eps, floating* Y, double* mean, double* inv_std,
+                                 double* scratch, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
+                                 Py_ssize_t j1) noexcept nogil:
     """The training forward pass for features [j0, j1); ``scratch`` holds SCRATCH_ROWS·d doubles."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j, r0, r1, blk
+    cdef Py_ssize_t i, j, r0, r1, blk
     cdef double* acc1 = scratch
     cdef double* acc2 = scratch + d
     cdef floating* part1 = <floating*>(scratch + 2 * d)
@@ -107,6 +65,8 @@ cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] g
     cdef floating* center = part1 + 2 * d  # μ̃ = μ rounded to the input dtype
     cdef floating* coef_a = part1 + 3 * d  # Y = a·dev + c
     cdef floating* coef_c = part1 + 4 * d
+    cdef const floating* x
+    cdef floating* y
     cdef floating dev
     cdef double var, a
     for j in range(j0, j1):
@@ -117,12 +77,13 @@ cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] g
         for j in range(j0, j1):
             part1[j] = 0
         for i in range(r0, r1):
+            x = X + i * d
             for j in range(j0, j1):
-                part1[j] += X[i, j] - X[0, j]
+                part1[j] += x[j] - X[j]
         for j in range(j0, j1):
             acc1[j] += part1[j]
     for j in range(j0, j1):
-        mean[j] = X[0, j] + acc1[j] / n
+        mean[j] = X[j] + acc1[j] / n
         center[j] = <floating>mean[j]
         acc1[j] = 0
         acc2[j] = 0
@@ -133,8 +94,9 @@ cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] g
             part1[j] = 0
             part2[j] = 0
         for i in range(r0, r1):
+            x = X + i * d
             for j in range(j0, j1):
-                dev = X[i, j] - center[j]
+                dev = x[j] - center[j]
                 part1[j] += dev
                 part2[j] += dev * dev
         for j in range(j0, j1):
@@ -152,79 +114,24 @@ cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] g
         coef_a[j] = <floating>a
         coef_c[j] = <floating>(beta[j] - a * (mean[j] - center[j]))  # β − a·δ
     for i in range(n):
+        x = X + i * d
+        y = Y + i * d
         for j in range(j0, j1):
-            Y[i, j] = coef_a[j] * (X[i, j] - center[j]) + coef_c[j]
+            y[j] = coef_a[j] * (x[j] - center[j]) + coef_c[j]
 
 
-def batchnorm_forward_eval(const floating[:, ::1] X,           # IN  (n, d)
-                           const floating[::1] gamma,          # IN  (d,)
-                           const floating[::1] beta,           # IN  (d,)
-                           const floating[::1] running_mean,   # IN  (d,)
-                           const floating[::1] running_var,    # IN  (d,)
-                           double eps,
-                           floating[:, ::1] Y,                 # OUT (n, d)
-                           double[::1] mean,                   # OUT (d,) running_mean, for backward
-                           double[::1] inv_std):               # OUT (d,) 1/√(running_var + ε)
-    """Y := γ (X − running_mean)/√(running_var + ε) + β."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j
-    _check_rows("batchnorm_forward_eval", X, Y, n, d)
-    _check_vectors("batchnorm_forward_eval", d, gamma=gamma, beta=beta, running_mean=running_mean,
-                   running_var=running_var, mean=mean, inv_std=inv_std)
-    with nogil:
-        for j in range(d):
-            mean[j] = running_mean[j]
-            inv_std[j] = 1 / sqrt(<double>running_var[j] + eps)
-        for i in range(n):
-            for j in range(d):
-                Y[i, j] = <floating>(gamma[j] * ((X[i, j] - mean[j]) * inv_std[j]) + beta[j])
-
-
-def batchnorm_backward(const floating[:, ::1] X,       # IN  (n, d) forward input
-                       const double[::1] mean,         # IN  (d,) μ used by the forward pass
-                       const double[::1] inv_std,      # IN  (d,) 1/σ used by the forward pass
-                       const floating[::1] gamma,      # IN  (d,)
-                       const floating[:, ::1] dY,      # IN  (n, d)
-                       floating[::1] dgamma,           # OUT (d,)
-                       floating[::1] dbeta,            # OUT (d,)
-                       floating[:, ::1] dX,            # OUT (n, d) or None
-                       bint batch_stats, int n_threads=1):
-    """dβ := Σ_rows dY;  dγ := Σ_rows dY x̂;  with x̂ = (X − μ)/σ and
-    dX := (γ/(nσ)) (n dY − dβ − x̂ dγ) when μ, σ are batch statistics (training mode),
-    dX := (γ/σ) dY when they are constants (running statistics, evaluation mode).
-    """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], block
-    cdef double* sdy
-    _check_rows("batchnorm_backward", X, dY, n, d)
-    if dX is not None:
-        _check_rows("batchnorm_backward", X, dX, n, d)
-    _check_vectors("batchnorm_backward", d, mean=mean, inv_std=inv_std, gamma=gamma,
-                   dgamma=dgamma, dbeta=dbeta)
-    sdy = _scratch(SCRATCH_ROWS * d)
-    try:
-        if n_threads > 1 and d >= 2 * n_threads:
-            for block in prange(n_threads, nogil=True, num_threads=n_threads, schedule="static"):
-                _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats, sdy,
-                                  block * d // n_threads, (block + 1) * d // n_threads)
-        else:
-            with nogil:
-                _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats, sdy,
-                                  0, d)
-    finally:
-        free(sdy)
-
-
-cdef void _backward_columns(const floating[:, ::1] X, const double[::1] mean,
-                            const double[::1] inv_std, const floating[::1] gamma,
-                            const floating[:, ::1] dY, floating[::1] dgamma, floating[::1] dbeta,
-                            floating[:, ::1] dX, bint batch_stats, double* scratch,
-                            Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+cdef void _backward_columns(const floating* X, const double* mean, const double* inv_std,
+                            const floating* gamma, const floating* dY, floating* dgamma,
+                            floating* dbeta, floating* dX, bint batch_stats, double* scratch,
+                            Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
+                            Py_ssize_t j1) noexcept nogil:
     """The backward pass for features [j0, j1); ``scratch`` holds SCRATCH_ROWS·d doubles.
 
     With x − μ = dev − δ (dev = x − μ̃, see the module docstring): dβ = Σ dY,
     dγ = (Σ dY·dev − δ dβ)/σ, and dX = p·dY + q·dev + r with p = γ/σ, q = −γ dγ/(nσ²),
     r = −(γ/(nσ)) dβ − q δ.
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, j, r0, r1, blk
+    cdef Py_ssize_t i, j, r0, r1, blk
     cdef double* sdy = scratch
     cdef double* sdydev = scratch + d
     cdef floating* part1 = <floating*>(scratch + 2 * d)
@@ -233,6 +140,9 @@ cdef void _backward_columns(const floating[:, ::1] X, const double[::1] mean,
     cdef floating* coef_p = part1 + 3 * d
     cdef floating* coef_q = part1 + 4 * d
     cdef floating* coef_r = part1 + 5 * d
+    cdef const floating* x
+    cdef const floating* dy
+    cdef floating* dx
     cdef double delta, dgam, p, q
     for j in range(j0, j1):
         sdy[j] = 0
@@ -245,9 +155,11 @@ cdef void _backward_columns(const floating[:, ::1] X, const double[::1] mean,
             part1[j] = 0
             part2[j] = 0
         for i in range(r0, r1):
+            x = X + i * d
+            dy = dY + i * d
             for j in range(j0, j1):
-                part1[j] += dY[i, j]
-                part2[j] += dY[i, j] * (X[i, j] - center[j])
+                part1[j] += dy[j]
+                part2[j] += dy[j] * (x[j] - center[j])
         for j in range(j0, j1):
             sdy[j] += part1[j]
             sdydev[j] += part2[j]
@@ -264,13 +176,179 @@ cdef void _backward_columns(const floating[:, ::1] X, const double[::1] mean,
             coef_r[j] = <floating>(-p * sdy[j] / n - q * delta)
         else:
             coef_p[j] = <floating>p
-    if dX is None:
+    if dX == NULL:
         return
     if batch_stats:
         for i in range(n):
+            x = X + i * d
+            dy = dY + i * d
+            dx = dX + i * d
             for j in range(j0, j1):
-                dX[i, j] = coef_p[j] * dY[i, j] + coef_q[j] * (X[i, j] - center[j]) + coef_r[j]
+                dx[j] = coef_p[j] * dy[j] + coef_q[j] * (x[j] - center[j]) + coef_r[j]
     else:
         for i in range(n):
+            dy = dY + i * d
+            dx = dX + i * d
             for j in range(j0, j1):
-                dX[i, j] = coef_p[j] * dY[i, j]
+                dx[j] = coef_p[j] * dy[j]
+
+
+# -- implementations on the checked pointers: one block of features per thread ---------------
+cdef void _forward_train(floating zero, const void* X_, const void* gamma_, const void* beta_,
+                         void* running_mean_, void* running_var_, double momentum, double eps,
+                         void* Y_, double* mean, double* inv_std, double* scratch, Py_ssize_t n,
+                         Py_ssize_t d, int n_threads) noexcept nogil:
+    cdef const floating* X = <const floating*>X_
+    cdef const floating* gamma = <const floating*>gamma_
+    cdef const floating* beta = <const floating*>beta_
+    cdef floating* running_mean = <floating*>running_mean_
+    cdef floating* running_var = <floating*>running_var_
+    cdef floating* Y = <floating*>Y_
+    cdef Py_ssize_t block
+    if n_threads > 1 and d >= 2 * n_threads:
+        for block in prange(n_threads, num_threads=n_threads, schedule="static"):
+            _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
+                                   mean, inv_std, scratch, n, d, block * d // n_threads,
+                                   (block + 1) * d // n_threads)
+    else:
+        _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
+                               mean, inv_std, scratch, n, d, 0, d)
+
+
+cdef void _forward_eval(floating zero, const void* X_, const void* gamma_, const void* beta_,
+                        const void* running_mean_, const void* running_var_, double eps,
+                        void* Y_, double* mean, double* inv_std, Py_ssize_t n,
+                        Py_ssize_t d) noexcept nogil:
+    cdef const floating* X = <const floating*>X_
+    cdef const floating* gamma = <const floating*>gamma_
+    cdef const floating* beta = <const floating*>beta_
+    cdef const floating* running_mean = <const floating*>running_mean_
+    cdef const floating* running_var = <const floating*>running_var_
+    cdef floating* Y = <floating*>Y_
+    cdef Py_ssize_t i, j
+    for j in range(d):
+        mean[j] = running_mean[j]
+        inv_std[j] = 1 / sqrt(<double>running_var[j] + eps)
+    for i in range(n):
+        for j in range(d):
+            Y[i * d + j] = <floating>(gamma[j] * ((X[i * d + j] - mean[j]) * inv_std[j]) + beta[j])
+
+
+cdef void _backward(floating zero, const void* X_, const double* mean, const double* inv_std,
+                    const void* gamma_, const void* dY_, void* dgamma_, void* dbeta_, void* dX_,
+                    bint batch_stats, double* scratch, Py_ssize_t n, Py_ssize_t d,
+                    int n_threads) noexcept nogil:
+    cdef const floating* X = <const floating*>X_
+    cdef const floating* gamma = <const floating*>gamma_
+    cdef const floating* dY = <const floating*>dY_
+    cdef floating* dgamma = <floating*>dgamma_
+    cdef floating* dbeta = <floating*>dbeta_
+    cdef floating* dX = <floating*>dX_
+    cdef Py_ssize_t block
+    if n_threads > 1 and d >= 2 * n_threads:
+        for block in prange(n_threads, num_threads=n_threads, schedule="static"):
+            _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats,
+                              scratch, n, d, block * d // n_threads, (block + 1) * d // n_threads)
+    else:
+        _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats, scratch,
+                          n, d, 0, d)
+
+
+# -- checked entry points --------------------------------------------------------------------
+def batchnorm_forward_train(X, gamma, beta, running_mean, running_var, double momentum,
+                            double eps, Y, mean, inv_std, int n_threads=1):
+    """Y := γ (X − μ)/√(σ² + ε) + β with batch μ, biased σ²;
+    running_mean := (1 − m) running_mean + m μ;  running_var := (1 − m) running_var + m σ² n/(n − 1).
+
+    ``X`` (n, d), n >= 2; ``gamma``, ``beta`` (d,); ``running_mean``, ``running_var`` (d,)
+    updated in place; ``Y`` (n, d) out; ``mean`` (d,) float64 out, the batch μ; ``inv_std``
+    (d,) float64 out, 1/√(σ² + ε).
+    """
+    cdef str kernel = "batchnorm_forward_train"
+    cdef int t = float_type(X, kernel, "X")
+    cdef void* x = array_data(X, kernel, "X", t, 2)
+    cdef Py_ssize_t n = dim(X, 0), d = dim(X, 1)
+    cdef void* g = vector_data(gamma, kernel, "gamma", t, d)
+    cdef void* b = vector_data(beta, kernel, "beta", t, d)
+    cdef void* rm = vector_data(running_mean, kernel, "running_mean", t, d, writable=True)
+    cdef void* rv = vector_data(running_var, kernel, "running_var", t, d, writable=True)
+    cdef void* y = matrix_data(Y, kernel, "Y", t, n, d, writable=True)
+    cdef double* mu = <double*>vector_data(mean, kernel, "mean", cnp.NPY_DOUBLE, d,
+                                           writable=True)
+    cdef double* inv = <double*>vector_data(inv_std, kernel, "inv_std", cnp.NPY_DOUBLE, d,
+                                            writable=True)
+    cdef double* scratch
+    if n < 2:
+        raise ValueError(f"{kernel}: X has {n} rows, expected at least 2 rows (batch statistics)")
+    scratch = _scratch(SCRATCH_ROWS * d)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            _forward_train(<float>0, x, g, b, rm, rv, momentum, eps, y, mu, inv, scratch, n, d,
+                           n_threads)
+        else:
+            _forward_train(<double>0, x, g, b, rm, rv, momentum, eps, y, mu, inv, scratch, n, d,
+                           n_threads)
+    free(scratch)
+
+
+def batchnorm_forward_eval(X, gamma, beta, running_mean, running_var, double eps, Y, mean,
+                           inv_std):
+    """Y := γ (X − running_mean)/√(running_var + ε) + β.
+
+    ``X`` (n, d); ``gamma``, ``beta``, ``running_mean``, ``running_var`` (d,); ``Y`` (n, d)
+    out; ``mean`` (d,) float64 out, running_mean for backward; ``inv_std`` (d,) float64 out,
+    1/√(running_var + ε).
+    """
+    cdef str kernel = "batchnorm_forward_eval"
+    cdef int t = float_type(X, kernel, "X")
+    cdef void* x = array_data(X, kernel, "X", t, 2)
+    cdef Py_ssize_t n = dim(X, 0), d = dim(X, 1)
+    cdef void* g = vector_data(gamma, kernel, "gamma", t, d)
+    cdef void* b = vector_data(beta, kernel, "beta", t, d)
+    cdef void* rm = vector_data(running_mean, kernel, "running_mean", t, d)
+    cdef void* rv = vector_data(running_var, kernel, "running_var", t, d)
+    cdef void* y = matrix_data(Y, kernel, "Y", t, n, d, writable=True)
+    cdef double* mu = <double*>vector_data(mean, kernel, "mean", cnp.NPY_DOUBLE, d,
+                                           writable=True)
+    cdef double* inv = <double*>vector_data(inv_std, kernel, "inv_std", cnp.NPY_DOUBLE, d,
+                                            writable=True)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            _forward_eval(<float>0, x, g, b, rm, rv, eps, y, mu, inv, n, d)
+        else:
+            _forward_eval(<double>0, x, g, b, rm, rv, eps, y, mu, inv, n, d)
+
+
+def batchnorm_backward(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, bint batch_stats,
+                       int n_threads=1):
+    """dβ := Σ_rows dY;  dγ := Σ_rows dY x̂;  with x̂ = (X − μ)/σ and
+    dX := (γ/(nσ)) (n dY − dβ − x̂ dγ) when μ, σ are batch statistics (training mode),
+    dX := (γ/σ) dY when they are constants (running statistics, evaluation mode).
+
+    ``X`` (n, d), the forward input; ``mean``, ``inv_std`` (d,) float64, μ and 1/σ of the
+    forward pass; ``gamma`` (d,); ``dY`` (n, d); ``dgamma``, ``dbeta`` (d,) out; ``dX`` (n, d)
+    out, or None to skip it.
+    """
+    cdef str kernel = "batchnorm_backward"
+    cdef int t = float_type(X, kernel, "X")
+    cdef void* x = array_data(X, kernel, "X", t, 2)
+    cdef Py_ssize_t n = dim(X, 0), d = dim(X, 1)
+    cdef const double* mu = <const double*>vector_data(mean, kernel, "mean", cnp.NPY_DOUBLE,
+                                                       d)
+    cdef const double* inv = <const double*>vector_data(inv_std, kernel, "inv_std",
+                                                        cnp.NPY_DOUBLE, d)
+    cdef void* g = vector_data(gamma, kernel, "gamma", t, d)
+    cdef void* dy = matrix_data(dY, kernel, "dY", t, n, d)
+    cdef void* dg = vector_data(dgamma, kernel, "dgamma", t, d, writable=True)
+    cdef void* db = vector_data(dbeta, kernel, "dbeta", t, d, writable=True)
+    cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, d,
+                                                        writable=True)
+    cdef double* scratch = _scratch(SCRATCH_ROWS * d)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            _backward(<float>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d,
+                      n_threads)
+        else:
+            _backward(<double>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d,
+                      n_threads)
+    free(scratch)

@@ -11,15 +11,22 @@ The forward pass draws the mask, stores it (uint8, one byte per element) and app
 one pass; backward and "frozen" forward passes reuse it through `dropout_apply`.
 Multiplying by the mask value (0 or 1/(1 − p)) rather than selecting keeps IEEE semantics:
 a NaN input gives NaN even where the unit is dropped, as in PyTorch.
-Contract: inputs are validated, C-contiguous (flattened), one dtype; sizes are checked here.
+Arrays of any shape are read as one run of values; all of a call's arrays have one shape.
 """
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport ceil
 from libc.stdint cimport uint8_t, uint64_t
 
+from fastnn_c._arrays cimport flat_data, float_type
+
+cnp.import_array()
+
 cdef uint64_t PHI = 0x9E3779B97F4A7C15ULL
-cdef Py_ssize_t CHUNK = 16384
+
+cdef enum:
+    CHUNK = 16384  # values per prange task
 
 
 cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
@@ -53,56 +60,75 @@ cdef void _apply_chunk(const floating* x, const uint8_t* mask, floating* y, Py_s
         y[i] = x[i] * (scale if mask[i] else zero)
 
 
-def _threshold(double p):
+cdef void _forward(floating zero, const void* X_, void* Y_, uint8_t* mask, Py_ssize_t n,
+                   uint64_t base, uint64_t threshold, double scale, int n_threads) noexcept nogil:
+    cdef const floating* X = <const floating*>X_
+    cdef floating* Y = <floating*>Y_
+    cdef Py_ssize_t c, start
+    if n_threads <= 1 or n <= CHUNK:
+        _forward_chunk(X, Y, mask, 0, n, base, threshold, <floating>scale)
+        return
+    for c in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule="static"):
+        start = c * CHUNK
+        _forward_chunk(X + start, Y + start, mask + start, start, min(CHUNK, n - start), base,
+                       threshold, <floating>scale)
+
+
+cdef void _apply(floating zero, const void* X_, const uint8_t* mask, void* Y_, Py_ssize_t n,
+                 double scale, int n_threads) noexcept nogil:
+    cdef const floating* X = <const floating*>X_
+    cdef floating* Y = <floating*>Y_
+    cdef Py_ssize_t c, start
+    if n_threads <= 1 or n <= CHUNK:
+        _apply_chunk(X, mask, Y, n, <floating>scale)
+        return
+    for c in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule="static"):
+        start = c * CHUNK
+        _apply_chunk(X + start, mask + start, Y + start, min(CHUNK, n - start), <floating>scale)
+
+
+cdef uint64_t _threshold(str kernel, double p) except? 0:
+    """⌈p 2⁵³⌉, the threshold of the top 53 bits of a draw (ValueError unless 0 <= p < 1)."""
     if not 0 <= p < 1:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    return <uint64_t>ceil(p * 9007199254740992.0)  # p 2^53, exact (a power-of-two scaling)
+        raise ValueError(f"{kernel}: p must be in [0, 1), got {p}")
+    return <uint64_t>ceil(p * 9007199254740992.0)  # exact: a power-of-two scaling
 
 
-def dropout_forward(const floating[::1] X,    # IN  (flattened)
-                    floating[::1] Y,          # OUT (flattened)
-                    uint8_t[::1] mask,        # OUT 1 = kept, 0 = dropped
-                    double p, uint64_t seed, uint64_t counter, int n_threads=1):
-    """mask_i := [u_i ≥ p] with u_i = U(seed, counter, i) ∈ [0, 1);  Y := X mask / (1 − p)."""
-    cdef Py_ssize_t n = X.shape[0], c, n_chunks, start
-    cdef uint64_t threshold = _threshold(p)
+def dropout_forward(X, Y, mask, double p, uint64_t seed, uint64_t counter, int n_threads=1):
+    """mask_i := [u_i ≥ p] with u_i = U(seed, counter, i) ∈ [0, 1);  Y := X mask / (1 − p).
+
+    ``X`` any shape; ``Y`` and ``mask`` (uint8: 1 = kept, 0 = dropped) the same shape.
+    """
+    cdef str kernel = "dropout_forward"
+    cdef int t = float_type(X, kernel, "X")
+    cdef Py_ssize_t n
+    cdef void* x = flat_data(X, kernel, "X", t, None, &n)
+    cdef void* y = flat_data(Y, kernel, "Y", t, X, &n, writable=True)
+    cdef uint8_t* m = <uint8_t*>flat_data(mask, kernel, "mask", cnp.NPY_UINT8, X, &n, writable=True)
+    cdef uint64_t threshold = _threshold(kernel, p)
     cdef uint64_t base = _stream_base(seed, counter)
-    cdef floating scale = <floating>(1.0 / (1.0 - p))
-    if Y.shape[0] != n or mask.shape[0] != n:
-        raise ValueError(f"dropout_forward: X, Y and mask have {n}, {Y.shape[0]} and "
-                         f"{mask.shape[0]} elements")
-    if n == 0:
-        return
-    if n_threads <= 1 or n <= CHUNK:
-        with nogil:
-            _forward_chunk(&X[0], &Y[0], &mask[0], 0, n, base, threshold, scale)
-        return
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
-        start = c * CHUNK
-        _forward_chunk(&X[start], &Y[start], &mask[start], start, min(CHUNK, n - start), base,
-                       threshold, scale)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            _forward(<float>0, x, y, m, n, base, threshold, 1.0 / (1.0 - p), n_threads)
+        else:
+            _forward(<double>0, x, y, m, n, base, threshold, 1.0 / (1.0 - p), n_threads)
 
 
-def dropout_apply(const floating[::1] X,      # IN  (flattened): the input, or dY for backward
-                  const uint8_t[::1] mask,    # IN  from dropout_forward
-                  floating[::1] Y,            # OUT (flattened): the output, or dX
-                  double p, int n_threads=1):
-    """Y := X mask / (1 − p): the forward pass with a stored mask, and the backward pass."""
-    cdef Py_ssize_t n = X.shape[0], c, n_chunks, start
-    cdef floating scale
-    _threshold(p)
-    scale = <floating>(1.0 / (1.0 - p))
-    if Y.shape[0] != n or mask.shape[0] != n:
-        raise ValueError(f"dropout_apply: X, mask and Y have {n}, {mask.shape[0]} and "
-                         f"{Y.shape[0]} elements")
-    if n == 0:
-        return
-    if n_threads <= 1 or n <= CHUNK:
-        with nogil:
-            _apply_chunk(&X[0], &mask[0], &Y[0], n, scale)
-        return
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    for c in prange(n_chunks, nogil=True, num_threads=n_threads, schedule="static"):
-        start = c * CHUNK
-        _apply_chunk(&X[start], &mask[start], &Y[start], min(CHUNK, n - start), scale)
+def dropout_apply(X, mask, Y, double p, int n_threads=1):
+    """Y := X mask / (1 − p): the forward pass with a stored mask, and the backward pass.
+
+    ``X`` (the input, or dY for backward) any shape; ``mask`` (uint8, from dropout_forward)
+    and ``Y`` (the output, or dX) the same shape.
+    """
+    cdef str kernel = "dropout_apply"
+    cdef int t = float_type(X, kernel, "X")
+    cdef Py_ssize_t n
+    cdef void* x = flat_data(X, kernel, "X", t, None, &n)
+    cdef const uint8_t* m = <const uint8_t*>flat_data(mask, kernel, "mask", cnp.NPY_UINT8, X, &n)
+    cdef void* y = flat_data(Y, kernel, "Y", t, X, &n, writable=True)
+    _threshold(kernel, p)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            _apply(<float>0, x, m, y, n, 1.0 / (1.0 - p), n_threads)
+        else:
+            _apply(<double>0, x, m, y, n, 1.0 / (1.0 - p), n_threads)

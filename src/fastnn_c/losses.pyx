@@ -2,16 +2,13 @@
 
 Design: one loop over rows; per row the value and the gradient are computed together
 (the softmax is written straight into the gradient buffer). Sums accumulate in double.
-Contract: the def functions take NumPy arrays (float32/float64 matrices, int64 labels) and
-check dtype, layout, shapes and label ranges (_arrays.pxd), so a wrong call raises instead of
-reading out of bounds; the loops assume that. Pass grad=None to compute the value only; grad
-must not overlap the inputs.
+Labels are int64 and checked to lie in [0, k). Pass grad=None to compute the value only.
 """
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t
 
-from fastnn_c._arrays cimport array_data, dim, float_type
+from fastnn_c._arrays cimport array_data, dim, float_type, matrix_data, vector_data
 from fastnn_c._math cimport REDUCTION_LANES as LANES, fexp, flog, sigmoid, softplus
 
 cnp.import_array()
@@ -20,10 +17,8 @@ cnp.import_array()
 cdef const int64_t* _checked_labels(object labels, str kernel, Py_ssize_t n,
                                     Py_ssize_t k) except NULL:
     """The labels' data after checking there is one per row, each in [0, k)."""
-    cdef const int64_t* y = <const int64_t*>array_data(labels, kernel, "labels", cnp.NPY_INT64, 1)
+    cdef const int64_t* y = <const int64_t*>vector_data(labels, kernel, "labels", cnp.NPY_INT64, n)
     cdef Py_ssize_t i
-    if dim(labels, 0) != n:
-        raise ValueError(f"{kernel}: labels has {dim(labels, 0)} entries, expected {n} (one per row)")
     for i in range(n):
         if y[i] < 0 or y[i] >= k:
             raise ValueError(f"{kernel}: labels[{i}] = {y[i]} is outside [0, {k}) for {k} classes")
@@ -40,16 +35,12 @@ cdef void* _checked_matrices(str kernel, object values, str name, int typenum, o
     if n == 0:
         raise ValueError(f"{kernel}: the batch is empty")
     if other_data != NULL:
-        other_data[0] = array_data(other, kernel, other_name, typenum, 2)
-        if dim(other, 0) != n or dim(other, 1) != k:
-            raise ValueError(f"{kernel}: {other_name} is {other.shape}, expected {(n, k)}")
+        other_data[0] = matrix_data(other, kernel, other_name, typenum, n, k)
         if k == 0:
             raise ValueError(f"{kernel}: {name} has no columns")
     grad_data[0] = NULL
     if grad is not None:
-        grad_data[0] = array_data(grad, kernel, "grad", typenum, 2, writable=True)
-        if dim(grad, 0) != n or dim(grad, 1) != k:
-            raise ValueError(f"{kernel}: grad is {grad.shape}, expected {(n, k)}")
+        grad_data[0] = matrix_data(grad, kernel, "grad", typenum, n, k, writable=True)
     return data
 
 
@@ -93,8 +84,12 @@ cdef inline floating _exp_shifted_sum(const floating* z, floating shift, floatin
 
 
 # -- loops on checked arrays: (n, k) row-major, n > 0 ----------------------------------------
-cdef double _softmax_cross_entropy(const floating* logits, const int64_t* labels, floating* grad,
-                                   floating* scratch, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+cdef double _softmax_cross_entropy(floating zero, const void* logits_, const int64_t* labels,
+                                   void* grad_, void* scratch_, Py_ssize_t n,
+                                   Py_ssize_t k) noexcept nogil:
+    cdef const floating* logits = <const floating*>logits_
+    cdef floating* grad = <floating*>grad_
+    cdef floating* scratch = <floating*>scratch_
     cdef Py_ssize_t i, j
     cdef double total = 0
     cdef floating row_max, row_sum, scale
@@ -115,8 +110,11 @@ cdef double _softmax_cross_entropy(const floating* logits, const int64_t* labels
     return total / n
 
 
-cdef double _mean_squared_error(const floating* pred, const floating* target, floating* grad,
-                                Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+cdef double _mean_squared_error(floating zero, const void* pred_, const void* target_,
+                                void* grad_, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    cdef const floating* pred = <const floating*>pred_
+    cdef const floating* target = <const floating*>target_
+    cdef floating* grad = <floating*>grad_
     cdef Py_ssize_t i
     cdef double total = 0
     cdef floating d, scale = <floating>(2.0 / (n * k))
@@ -128,8 +126,12 @@ cdef double _mean_squared_error(const floating* pred, const floating* target, fl
     return total / (n * k)
 
 
-cdef double _multiclass_hinge(const floating* scores, const int64_t* labels, floating* grad,
-                              Py_ssize_t n, Py_ssize_t k, floating delta) noexcept nogil:
+cdef double _multiclass_hinge(floating zero, const void* scores_, const int64_t* labels,
+                              void* grad_, Py_ssize_t n, Py_ssize_t k,
+                              double margin) noexcept nogil:
+    cdef const floating* scores = <const floating*>scores_
+    cdef floating* grad = <floating*>grad_
+    cdef floating delta = <floating>margin
     cdef Py_ssize_t i, j, active
     cdef double total = 0
     cdef floating m, correct, inv_n = <floating>(1.0 / n)
@@ -150,9 +152,12 @@ cdef double _multiclass_hinge(const floating* scores, const int64_t* labels, flo
     return total / n
 
 
-cdef double _binary_cross_entropy_logits(const floating* logits, const floating* target,
-                                         floating* grad, Py_ssize_t n,
+cdef double _binary_cross_entropy_logits(floating zero, const void* logits_,
+                                         const void* target_, void* grad_, Py_ssize_t n,
                                          Py_ssize_t k) noexcept nogil:
+    cdef const floating* logits = <const floating*>logits_
+    cdef const floating* target = <const floating*>target_
+    cdef floating* grad = <floating*>grad_
     cdef Py_ssize_t i
     cdef double total = 0
     cdef floating z, scale = <floating>(1.0 / (n * k))
@@ -184,9 +189,9 @@ def softmax_cross_entropy(logits, labels, grad=None):
     cdef double value
     with nogil:
         if t == cnp.NPY_FLOAT:
-            value = _softmax_cross_entropy(<float*>z, y, <float*>g, <float*>s, n, k)
+            value = _softmax_cross_entropy(<float>0, z, y, g, s, n, k)
         else:
-            value = _softmax_cross_entropy(<double*>z, y, <double*>g, <double*>s, n, k)
+            value = _softmax_cross_entropy(<double>0, z, y, g, s, n, k)
     return value
 
 
@@ -205,9 +210,9 @@ def mean_squared_error(pred, target, grad=None):
     cdef double value
     with nogil:
         if t == cnp.NPY_FLOAT:
-            value = _mean_squared_error(<float*>p, <float*>target_data, <float*>g, n, k)
+            value = _mean_squared_error(<float>0, p, target_data, g, n, k)
         else:
-            value = _mean_squared_error(<double*>p, <double*>target_data, <double*>g, n, k)
+            value = _mean_squared_error(<double>0, p, target_data, g, n, k)
     return value
 
 
@@ -227,9 +232,9 @@ def multiclass_hinge(scores, labels, grad=None, double margin=1.0):
     cdef double value
     with nogil:
         if t == cnp.NPY_FLOAT:
-            value = _multiclass_hinge(<float*>s, y, <float*>g, n, k, <float>margin)
+            value = _multiclass_hinge(<float>0, s, y, g, n, k, margin)
         else:
-            value = _multiclass_hinge(<double*>s, y, <double*>g, n, k, margin)
+            value = _multiclass_hinge(<double>0, s, y, g, n, k, margin)
     return value
 
 
@@ -249,8 +254,7 @@ def binary_cross_entropy_logits(logits, target, grad=None):
     cdef double value
     with nogil:
         if t == cnp.NPY_FLOAT:
-            value = _binary_cross_entropy_logits(<float*>z, <float*>target_data, <float*>g, n, k)
+            value = _binary_cross_entropy_logits(<float>0, z, target_data, g, n, k)
         else:
-            value = _binary_cross_entropy_logits(<double*>z, <double*>target_data, <double*>g,
-                                                 n, k)
+            value = _binary_cross_entropy_logits(<double>0, z, target_data, g, n, k)
     return value

@@ -6,15 +6,12 @@ global-norm clipping scale (1 = none), c the elementwise clip value (inf = none)
 the L2 weight decay (0 = none); then it updates the state arrays and θ in the same loop,
 so no temporary array is ever allocated. Hyper-parameters arrive as doubles and are
 rounded once to the parameter's dtype; step-dependent factors (Adam's bias corrections)
-are computed by the caller in double. `sum_squares` accumulates in double over 32
-independent partial sums: no float32 overflow, and several SIMD registers of partial sums
-so the adds do not wait on each other (measured 4x faster than 4 partial sums, close to
-BLAS sdot). State that decays (velocity, moments, RMSProp's average) is flushed to 0 below
-the smallest normal number instead of sinking into the slow subnormals (`flush_subnormal`).
-The loops are single-threaded, the project default (not measured threaded).
-Contract: the def functions take NumPy arrays of one float dtype, C-contiguous, of any shape
-(a parameter's own array: no reshaped view needed) and check them (_arrays.pxd, cheaper per
-call than typed memoryviews); the cdef loops below them assume that.
+are computed by the caller in double. `sum_squares` (for global-norm clipping) is
+`_math.pxd`'s `sum_squares_run`: double accumulators, no float32 overflow. State that decays
+(velocity, moments, RMSProp's average) is flushed to 0 below the smallest normal number
+instead of sinking into the slow subnormals (`flush_subnormal`). The loops are
+single-threaded. Arrays of any shape (a parameter's own array) are read as one run of
+values; a call's arrays all have the parameter's shape.
 NaN and inf propagate (the clip comparisons let NaN through).
 """
 cimport numpy as cnp
@@ -22,7 +19,7 @@ from cython cimport floating
 from libc.math cimport INFINITY
 
 from fastnn_c._arrays cimport float_type, flat_data
-from fastnn_c._math cimport REDUCTION_LANES as LANES, flush_subnormal, fsqrt
+from fastnn_c._math cimport flush_subnormal, fsqrt, sum_squares_run
 
 cnp.import_array()
 
@@ -39,8 +36,10 @@ cdef inline floating _effective_grad(floating g, floating theta, floating scale,
 
 
 # -- loops on checked arrays (n elements each) -------------------------------------------------
-cdef void _sgd(floating* param, const floating* grad, Py_ssize_t n, double lr,
+cdef void _sgd(floating zero, void* param_, const void* grad_, Py_ssize_t n, double lr,
                double weight_decay, double grad_scale, double clip_value) noexcept nogil:
+    cdef floating* param = <floating*>param_
+    cdef const floating* grad = <const floating*>grad_
     cdef Py_ssize_t i
     cdef floating a = <floating>lr, s = <floating>grad_scale, c = <floating>clip_value
     cdef floating wd = <floating>weight_decay
@@ -48,9 +47,12 @@ cdef void _sgd(floating* param, const floating* grad, Py_ssize_t n, double lr,
         param[i] -= a * _effective_grad(grad[i], param[i], s, c, wd)
 
 
-cdef void _momentum(floating* param, const floating* grad, floating* velocity, Py_ssize_t n,
-                    double lr, double momentum, bint nesterov, double weight_decay,
+cdef void _momentum(floating zero, void* param_, const void* grad_, void* velocity_,
+                    Py_ssize_t n, double lr, double momentum, bint nesterov, double weight_decay,
                     double grad_scale, double clip_value) noexcept nogil:
+    cdef floating* param = <floating*>param_
+    cdef const floating* grad = <const floating*>grad_
+    cdef floating* velocity = <floating*>velocity_
     cdef Py_ssize_t i
     cdef floating a = <floating>lr, mu = <floating>momentum, s = <floating>grad_scale
     cdef floating c = <floating>clip_value, wd = <floating>weight_decay, g, v_prev
@@ -68,9 +70,12 @@ cdef void _momentum(floating* param, const floating* grad, floating* velocity, P
             param[i] += velocity[i]
 
 
-cdef void _adagrad(floating* param, const floating* grad, floating* sum_sq, Py_ssize_t n,
+cdef void _adagrad(floating zero, void* param_, const void* grad_, void* sum_sq_, Py_ssize_t n,
                    double lr, double eps, double weight_decay, double grad_scale,
                    double clip_value) noexcept nogil:
+    cdef floating* param = <floating*>param_
+    cdef const floating* grad = <const floating*>grad_
+    cdef floating* sum_sq = <floating*>sum_sq_
     cdef Py_ssize_t i
     cdef floating a = <floating>lr, e = <floating>eps, s = <floating>grad_scale
     cdef floating c = <floating>clip_value, wd = <floating>weight_decay, g
@@ -80,9 +85,12 @@ cdef void _adagrad(floating* param, const floating* grad, floating* sum_sq, Py_s
         param[i] -= a * g / (fsqrt(sum_sq[i]) + e)
 
 
-cdef void _rmsprop(floating* param, const floating* grad, floating* mean_sq, Py_ssize_t n,
+cdef void _rmsprop(floating zero, void* param_, const void* grad_, void* mean_sq_, Py_ssize_t n,
                    double lr, double rho, double eps, double weight_decay, double grad_scale,
                    double clip_value) noexcept nogil:
+    cdef floating* param = <floating*>param_
+    cdef const floating* grad = <const floating*>grad_
+    cdef floating* mean_sq = <floating*>mean_sq_
     cdef Py_ssize_t i
     cdef floating a = <floating>lr, r = <floating>rho, r1 = <floating>(1.0 - rho)
     cdef floating e = <floating>eps, s = <floating>grad_scale
@@ -93,10 +101,14 @@ cdef void _rmsprop(floating* param, const floating* grad, floating* mean_sq, Py_
         param[i] -= a * g / (fsqrt(mean_sq[i]) + e)
 
 
-cdef void _adam(floating* param, const floating* grad, floating* m, floating* v, Py_ssize_t n,
+cdef void _adam(floating zero, void* param_, const void* grad_, void* m_, void* v_, Py_ssize_t n,
                 double step_size, double beta1, double beta2, double eps, double inv_sqrt_bc2,
                 double weight_decay, double decay_factor, double grad_scale,
                 double clip_value) noexcept nogil:
+    cdef floating* param = <floating*>param_
+    cdef const floating* grad = <const floating*>grad_
+    cdef floating* m = <floating*>m_
+    cdef floating* v = <floating*>v_
     cdef Py_ssize_t i
     cdef floating a = <floating>step_size, b1 = <floating>beta1, b2 = <floating>beta2
     cdef floating b1c = <floating>(1.0 - beta1), b2c = <floating>(1.0 - beta2)
@@ -110,24 +122,13 @@ cdef void _adam(floating* param, const floating* grad, floating* m, floating* v,
         param[i] = d * param[i] - a * m[i] / (fsqrt(v[i]) * k + e)
 
 
-cdef double _sum_squares(const floating* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i, b, k
-    cdef double acc[LANES]
-    cdef double total = 0
-    for k in range(LANES):
-        acc[k] = 0
-    for b in range(n // LANES):
-        i = b * LANES
-        for k in range(LANES):
-            acc[k] += <double>x[i + k] * x[i + k]
-    for i in range(n - n % LANES, n):
-        acc[0] += <double>x[i] * x[i]
-    for k in range(LANES):
-        total += acc[k]
-    return total
+cdef double _sum_squares(floating zero, const void* x, Py_ssize_t n) noexcept nogil:
+    return sum_squares_run(<const floating*>x, <floating*>NULL, <floating*>NULL, NULL, n)
 
 
-cdef void _clip(floating* x, Py_ssize_t n, double scale, double clip_value) noexcept nogil:
+cdef void _clip(floating zero, void* x_, Py_ssize_t n, double scale,
+                double clip_value) noexcept nogil:
+    cdef floating* x = <floating*>x_
     cdef Py_ssize_t i
     cdef floating s = <floating>scale, c = <floating>clip_value
     for i in range(n):
@@ -145,9 +146,9 @@ def sgd_update(param, grad, double lr, double weight_decay=0.0, double grad_scal
     cdef void* g = flat_data(grad, kernel, "grad", t, param, &n)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _sgd(<float*>p, <float*>g, n, lr, weight_decay, grad_scale, clip_value)
+            _sgd(<float>0, p, g, n, lr, weight_decay, grad_scale, clip_value)
         else:
-            _sgd(<double*>p, <double*>g, n, lr, weight_decay, grad_scale, clip_value)
+            _sgd(<double>0, p, g, n, lr, weight_decay, grad_scale, clip_value)
 
 
 def momentum_update(param, grad, velocity, double lr, double momentum,
@@ -165,11 +166,11 @@ def momentum_update(param, grad, velocity, double lr, double momentum,
     cdef void* vel = flat_data(velocity, kernel, "velocity", t, param, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _momentum(<float*>p, <float*>g, <float*>vel, n, lr, momentum, nesterov,
-                      weight_decay, grad_scale, clip_value)
+            _momentum(<float>0, p, g, vel, n, lr, momentum, nesterov, weight_decay, grad_scale,
+                      clip_value)
         else:
-            _momentum(<double*>p, <double*>g, <double*>vel, n, lr, momentum, nesterov,
-                      weight_decay, grad_scale, clip_value)
+            _momentum(<double>0, p, g, vel, n, lr, momentum, nesterov, weight_decay, grad_scale,
+                      clip_value)
 
 
 def adagrad_update(param, grad, sum_sq, double lr, double eps, double weight_decay=0.0,
@@ -183,11 +184,9 @@ def adagrad_update(param, grad, sum_sq, double lr, double eps, double weight_dec
     cdef void* acc = flat_data(sum_sq, kernel, "sum_sq", t, param, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _adagrad(<float*>p, <float*>g, <float*>acc, n, lr, eps, weight_decay, grad_scale,
-                     clip_value)
+            _adagrad(<float>0, p, g, acc, n, lr, eps, weight_decay, grad_scale, clip_value)
         else:
-            _adagrad(<double*>p, <double*>g, <double*>acc, n, lr, eps, weight_decay,
-                     grad_scale, clip_value)
+            _adagrad(<double>0, p, g, acc, n, lr, eps, weight_decay, grad_scale, clip_value)
 
 
 def rmsprop_update(param, grad, mean_sq, double lr, double rho, double eps,
@@ -201,11 +200,9 @@ def rmsprop_update(param, grad, mean_sq, double lr, double rho, double eps,
     cdef void* avg = flat_data(mean_sq, kernel, "mean_sq", t, param, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _rmsprop(<float*>p, <float*>g, <float*>avg, n, lr, rho, eps, weight_decay,
-                     grad_scale, clip_value)
+            _rmsprop(<float>0, p, g, avg, n, lr, rho, eps, weight_decay, grad_scale, clip_value)
         else:
-            _rmsprop(<double*>p, <double*>g, <double*>avg, n, lr, rho, eps, weight_decay,
-                     grad_scale, clip_value)
+            _rmsprop(<double>0, p, g, avg, n, lr, rho, eps, weight_decay, grad_scale, clip_value)
 
 
 def adam_update(param, grad, m, v, double step_size, double beta1, double beta2, double eps,
@@ -225,34 +222,36 @@ def adam_update(param, grad, m, v, double step_size, double beta1, double beta2,
     cdef void* second = flat_data(v, kernel, "v", t, param, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _adam(<float*>p, <float*>g, <float*>first, <float*>second, n, step_size, beta1,
-                  beta2, eps, inv_sqrt_bc2, weight_decay, decay_factor, grad_scale, clip_value)
+            _adam(<float>0, p, g, first, second, n, step_size, beta1, beta2, eps, inv_sqrt_bc2,
+                  weight_decay, decay_factor, grad_scale, clip_value)
         else:
-            _adam(<double*>p, <double*>g, <double*>first, <double*>second, n, step_size, beta1,
-                  beta2, eps, inv_sqrt_bc2, weight_decay, decay_factor, grad_scale, clip_value)
+            _adam(<double>0, p, g, first, second, n, step_size, beta1, beta2, eps, inv_sqrt_bc2,
+                  weight_decay, decay_factor, grad_scale, clip_value)
 
 
 def sum_squares(x):
     """Σ xᵢ², accumulated in double."""
-    cdef int t = float_type(x, "sum_squares", "x")
+    cdef str kernel = "sum_squares"
+    cdef int t = float_type(x, kernel, "x")
     cdef Py_ssize_t n
-    cdef void* data = flat_data(x, "sum_squares", "x", t, None, &n)
+    cdef void* data = flat_data(x, kernel, "x", t, None, &n)
     cdef double total
     with nogil:
         if t == cnp.NPY_FLOAT:
-            total = _sum_squares(<float*>data, n)
+            total = _sum_squares(<float>0, data, n)
         else:
-            total = _sum_squares(<double*>data, n)
+            total = _sum_squares(<double>0, data, n)
     return total
 
 
 def clip_inplace(x, double scale=1.0, double clip_value=INFINITY):
     """x := clip(scale·x, −c, c)."""
-    cdef int t = float_type(x, "clip_inplace", "x")
+    cdef str kernel = "clip_inplace"
+    cdef int t = float_type(x, kernel, "x")
     cdef Py_ssize_t n
-    cdef void* data = flat_data(x, "clip_inplace", "x", t, None, &n, writable=True)
+    cdef void* data = flat_data(x, kernel, "x", t, None, &n, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _clip(<float*>data, n, scale, clip_value)
+            _clip(<float>0, data, n, scale, clip_value)
         else:
-            _clip(<double*>data, n, scale, clip_value)
+            _clip(<double>0, data, n, scale, clip_value)
