@@ -353,15 +353,14 @@ class Activation(Layer):
 
     def _forward(self, Z):
         A = self._buffer("A", Z.shape, Z.dtype)
-        _activations.activation_forward(self.kind, Z.reshape(-1), A.reshape(-1), self.alpha,
+        _activations.activation_forward(self.kind, Z, A, self.alpha,
                                         elementwise_threads(Z.size, self.name in THREADED_FORWARD))
         self._output = A
         return A
 
     def _backward(self, dA):
         dZ = self._buffer("dZ", dA.shape, dA.dtype)
-        _activations.activation_backward(self.kind, self._output.reshape(-1), dA.reshape(-1),
-                                         dZ.reshape(-1), self.alpha,
+        _activations.activation_backward(self.kind, self._output, dA, dZ, self.alpha,
                                          elementwise_threads(dA.size, self.name in THREADED_BACKWARD))
         return dZ
 
@@ -625,13 +624,11 @@ class Dropout(Layer):
             return X
         Y = self._buffer("Y", X.shape, X.dtype)
         if self._frozen and self._frozen_mask_ready and self._mask.shape == X.shape:
-            _dropout.dropout_apply(X.reshape(-1), self._mask.reshape(-1), Y.reshape(-1), self.p,
-                                   elementwise_threads(X.size, False))
+            _dropout.dropout_apply(X, self._mask, Y, self.p, elementwise_threads(X.size, False))
         else:
             self._mask = self._buffer("mask", X.shape, np.uint8)
-            _dropout.dropout_forward(X.reshape(-1), Y.reshape(-1), self._mask.reshape(-1), self.p,
-                                     int(self._seed[0]), int(self._counter[0]),
-                                     elementwise_threads(X.size, True))
+            _dropout.dropout_forward(X, Y, self._mask, self.p, int(self._seed[0]),
+                                     int(self._counter[0]), elementwise_threads(X.size, True))
             self._counter += np.uint64(1)
             self._frozen_mask_ready = self._frozen
         self._output = Y
@@ -641,8 +638,7 @@ class Dropout(Layer):
         if self._identity:
             return dY
         dX = self._buffer("dX", dY.shape, dY.dtype)
-        _dropout.dropout_apply(dY.reshape(-1), self._mask.reshape(-1), dX.reshape(-1), self.p,
-                               elementwise_threads(dY.size, False))
+        _dropout.dropout_apply(dY, self._mask, dX, self.p, elementwise_threads(dY.size, False))
         return dX
 
 

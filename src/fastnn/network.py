@@ -111,13 +111,12 @@ class Sequential:
         grad = self._plan.backward(self.loss_fn.backward())
         if self.l2 or self.l1:
             for p in self._regularized():
-                _regularization.regularization_backward(p.data.reshape(-1), p.grad.reshape(-1),
-                                                        self.l2, self.l1)
+                _regularization.regularization_backward(p.data, p.grad, self.l2, self.l1)
         return grad
 
     def penalty(self):
         """The regularization term (l2/2) Σ w² + l1 Σ |w| over parameters with ``regularize``."""
-        return sum(_regularization.regularization_penalty(p.data.reshape(-1), self.l2, self.l1)
+        return sum(_regularization.regularization_penalty(p.data, self.l2, self.l1)
                    for p in self._regularized())
 
     def apply_constraints(self):
