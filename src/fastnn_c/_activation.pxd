@@ -126,15 +126,17 @@ cdef inline void prelu_forward_row(const floating* z, floating* a, Py_ssize_t m,
                                    const floating* alpha) noexcept nogil:
     """a_j = z_j if z_j > 0 else alpha_j z_j over one row of m units."""
     cdef Py_ssize_t j
-    cdef floating one = 1, zero = 0
+    cdef floating one = 1, zero = 0, slope
     for j in range(m):
-        a[j] = z[j] * (one if z[j] > zero else alpha[j])
+        slope = alpha[j]  # read unconditionally: a conditional load chains the AVX-512 loop
+        a[j] = z[j] * (one if z[j] > zero else slope)
 
 
 cdef inline double prelu_backward_run(const floating* z, const floating* da, floating* dz,
                                       Py_ssize_t n, floating alpha) noexcept nogil:
     """dz = da if z > 0 else alpha da over a run with one slope; returns Σ da·z·[z <= 0]
-    in double over REDUCTION_LANES partial sums."""
+    in double over REDUCTION_LANES partial sums (each product rounded to the input type
+    first: one conversion per value instead of two)."""
     cdef double acc[REDUCTION_LANES]
     cdef double total = 0
     cdef Py_ssize_t i, b, k
@@ -144,10 +146,10 @@ cdef inline double prelu_backward_run(const floating* z, const floating* da, flo
     for b in range(n // REDUCTION_LANES):
         i = b * REDUCTION_LANES
         for k in range(REDUCTION_LANES):
-            acc[k] += <double>da[i + k] * <double>(zero if z[i + k] > zero else z[i + k])
+            acc[k] += <double>(da[i + k] * (zero if z[i + k] > zero else z[i + k]))
             dz[i + k] = da[i + k] * (one if z[i + k] > zero else alpha)
     for i in range(n - n % REDUCTION_LANES, n):
-        acc[0] += <double>da[i] * <double>(zero if z[i] > zero else z[i])
+        acc[0] += <double>(da[i] * (zero if z[i] > zero else z[i]))
         dz[i] = da[i] * (one if z[i] > zero else alpha)
     for k in range(REDUCTION_LANES):
         total += acc[k]
@@ -160,10 +162,11 @@ cdef inline void prelu_backward_row(const floating* z, const floating* da, float
     """One row of m units: dz_j = da_j if z_j > 0 else alpha_j da_j; dalpha_j += da_j z_j [z_j <= 0].
     The m columns are the independent partial sums (no reassociation)."""
     cdef Py_ssize_t j
-    cdef floating one = 1, zero = 0
+    cdef floating one = 1, zero = 0, slope
     for j in range(m):
-        dalpha[j] += <double>da[j] * <double>(zero if z[j] > zero else z[j])
-        dz[j] = da[j] * (one if z[j] > zero else alpha[j])
+        slope = alpha[j]  # read unconditionally, as in prelu_forward_row
+        dalpha[j] += <double>(da[j] * (zero if z[j] > zero else z[j]))
+        dz[j] = da[j] * (one if z[j] > zero else slope)
 
 
 cdef inline void rrelu_forward_run(const floating* z, floating* a, Py_ssize_t start, Py_ssize_t n,
