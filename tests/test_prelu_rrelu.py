@@ -152,6 +152,13 @@ def test_rrelu_training_slopes_are_uniform(dtype):
     assert abs(slopes.mean() - (lower + upper) / 2) < 3 * (upper - lower) / math.sqrt(12 * n)
 
 
+def test_rrelu_checks_its_range():
+    assert RReLU().get_config() == {"lower": 0.125, "upper": 1 / 3} and RReLU().slope == 11 / 48
+    for lower, upper in ((-0.1, 0.2), (0.3, 0.2)):
+        with pytest.raises(ValueError, match="lower|upper"):
+            RReLU(lower, upper)
+
+
 def test_rrelu_positive_side_and_eval_mode(rng):
     layer = RReLU(0.1, 0.3, rng=0)
     Z = rng.standard_normal((50, 20))
