@@ -259,10 +259,12 @@ def test_prelu_and_rrelu_to_torch_and_back(torch):
     prelu = fastnn.PReLU(6, dtype=np.float64)
     prelu.weight.data[:] = rng.uniform(0, 0.5, 6)
     net = fastnn.Sequential([fastnn.Dense(5, 6, rng=0, dtype=np.float64), prelu,
-                             fastnn.RReLU(0.1, 0.5, rng=0), fastnn.Dense(6, 3, rng=1, dtype=np.float64)])
+                             fastnn.RReLU(0.1, 0.5, rng=0),
+                             fastnn.Dense(6, 3, rng=1, dtype=np.float64)])
     module = export.to_torch(net)
     assert isinstance(module[1], torch.nn.PReLU) and module[1].num_parameters == 6
-    assert isinstance(module[2], torch.nn.RReLU) and (module[2].lower, module[2].upper) == (0.1, 0.5)
+    assert isinstance(module[2], torch.nn.RReLU)
+    assert (module[2].lower, module[2].upper) == (0.1, 0.5)
     np.testing.assert_array_equal(module[1].weight.detach().numpy(), prelu.weight.data)
     X = rng.normal(size=(7, 5))
     net.eval()

@@ -133,7 +133,8 @@ def _layer_nodes(graph, layers, x):
                                    ("running_var", layer.running_var))],
                            epsilon=float(layer.eps))
         elif isinstance(layer, PReLU):  # slope (units,) or (1,): broadcast over the batch
-            x = graph.node("PRelu", [x, graph.constant("slope", layer.weight.data.astype(np.float32))])
+            slope = graph.constant("slope", layer.weight.data.astype(np.float32))
+            x = graph.node("PRelu", [x, slope])
         elif isinstance(layer, RReLU):
             x = graph.node("LeakyRelu", [x], alpha=float(layer.slope))
         elif isinstance(layer, Dropout):
@@ -289,9 +290,9 @@ def to_torch(model):
     Dense → ``Linear`` (weight transposed to (out, in)), each activation → its module
     (HardTanh → ``Hardtanh(-1, 1)``; PReLU → ``PReLU(num_parameters, init)`` with the
     slopes copied; RReLU → ``RReLU(lower, upper)``), BatchNorm → ``BatchNorm1d`` with γ, β,
-    the running statistics, ``eps`` and ``momentum`` (both libraries weight the new batch statistic by
-    momentum and keep the unbiased running variance), Dropout → ``Dropout(p)``. The module
-    has the network's dtype and mode (``train()``/``eval()``).
+    the running statistics, ``eps`` and ``momentum`` (both libraries weight the new batch
+    statistic by momentum and keep the unbiased running variance), Dropout → ``Dropout(p)``.
+    The module has the network's dtype and mode (``train()``/``eval()``).
 
     Not part of the module: the loss (use the matching ``torch.nn`` loss), the L2/L1
     penalties (``net.l2`` is PyTorch's SGD ``weight_decay``; L1 has no optimizer option) and
@@ -386,8 +387,8 @@ def _fastnn_layer(torch, module, index, dtype):
     if type(module) in simple:
         return simple[type(module)]()
     raise unsupported("has no fastnn layer; supported: Linear, BatchNorm1d, Dropout, ReLU, "
-                      "LeakyReLU, PReLU, RReLU, ELU, SELU, Sigmoid, Tanh, Hardtanh(-1, 1), Softsign, "
-                      "Softplus(beta=1), Identity")
+                      "LeakyReLU, PReLU, RReLU, ELU, SELU, Sigmoid, Tanh, Hardtanh(-1, 1), "
+                      "Softsign, Softplus(beta=1), Identity")
 
 
 def from_torch(module, loss="softmax_cross_entropy", l2=0.0, l1=0.0):
