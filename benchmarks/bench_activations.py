@@ -47,7 +47,7 @@ def test_activation(benchmark, direction, name, dtype, impl):
 def _parametric_impls(name, dtype, direction):
     """fastnn's layer beside the best NumPy found: max(z, αz) forward (0 <= α <= 1), slopes as
     mask·(1 − α) + α backward; RReLU's NumPy slopes from ``Generator.random(out=)``, stored.
-    (In-place ufuncs with ``out=``: an augmented assignment would make the closures' arrays local.)"""
+    (Ufuncs with ``out=``: an augmented assignment would make the closures' arrays local.)"""
     from fastnn.layers import PReLU, RReLU
 
     rng = np.random.default_rng(0)
