@@ -10,7 +10,7 @@ from fastnn._config import get_num_threads, set_num_threads
 from fastnn import datasets, diagnostics, experiments, initializers, layers, losses, optimizers, schedules
 from fastnn.diagnostics import Monitor
 from fastnn import io, training
-from fastnn.estimator import MLPClassifier
+from fastnn.estimator import MLPClassifier, MLPRegressor
 from fastnn.io import ModelFileError, load, save
 from fastnn.training import (Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint,
                              TrainingDivergedError, fit)
@@ -23,7 +23,7 @@ from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RM
 
 __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "datasets", "diagnostics", "experiments",
-    "Monitor", "io", "training", "MLPClassifier", "ModelFileError", "load", "save", "Callback",
+    "Monitor", "io", "training", "MLPClassifier", "MLPRegressor", "ModelFileError", "load", "save", "Callback",
     "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint", "TrainingDivergedError", "fit",
     "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
