@@ -25,16 +25,20 @@ with the data loss its mean log-loss (classification) or half the mean squared e
 (regression). fastnn's losses differ from scikit-learn's only by a constant factor c on
 the gradient (c = 1 for softmax and binary log-loss, 1/k for k labels of a multilabel
 problem, whose log-loss fastnn averages over the labels, and 2/k for k regression outputs,
-where fastnn's MSE is the plain mean). The network therefore runs with
+where fastnn's MSE is the plain mean). Training therefore adds to the weights' gradient
 
-    l2 = c · alpha / m            (``Sequential.l2``: penalty (l2/2)‖W‖², gradient l2·W)
+    λ·W with λ = c · alpha / m
 
-so that fastnn's gradient is exactly c × scikit-learn's, and the optimizers compensate:
-SGD runs at learning rate η/c, Adam with ε' = c·ε/√(1 − β₂ᵗ) (scikit-learn adds ε to the
-uncorrected √v, fastnn's Adam to the bias-corrected one, so ε' is updated every step).
-With these, one step of fastnn's SGD (momentum, Nesterov) or Adam equals scikit-learn's
-step, and ``loss_curve_`` holds scikit-learn's loss values. The last mini-batch of an epoch
-may be smaller than the others; its l2 uses its own m, as scikit-learn's does.
+(as the optimizer's ``weight_decay`` for 'adam' and 'sgd', fused into their update pass;
+as ``Sequential.l2`` for lbfgs and fastnn's other solvers), so that fastnn's gradient is
+exactly c × scikit-learn's, and the optimizers compensate: SGD runs at learning rate η/c,
+Adam with ε' = c·ε/√(1 − β₂ᵗ) (scikit-learn adds ε to the uncorrected √v, fastnn's Adam
+to the bias-corrected one, so ε' is updated every step). With these, one step of fastnn's
+SGD (momentum, Nesterov) or Adam is scikit-learn's step, and ``loss_curve_`` holds
+scikit-learn's loss values (data loss × 1/c, or ½ for regression, plus (alpha/2m)‖W‖²
+of the weights the batch saw); tests/test_estimator.py checks both against scikit-learn
+to 1e-10 in float64. The last mini-batch of an epoch may be smaller than the others; its
+λ uses its own m, as scikit-learn's does.
 
 Deprecated and removed parameters (fastnn 0.x ``MLPClassifier``)
 ----------------------------------------------------------------
@@ -330,9 +334,14 @@ class _BaseMLP(BaseEstimator):
         """c: fastnn's gradient is c × scikit-learn's (see the module docstring)."""
         return 1.0
 
-    def _sklearn_loss(self, fastnn_loss, penalty_sq, m, alpha):
-        """scikit-learn's value of a batch loss: fastnn's ÷ c (overridden for regression)."""
-        return fastnn_loss / self._gradient_scale()
+    def _data_scale(self):
+        """scikit-learn's data loss is fastnn's × this (1/c for classification)."""
+        return 1.0 / self._gradient_scale()
+
+    def _sklearn_loss(self, data_loss, penalty_sq, m, alpha):
+        """scikit-learn's loss of an m-sample batch from fastnn's data loss and Σ‖W‖²."""
+        value = data_loss * self._data_scale()
+        return value + alpha / (2.0 * m) * penalty_sq if alpha else value
 
     def _make_optimizer(self, params):
         import fastnn
@@ -422,9 +431,8 @@ class _BaseMLP(BaseEstimator):
             np.divide(grad, c, out=grad)
             if not np.isfinite(value):
                 value = np.inf
-            sq = (sum(float(np.vdot(w, w)) for w in self.coefs_)
-                  if self._loss_needs_penalty() else None)
-            last["sklearn"] = self._sklearn_loss(value, sq, n, alpha)
+            sq = sum(float(np.vdot(w, w)) for w in self.coefs_) if alpha else 0.0
+            last["sklearn"] = self._sklearn_loss(value - net.l2 / 2 * sq, sq, n, alpha)
             return value / c, grad
 
         net.train()
@@ -588,38 +596,51 @@ class _SklearnRules:
         self.n_batches = -(-n // batch_size)
         self.last_size = n - (self.n_batches - 1) * batch_size
         self.alpha = params["alpha"]
-        self.track_penalty = est._loss_needs_penalty() and self.alpha > 0
+        # alpha's gradient: fused into the optimizer's update as weight decay (adam, sgd: the
+        # gradient becomes g + λθ on the weights, exactly the L2 term's), else the network's l2
+        self.decay_in_optimizer = est.solver in ("adam", "sgd")
         self.best_state = None
         self.net = est.net_
         self.optimizer = est._optimizer
+        self.sq = 0.0
 
     def _batch_l2(self, m):
-        self.net.l2 = self.c * self.alpha / m
+        value = self.c * self.alpha / m
+        if self.decay_in_optimizer:
+            self.optimizer.weight_decay = value
+        else:
+            self.net.l2 = value
 
     def _penalty_sq(self):
-        return sum(float(np.vdot(w, w)) for w in self.est.coefs_)
+        """Σ‖W‖² of the current weights (those the next batch's loss sees)."""
+        return sum(float(np.vdot(w, w)) for w in self.est.coefs_) if self.alpha else 0.0
 
     def on_train_begin(self, trainer):
         self._set_lr()
         if self.est.solver == "adam":
             self.optimizer.eps = self.est._adam_eps(self.p, self.optimizer.step_count + 1)
 
+    def on_train_end(self, trainer):
+        if self.decay_in_optimizer:
+            self.optimizer.weight_decay = 0.0
+        self.net.l2 = 0.0
+
     def on_epoch_begin(self, trainer, epoch):
         self.batch = 0
         self.accumulated = 0.0
         self._batch_l2(self.batch_size if self.n_batches > 1 else self.last_size)
-        self.sq = self._penalty_sq() if self.track_penalty else None
+        self.sq = self._penalty_sq()
 
     def on_batch_end(self, trainer, step, loss):
         m = self.batch_size if self.batch < self.n_batches - 1 else self.last_size
-        self.accumulated += self.est._sklearn_loss(loss, self.sq, m, self.alpha) * m
+        data_loss = loss - self.net.l2 / 2 * self.sq
+        self.accumulated += self.est._sklearn_loss(data_loss, self.sq, m, self.alpha) * m
         self.batch += 1
         if self.batch == self.n_batches - 1:
             self._batch_l2(self.last_size)
         if self.est.solver == "adam":
             self.optimizer.eps = self.est._adam_eps(self.p, self.optimizer.step_count + 1)
-        if self.track_penalty:
-            self.sq = self._penalty_sq()
+        self.sq = self._penalty_sq()
 
     def _set_lr(self):
         if self.est.solver == "sgd":
@@ -916,9 +937,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         # fastnn's binary cross-entropy averages over the k labels, scikit-learn's sums them
         return 1.0 / self.n_outputs_ if self._kind == "multilabel" else 1.0
 
-    def _loss_needs_penalty(self):
-        return False
-
     # -- partial_fit ---------------------------------------------------------------------
     def _partial_fit(self, X, y, classes=None):
         """Update the model with one epoch over (X, y); returns self.
@@ -1069,16 +1087,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         # (1/2n) Σ (ŷ − y)², i.e. fastnn's × k/2
         return 2.0 / self.n_outputs_
 
-    def _loss_needs_penalty(self):
-        return self.n_outputs_ > 1
-
-    def _sklearn_loss(self, fastnn_loss, penalty_sq, m, alpha):
-        # scikit-learn reports half the mean squared error (over samples and outputs) plus
-        # (alpha/2m)‖W‖²; fastnn's loss is the mean squared error plus c·(alpha/2m)‖W‖².
-        if not alpha or self.n_outputs_ == 1:
-            return fastnn_loss / 2.0
-        penalty = alpha / (2.0 * m) * penalty_sq
-        return (fastnn_loss - self._gradient_scale() * penalty) / 2.0 + penalty
+    def _data_scale(self):
+        # scikit-learn reports half the mean squared error over samples and outputs
+        return 0.5
 
     def _partial_fit(self, X, y):
         """Update the model with one epoch over (X, y); returns self."""
