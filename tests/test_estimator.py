@@ -407,6 +407,11 @@ def test_bad_targets(fitted, blobs):
         fitted.fit(X, np.zeros(len(X)))
     with pytest.raises(ValueError, match="requires y to be passed"):
         fitted.fit(X, None)
+    with pytest.raises(ValueError, match="The validation set is too small"):
+        fitted.set_params(early_stopping=True).fit(X[:5], y[:5])
+    with pytest.raises(ValueError, match="unknown initializer"):
+        fitted.set_params(early_stopping=False, init="nonsense").fit(X, y)
+    fitted.set_params(init=None)
     np.testing.assert_array_equal(fitted.predict_proba(X), before)
     with pytest.warns(DataConversionWarning, match="A column-vector y was passed"):
         clf = MLPClassifier(max_iter=100, **SMALL).fit(X, y.reshape(-1, 1))

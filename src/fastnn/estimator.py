@@ -285,9 +285,19 @@ class _BaseMLP(BaseEstimator):
         if not first_pass and n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} outputs, but {type(self).__name__} was fitted "
                              f"with {self.n_outputs_}")
-        self.__dict__.update(target_state)
-        if first_pass:
-            self._initialize(X.shape[1], n_outputs, params, dtype)
+        if (params["early_stopping"] and self.solver != "lbfgs"
+                and math.ceil(params["validation_fraction"] * X.shape[0]) < 2):
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        saved = dict(self.__dict__)
+        try:
+            self.__dict__.update(target_state)
+            if first_pass:
+                self._initialize(X.shape[1], n_outputs, params, dtype)
+        except BaseException:  # e.g. an unknown init: the previous model stays
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, targets, params)
         else:
@@ -375,9 +385,6 @@ class _BaseMLP(BaseEstimator):
             self._sk_learning_rate = params["learning_rate_init"]
         if params["early_stopping"]:
             X, X_val, y, y_val = self._validation_split(X, y, params["validation_fraction"])
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' "
-                                 "or the size of your dataset.")
         else:
             X_val = y_val = None
         n = X.shape[0]
