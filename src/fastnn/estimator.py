@@ -395,6 +395,11 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped", stacklevel=3)
             batch_size = int(np.clip(self.batch_size, 1, n))
+        # Out of core (to come, in fastnn.fit): a memmap X already in the compute dtype passes
+        # validate_data without a copy (its finiteness scan reads pages, allocates nothing), so
+        # streaming needs only fit to batch it; an iterable of batches will also need each
+        # batch's size before its step (alpha's λ = c·alpha/m), which _SklearnRules now
+        # derives from n and batch_size.
         rules = _rules_callback(self, params, n, batch_size, X_val, y_val, incremental)
         start = self._epochs_done
         self.n_iter_ = 0
