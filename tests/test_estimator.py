@@ -30,7 +30,8 @@ SMALL = dict(hidden_layer_sizes=(16,), random_state=0)
 # No check is marked as an expected failure: every one of them passes.
 @parametrize_with_checks([MLPClassifier(**SMALL), MLPRegressor(**SMALL),
                           MLPClassifier(solver="lbfgs", **SMALL),
-                          MLPRegressor(solver="sgd", dtype=None, **SMALL)])
+                          MLPRegressor(solver="sgd", dtype=None, **SMALL),
+                          MLPClassifier(batch_norm=True, dropout=0.1, **SMALL)])
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
