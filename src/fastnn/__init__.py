@@ -12,7 +12,7 @@ from fastnn import (callbacks, datasets, diagnostic_rules, diagnostics, experime
 from fastnn.diagnostics import Monitor
 from fastnn import io, training
 from fastnn.callbacks import Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint
-from fastnn.estimator import MLPClassifier
+from fastnn.estimator import MLPClassifier, MLPRegressor
 from fastnn.io import ModelFileError, load, save
 from fastnn.training import TrainingDivergedError, fit
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
@@ -26,7 +26,8 @@ from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RM
 __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "callbacks", "datasets",
     "diagnostic_rules", "diagnostics", "experiments", "plotting",
-    "Monitor", "io", "training", "MLPClassifier", "ModelFileError", "load", "save", "Callback",
+    "Monitor", "io", "training", "MLPClassifier", "MLPRegressor", "ModelFileError", "load", "save",
+    "Callback",
     "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint", "TrainingDivergedError", "fit",
     "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",

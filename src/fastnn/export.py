@@ -157,10 +157,20 @@ def _output_nodes(graph, net, z, classes):
     outputs = [("logits", TensorProto.FLOAT, full, "the last layer's outputs (logits or scores)")]
     graph.node("Identity", [z], "logits")
     if isinstance(loss, BinaryCrossEntropy):
+        positive = graph.node("Cast", [graph.node("Greater", [z, graph.constant("zero", np.float32(0))])],
+                              to=TensorProto.INT64)
+        if classes is not None and len(classes) == 2 and net.out_features == 1:
+            # a binary estimator: one logistic unit, probabilities of both classes, its labels
+            p = graph.node("Sigmoid", [z])
+            graph.node("Concat", [graph.node("Sub", [graph.constant("one", np.float32(1)), p]), p],
+                       "probabilities", axis=1)
+            outputs.append(("probabilities", TensorProto.FLOAT, ["batch", 2],
+                            "probabilities of classes_[0] and classes_[1]"))
+            index = graph.node("Reshape", [positive, graph.constant("rows", np.array([-1]))])
+            return outputs + [_class_labels(graph, classes, index)]
         graph.node("Sigmoid", [z], "probabilities")
         outputs.append(("probabilities", TensorProto.FLOAT, full, "sigmoid of each logit"))
-        graph.node("Cast", [graph.node("Greater", [z, graph.constant("zero", np.float32(0))])],
-                   "label", to=TensorProto.INT64)
+        graph.node("Identity", [positive], "label")
         outputs.append(("label", TensorProto.INT64, full, "1 where the logit is > 0, else 0"))
         return outputs
     if isinstance(loss, SoftmaxCrossEntropy):
@@ -170,6 +180,12 @@ def _output_nodes(graph, net, z, classes):
     if classes is None:
         outputs.append(("label", TensorProto.INT64, rows, "index of the largest logit"))
         return outputs
+    return outputs + [_class_labels(graph, classes, index)]
+
+
+def _class_labels(graph, classes, index):
+    """The node ``label`` = classes[index] for an estimator's ``classes_``; its output entry."""
+    TensorProto = graph.onnx.TensorProto
     classes = np.asarray(classes)
     if classes.dtype.kind in "OUS":
         table = np.array([str(c).encode() for c in classes], dtype=object)
@@ -179,8 +195,7 @@ def _output_nodes(graph, net, z, classes):
     else:
         table, kind = classes.astype(np.float64), TensorProto.DOUBLE
     graph.node("Gather", [graph.constant("classes", table), index], "label", axis=0)
-    outputs.append(("label", kind, rows, "the estimator's class (classes_) of the largest logit"))
-    return outputs
+    return ("label", kind, ["batch"], "the estimator's class (classes_) of the largest output")
 
 
 def to_onnx(model, path=None):
