@@ -20,6 +20,7 @@ FASTNN_MARCH_NATIVE=1   compile with ``-march=native`` (local builds only, not f
 FASTNN_NO_OPENMP=1      build without OpenMP even if the compiler has it.
 FASTNN_NO_AVX2=1        build the generic level only.
 """
+import contextlib
 import os
 import platform
 import runpy
@@ -57,6 +58,24 @@ def _level_of(ext):
     parts = ext.name.split(".")
     names = [level.name for level in LEVELS]
     return parts[1] if len(parts) == 3 and parts[1] in names else names[0]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep a probe's compiler messages out of the build log (the build sums up in one line)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 class BuildExt(build_ext):
@@ -133,7 +152,7 @@ class BuildExt(build_ext):
     # Probes, each compiling a small program with this compiler -------------------------
 
     def _compiles(self, source, compile_args, link_args=None):
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _quiet():
             path = os.path.join(tmp, "probe.c")
             with open(path, "w") as f:
                 f.write(textwrap.dedent(source))

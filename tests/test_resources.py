@@ -1,4 +1,6 @@
 """Resources and concurrency: no leaks, the GIL is released safely, seeded runs are bit-identical."""
+import os
+import subprocess
 import sys
 import threading
 
@@ -99,3 +101,38 @@ def test_kernels_release_the_gil():
         done.set()
         counter.join()
     assert during > 100, f"the counting thread advanced only {during} times during the GEMMs"
+
+
+def test_importing_fastnn_leaves_the_environment_alone():
+    """No process-wide settings at import (OMP_WAIT_POLICY would change every OpenMP library)."""
+    script = ("import json, os; before = dict(os.environ); import fastnn, fastnn_c; "
+              "print(json.dumps(dict(os.environ) == before and 'OMP_WAIT_POLICY' not in os.environ))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "true"
+
+
+def test_threadpoolctl_limits_fastnn():
+    """fastnn's thread count is its OpenBLAS's, so threadpoolctl's BLAS limit covers GEMM and
+    the threaded elementwise passes alike."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy_openblas32
+
+    from fastnn._config import PARALLEL_MIN_ELEMENTS, elementwise_threads
+
+    ours = [pool for pool in threadpoolctl.threadpool_info()
+            if os.path.dirname(pool["filepath"]) == os.path.realpath(scipy_openblas32.get_lib_dir())]
+    assert len(ours) == 1 and ours[0]["internal_api"] == "openblas"
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(2)
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            assert fastnn.get_num_threads() == 1
+            assert elementwise_threads(PARALLEL_MIN_ELEMENTS, compute_bound=True) == 1
+        assert fastnn.get_num_threads() == 2
+        assert elementwise_threads(PARALLEL_MIN_ELEMENTS, compute_bound=True) == 2
+        assert elementwise_threads(PARALLEL_MIN_ELEMENTS - 1, compute_bound=True) == 1
+        assert elementwise_threads(10 * PARALLEL_MIN_ELEMENTS, compute_bound=False) == 1
+    finally:
+        fastnn.set_num_threads(before)
