@@ -113,26 +113,40 @@ def test_importing_fastnn_leaves_the_environment_alone():
     assert result.stdout.strip() == "true"
 
 
-def test_threadpoolctl_limits_fastnn():
+def test_threadpoolctl_limits_fastnn(monkeypatch):
     """fastnn's thread count is its OpenBLAS's, so threadpoolctl's BLAS limit covers GEMM and
     the threaded elementwise passes alike."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import scipy_openblas32
 
-    from fastnn._config import PARALLEL_MIN_ELEMENTS, elementwise_threads
+    from fastnn import _config
 
+    monkeypatch.setattr(_config, "_OPENMP_WORKERS_SLEEP", True)
     ours = [pool for pool in threadpoolctl.threadpool_info()
             if os.path.dirname(pool["filepath"]) == os.path.realpath(scipy_openblas32.get_lib_dir())]
     assert len(ours) == 1 and ours[0]["internal_api"] == "openblas"
+    large = _config.PARALLEL_MIN_ELEMENTS
     before = fastnn.get_num_threads()
     try:
         fastnn.set_num_threads(2)
         with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
             assert fastnn.get_num_threads() == 1
-            assert elementwise_threads(PARALLEL_MIN_ELEMENTS, compute_bound=True) == 1
+            assert _config.elementwise_threads(large, compute_bound=True) == 1
         assert fastnn.get_num_threads() == 2
-        assert elementwise_threads(PARALLEL_MIN_ELEMENTS, compute_bound=True) == 2
-        assert elementwise_threads(PARALLEL_MIN_ELEMENTS - 1, compute_bound=True) == 1
-        assert elementwise_threads(10 * PARALLEL_MIN_ELEMENTS, compute_bound=False) == 1
+        assert _config.elementwise_threads(large, compute_bound=True) == 2
+        assert _config.elementwise_threads(large - 1, compute_bound=True) == 1
+        assert _config.elementwise_threads(10 * large, compute_bound=False) == 1
+    finally:
+        fastnn.set_num_threads(before)
+
+
+def test_elementwise_passes_stay_on_one_thread_while_openmp_workers_spin(monkeypatch):
+    from fastnn import _config
+
+    monkeypatch.setattr(_config, "_OPENMP_WORKERS_SLEEP", False)
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(2)
+        assert _config.elementwise_threads(10 * _config.PARALLEL_MIN_ELEMENTS, compute_bound=True) == 1
     finally:
         fastnn.set_num_threads(before)

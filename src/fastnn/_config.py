@@ -2,13 +2,14 @@
 
 fastnn has one thread count: that of its OpenBLAS (``set_num_threads``, or any tool that
 sets OpenBLAS's, such as threadpoolctl's ``threadpool_limits``). GEMM runs on OpenBLAS's
-threads; fastnn's own OpenMP loops run on that many threads only where a pass is large and
-compute-bound enough to pay for waking them, and on one thread otherwise, so that one pool
-works at a time. Measurements: benchmarks/README.md, "Threads for elementwise loops".
-
-fastnn never sets ``OMP_WAIT_POLICY``, which would change every OpenMP library in the
-process; see "OpenMP wait policy" there for what setting it yourself gains.
+threads. fastnn's own OpenMP loops use them too, but only where idle OpenMP workers sleep
+(``OMP_WAIT_POLICY=PASSIVE`` in the environment, a setting for the whole process that fastnn
+leaves to you) and where a pass is large and compute-bound enough to pay for waking them;
+otherwise they run on the calling thread. Measurements: benchmarks/README.md, "OpenMP wait
+policy" and "Threads for elementwise loops".
 """
+import os
+
 from fastnn_c import _blas
 
 #: Compute-bound passes (exp, tanh, log1p, random numbers) below this many values lose more
@@ -16,6 +17,10 @@ from fastnn_c import _blas
 PARALLEL_MIN_ELEMENTS = 65536
 #: Batch norm's passes are lighter: two threads start to win from about 2M values.
 BATCHNORM_PARALLEL_MIN_ELEMENTS = 2**21
+
+#: Spinning OpenMP workers (the runtime's default) starve OpenBLAS's threads, so fastnn's
+#: loops stay on one thread unless the user made idle workers sleep.
+_OPENMP_WORKERS_SLEEP = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
 def set_num_threads(n_threads):
@@ -31,8 +36,8 @@ def get_num_threads():
 
 
 def elementwise_threads(n_elements, compute_bound, minimum=PARALLEL_MIN_ELEMENTS):
-    """Threads for an elementwise pass over ``n_elements`` values: one unless the pass is
-    compute-bound and at least ``minimum`` long."""
-    if compute_bound and n_elements >= minimum:
+    """Threads for an elementwise pass over ``n_elements`` values: one, unless idle OpenMP
+    workers sleep and the pass is compute-bound and at least ``minimum`` long."""
+    if _OPENMP_WORKERS_SLEEP and compute_bound and n_elements >= minimum:
         return _blas.blas_get_num_threads()
     return 1
