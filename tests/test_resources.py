@@ -39,7 +39,7 @@ def test_resident_memory_stays_flat_over_20000_steps(data):
     X, y = data
     net = fastnn.mlp([40, 64, 32, 4], rng=0)
     opt = fastnn.SGD(net.parameters(), lr=0.01)
-    for step in range(2000):  # warm-up: buffers, caches and the allocator settle
+    for _ in range(2000):  # warm-up: buffers, caches and the allocator settle
         net.train_step(X[:32], y[:32], opt)
     before = _rss_bytes()
     for step in range(20000):
@@ -65,7 +65,7 @@ def test_two_networks_in_two_threads_match_sequential_training(data):
         t.start()
     for t in threads:
         t.join()
-    for expected, got in zip(sequential, results):
+    for expected, got in zip(sequential, results, strict=True):
         for key in expected:
             np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
 

@@ -156,6 +156,6 @@ def test_simd_and_generic_builds_agree(level):
         rtol = 1e-6 if "float32" in key else 1e-14
         # dZ = dA * f'(A) with |dA| up to ~16: one ulp of A near +-1 (tanh, sigmoid) moves
         # 1 - A^2 by ~1e-7, so the absolute tolerance scales with dA
-        for a, b in zip(generic[key], simd[key]):
+        for a, b in zip(generic[key], simd[key], strict=True):
             np.testing.assert_allclose(np.array(b), np.array(a), rtol=rtol, atol=16 * rtol,
                                        err_msg=key)
