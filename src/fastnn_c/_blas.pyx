@@ -94,7 +94,8 @@ cdef class GemmSequence:
             self.plan[i].m = A.shape[1] if ta else A.shape[0]
             self.plan[i].k = A.shape[0] if ta else A.shape[1]
             self.plan[i].n = B.shape[0] if tb else B.shape[1]
-            if (B.shape[1] if tb else B.shape[0]) != self.plan[i].k or C.shape != (self.plan[i].m, self.plan[i].n):
+            if ((B.shape[1] if tb else B.shape[0]) != self.plan[i].k
+                    or C.shape != (self.plan[i].m, self.plan[i].n)):
                 raise ValueError(f"calls[{i}]: shapes do not agree")
             self.plan[i].lda, self.plan[i].ldb, self.plan[i].ldc = A.shape[1], B.shape[1], C.shape[1]
             self.plan[i].a, self.plan[i].b, self.plan[i].c = A.ctypes.data, B.ctypes.data, C.ctypes.data
