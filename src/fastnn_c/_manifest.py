@@ -56,7 +56,7 @@ class Compiler(NamedTuple):
 #: Keyed by distutils' ``compiler_type`` ("unix" covers GCC and Clang, which take the same
 #: flags). Release builds keep IEEE semantics: never -ffast-math; math functions need not set
 #: errno nor keep FP traps, so exp/tanh loops vectorise while NaN and inf keep their meaning.
-#: ``-g0`` overrides the ``-g`` in Python's own CFLAGS (debug info doubled the compile time).
+#: ``-g0`` overrides the ``-g`` in Python's own CFLAGS (it made each compile about 1.6x slower).
 #: MSVC is written as scikit-learn's OpenMP helper writes it and has not been tested: its
 #: default /fp:precise is IEEE, /openmp is OpenMP 2.0 (enough for prange).
 COMPILERS = {
