@@ -40,7 +40,7 @@ if [ ${#tests[@]} -eq 0 ]; then
     done
 fi
 set +e
-# FASTNN_SIMD=generic: the debug build has no AVX2 twins, and an editable install elsewhere
+# FASTNN_SIMD=generic: the debug build has the generic level only, and an editable install elsewhere
 # would otherwise supply uninstrumented ones.
 FASTNN_SIMD=generic LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work/src" \
     python -m pytest -q -p no:cacheprovider -m "not slow" "${tests[@]}" > asan.log 2>&1

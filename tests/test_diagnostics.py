@@ -11,9 +11,13 @@ import fastnn
 from fastnn.diagnostics import COLUMNS, PERCENTILES, DiagnosticsRecord, Monitor, saturation_bounds
 from fastnn.layers import Activation, BatchNorm, Dense
 from fastnn.network import Sequential
-from fastnn_c.diagnostics import activation_stats, copy_sum_squares, diff_sum_squares
+from fastnn_c import diagnostics as _diagnostics_kernels
 import reference
 from conftest import layout
+
+activation_stats = _diagnostics_kernels.activation_stats
+copy_sum_squares = _diagnostics_kernels.copy_sum_squares
+diff_sum_squares = _diagnostics_kernels.diff_sum_squares
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (64, 33), (257, 5)]
 

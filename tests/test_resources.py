@@ -1,4 +1,6 @@
 """Resources and concurrency: no leaks, the GIL is released safely, seeded runs are bit-identical."""
+import os
+import subprocess
 import sys
 import threading
 
@@ -37,7 +39,7 @@ def test_resident_memory_stays_flat_over_20000_steps(data):
     X, y = data
     net = fastnn.mlp([40, 64, 32, 4], rng=0)
     opt = fastnn.SGD(net.parameters(), lr=0.01)
-    for step in range(2000):  # warm-up: buffers, caches and the allocator settle
+    for _ in range(2000):  # warm-up: buffers, caches and the allocator settle
         net.train_step(X[:32], y[:32], opt)
     before = _rss_bytes()
     for step in range(20000):
@@ -63,7 +65,7 @@ def test_two_networks_in_two_threads_match_sequential_training(data):
         t.start()
     for t in threads:
         t.join()
-    for expected, got in zip(sequential, results):
+    for expected, got in zip(sequential, results, strict=True):
         for key in expected:
             np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
 
@@ -99,3 +101,52 @@ def test_kernels_release_the_gil():
         done.set()
         counter.join()
     assert during > 100, f"the counting thread advanced only {during} times during the GEMMs"
+
+
+def test_importing_fastnn_leaves_the_environment_alone():
+    """No process-wide settings at import (OMP_WAIT_POLICY would change every OpenMP library)."""
+    script = ("import json, os; before = dict(os.environ); import fastnn, fastnn_c; "
+              "print(json.dumps(dict(os.environ) == before and 'OMP_WAIT_POLICY' not in os.environ))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "true"
+
+
+def test_threadpoolctl_limits_fastnn(monkeypatch):
+    """fastnn's thread count is its OpenBLAS's, so threadpoolctl's BLAS limit covers GEMM and
+    the threaded elementwise passes alike."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy_openblas32
+
+    from fastnn import _config
+
+    monkeypatch.setattr(_config, "_OPENMP_WORKERS_SLEEP", True)
+    ours = [pool for pool in threadpoolctl.threadpool_info()
+            if os.path.dirname(pool["filepath"]) == os.path.realpath(scipy_openblas32.get_lib_dir())]
+    assert len(ours) == 1 and ours[0]["internal_api"] == "openblas"
+    large = _config.PARALLEL_MIN_ELEMENTS
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(2)
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            assert fastnn.get_num_threads() == 1
+            assert _config.elementwise_threads(large, compute_bound=True) == 1
+        assert fastnn.get_num_threads() == 2
+        assert _config.elementwise_threads(large, compute_bound=True) == 2
+        assert _config.elementwise_threads(large - 1, compute_bound=True) == 1
+        assert _config.elementwise_threads(10 * large, compute_bound=False) == 1
+    finally:
+        fastnn.set_num_threads(before)
+
+
+def test_elementwise_passes_stay_on_one_thread_while_openmp_workers_spin(monkeypatch):
+    from fastnn import _config
+
+    monkeypatch.setattr(_config, "_OPENMP_WORKERS_SLEEP", False)
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(2)
+        assert _config.elementwise_threads(10 * _config.PARALLEL_MIN_ELEMENTS, compute_bound=True) == 1
+    finally:
+        fastnn.set_num_threads(before)

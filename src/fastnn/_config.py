@@ -1,41 +1,43 @@
 """Thread settings shared by every kernel call.
 
-One multi-threaded pool at a time: GEMM runs on OpenBLAS's threads (about 1.9x faster on two
-cores at the MLP shapes); fastnn's own OpenMP loops are threaded only where it pays,
-measured on 512x1024 float32 with two cores: waking the sleeping second thread costs
-40-80 us, so memory-bound passes (ReLU, the backward passes, applying a mask) stay on one
-thread (ReLU forward 39 -> 81 us on two), and compute-bound ones (exp, tanh, log1p, random
-numbers) of at least ``PARALLEL_MIN_ELEMENTS`` values are threaded where they gain: the
-dropout mask (385 -> 258 us) and, per SIMD build, the activations listed in
-``fastnn.layers.THREADED_FORWARD`` / ``THREADED_BACKWARD``.
+fastnn has one thread count: that of its OpenBLAS (``set_num_threads``, or any tool that
+sets OpenBLAS's, such as threadpoolctl's ``threadpool_limits``). GEMM runs on OpenBLAS's
+threads. fastnn's own OpenMP loops use them too, but only where idle OpenMP workers sleep
+(``OMP_WAIT_POLICY=PASSIVE`` in the environment, a setting for the whole process that fastnn
+leaves to you) and where a pass is large and compute-bound enough to pay for waking them;
+otherwise they run on the calling thread. Measurements: benchmarks/README.md, "OpenMP wait
+policy" and "Threads for elementwise loops".
 """
 import os
 
 from fastnn_c import _blas
 
+#: Compute-bound passes (exp, tanh, log1p, random numbers) below this many values lose more
+#: to waking a second thread than they gain from it.
 PARALLEL_MIN_ELEMENTS = 65536
-#: Batch norm's passes (float arithmetic since this session) are lighter still: forward +
-#: backward on two threads lost up to 1M values (512x1024: 270 -> 351 us; 1024x1024: 490 ->
-#: 531 us) and won from 2M (2048x1024: 1872 -> 1543 us; 2048x2048: 5180 -> 3132 us).
+#: Batch norm's passes are lighter: two threads start to win from about 2M values.
 BATCHNORM_PARALLEL_MIN_ELEMENTS = 2**21
 
-_n_threads = min(os.cpu_count() or 1, _blas.blas_get_num_threads())
+#: Spinning OpenMP workers (the runtime's default) starve OpenBLAS's threads, so fastnn's
+#: loops stay on one thread unless the user made idle workers sleep.
+_OPENMP_WORKERS_SLEEP = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
 def set_num_threads(n_threads):
     """Use ``n_threads`` threads for GEMM (OpenBLAS) and for large elementwise kernels."""
-    global _n_threads
     if not isinstance(n_threads, int) or isinstance(n_threads, bool) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive int, got {n_threads!r}")
     _blas.blas_set_num_threads(n_threads)
-    _n_threads = n_threads
 
 
 def get_num_threads():
-    """Number of threads fastnn's kernels use."""
-    return _n_threads
+    """Number of threads fastnn's kernels use (its OpenBLAS's thread count)."""
+    return _blas.blas_get_num_threads()
 
 
 def elementwise_threads(n_elements, compute_bound, minimum=PARALLEL_MIN_ELEMENTS):
-    """Threads for an elementwise pass over ``n_elements`` values (see the module docstring)."""
-    return _n_threads if compute_bound and n_elements >= minimum else 1
+    """Threads for an elementwise pass over ``n_elements`` values: one, unless idle OpenMP
+    workers sleep and the pass is compute-bound and at least ``minimum`` long."""
+    if _OPENMP_WORKERS_SLEEP and compute_bound and n_elements >= minimum:
+        return _blas.blas_get_num_threads()
+    return 1

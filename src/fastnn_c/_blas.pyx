@@ -1,35 +1,23 @@
-"""BLAS thread control and a test entry point for the row-major GEMM wrapper."""
+"""BLAS thread control, the CPU feature test, and a test entry point for the row-major GEMM wrapper."""
 from cython cimport floating
 
 from fastnn_c._blas cimport gemm, scipy_openblas_get_num_threads, scipy_openblas_set_num_threads
 
 
-cdef extern from *:
-    """
-    static int fastnn_cpu_simd_level(void) {
-    #if defined(__GNUC__) && defined(__x86_64__)
-        __builtin_cpu_init();
-        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
-            return 0;
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
-                && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-            return 2;
-        return 1;
-    #else
-        return 0;
-    #endif
-    }
-    """
-    int fastnn_cpu_simd_level() nogil
+cdef extern from "_cpu_features.h" nogil:
+    int FASTNN_CPU_N_FEATURES
+    const char* fastnn_cpu_feature_names[]
+    int fastnn_cpu_features()
 
 
-#: The kernel builds, narrowest first (setup.py's SIMD_VARIANTS plus the portable one).
-SIMD_LEVELS = ("generic", "avx2", "avx512")
+#: Every CPU feature that ``cpu_features()`` can report (the names fastnn_c/_manifest.py uses).
+CPU_FEATURES = tuple(fastnn_cpu_feature_names[i].decode() for i in range(FASTNN_CPU_N_FEATURES))
 
 
-def cpu_simd_level():
-    """The widest kernel build this CPU runs: "avx512", "avx2" (with FMA) or "generic"."""
-    return SIMD_LEVELS[fastnn_cpu_simd_level()]
+def cpu_features():
+    """The SIMD features this CPU has and its OS enables, as a frozenset of CPU_FEATURES names."""
+    cdef int bits = fastnn_cpu_features()
+    return frozenset(name for i, name in enumerate(CPU_FEATURES) if bits >> i & 1)
 
 
 def blas_set_num_threads(int n_threads):
@@ -106,7 +94,8 @@ cdef class GemmSequence:
             self.plan[i].m = A.shape[1] if ta else A.shape[0]
             self.plan[i].k = A.shape[0] if ta else A.shape[1]
             self.plan[i].n = B.shape[0] if tb else B.shape[1]
-            if (B.shape[1] if tb else B.shape[0]) != self.plan[i].k or C.shape != (self.plan[i].m, self.plan[i].n):
+            if ((B.shape[1] if tb else B.shape[0]) != self.plan[i].k
+                    or C.shape != (self.plan[i].m, self.plan[i].n)):
                 raise ValueError(f"calls[{i}]: shapes do not agree")
             self.plan[i].lda, self.plan[i].ldb, self.plan[i].ldc = A.shape[1], B.shape[1], C.shape[1]
             self.plan[i].a, self.plan[i].b, self.plan[i].c = A.ctypes.data, B.ctypes.data, C.ctypes.data
