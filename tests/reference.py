@@ -154,6 +154,39 @@ def dropout_mask(size, p, seed, counter):
     return (z >> U64(11)) >= threshold
 
 
+def rrelu_slopes(shape, lower, upper, seed, counter, dtype):
+    """RReLU's training-mode slopes r = lower + (upper − lower) u: u from the top 23 (float32)
+    or 52 (float64) bits of the dropout stream's hashes, as the mantissa of [1, 2) minus 1."""
+    size = int(np.prod(shape))
+    with np.errstate(over="ignore"):
+        base = mix64(mix64(U64(seed) + PHI) + U64(counter) * PHI)
+        z = mix64(base + (np.arange(1, size + 1, dtype=U64) * PHI))
+    if np.dtype(dtype) == np.float32:
+        u = ((z >> U64(41)).astype(np.uint32) | np.uint32(0x3F800000)).view(np.float32) - np.float32(1)
+    else:
+        u = ((z >> U64(12)) | U64(0x3FF0000000000000)).view(np.float64) - 1.0
+    r = dtype(lower) + dtype(upper - lower) * u.astype(dtype)
+    return r.reshape(shape)
+
+
+def rrelu_forward(z, r):
+    return np.where(z > 0, z, r * z)
+
+
+def prelu_forward(z, alpha):
+    return np.where(z > 0, z, alpha * z)
+
+
+def prelu_backward(z, alpha, da):
+    """(dz, dalpha) in float64; dalpha summed over rows, and over units when alpha is (1,)."""
+    z64, da64 = z.astype(np.float64), da.astype(np.float64)
+    dz = np.where(z > 0, da, alpha * da)
+    contribution = da64 * np.where(z > 0, 0.0, z64)
+    dalpha = contribution.sum(axis=0) if alpha.shape[0] > 1 or z.shape[1] == 1 else \
+        np.array([contribution.sum()])
+    return dz, dalpha
+
+
 def splitmix64_stream(state, count):
     """Vigna's splitmix64.c next(): x += φ; return mix64(x)."""
     out = []
@@ -241,7 +274,7 @@ def max_norm_constraint(W, c):
 def activation_stats(A, lower, upper):
     A64 = A.astype(np.float64)
     saturated = int(np.count_nonzero((A64 <= lower) | (A64 >= upper)))
-    return A64.mean(axis=0), A64.var(axis=0), np.count_nonzero(A == 0, axis=0), saturated
+    return A64.mean(axis=0), A64.var(axis=0), np.count_nonzero(A <= 0, axis=0), saturated
 
 
 def sum_squares(a, b=None):

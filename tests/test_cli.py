@@ -237,6 +237,24 @@ def test_help(command, expected, capsys):
     assert command in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("activation", ["prelu", "rrelu"])
+def test_prelu_and_rrelu_from_the_command_line(activation, mnist_small, tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    assert main(["train", "--data-dir", str(MNIST_SMALL), "--hidden", "32", "--activation", activation,
+                 "--epochs", "1", "--dropout", "0", "--save", str(model), "-q"]) == 0
+    assert _accuracy(capsys.readouterr().out) > 0.8
+    layer = io.load(model).net.layers[1]
+    assert layer.name == activation
+    out_csv = tmp_path / "diag.csv"
+    assert main(["diagnose", "--data-dir", str(MNIST_SMALL), "--hidden", "30,30", "--activation",
+                 activation, "--epochs", "1", "--interval", "40", "--out", str(out_csv), "-q"]) == 0
+    assert "negative" in capsys.readouterr().out
+    from fastnn.diagnostics import DiagnosticsRecord
+
+    rows = [r for r in DiagnosticsRecord.read_csv(out_csv).rows if r["name"] == f"{activation}1"]
+    assert rows and all(0 <= r["negative_frac"] <= 1 for r in rows)
+
+
 def test_diagnose(mnist_small, tmp_path, capsys):
     out_csv = tmp_path / "diag.csv"
     assert main(["diagnose", "--data-dir", str(MNIST_SMALL), "--hidden", "30,30",

@@ -74,12 +74,12 @@ def test_activation_stats_matches_numpy(dtype, shape, rng):
         A[:, 1] = 0                                 # a dead column
     lower, upper = -0.99, 0.99
     mean, var = np.empty(shape[1]), np.empty(shape[1])
-    zeros = np.empty(shape[1], dtype=np.intp)
-    saturated = activation_stats(A, lower, upper, mean, var, zeros)
-    ref_mean, ref_var, ref_zeros, ref_saturated = reference.activation_stats(A, lower, upper)
+    nonpositive = np.empty(shape[1], dtype=np.intp)
+    saturated = activation_stats(A, lower, upper, mean, var, nonpositive)
+    ref_mean, ref_var, ref_nonpositive, ref_saturated = reference.activation_stats(A, lower, upper)
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(var, ref_var, rtol=1e-10, atol=1e-14)
-    np.testing.assert_array_equal(zeros, ref_zeros)
+    np.testing.assert_array_equal(nonpositive, ref_nonpositive)
     assert saturated == ref_saturated
 
 
@@ -108,11 +108,11 @@ def test_activation_stats_saturation_thresholds_are_inclusive():
 
 def test_activation_stats_nan_propagates_to_its_column():
     A = np.array([[1.0, 2.0], [np.nan, 3.0], [0.0, 4.0]])
-    mean, var, zeros = np.empty(2), np.empty(2), np.empty(2, dtype=np.intp)
-    saturated = activation_stats(A, 0.5, 3.5, mean, var, zeros)
+    mean, var, nonpositive = np.empty(2), np.empty(2), np.empty(2, dtype=np.intp)
+    saturated = activation_stats(A, 0.5, 3.5, mean, var, nonpositive)
     assert np.isnan(mean[0]) and np.isnan(var[0])
     np.testing.assert_allclose([mean[1], var[1]], [3.0, 2 / 3])
-    assert list(zeros) == [1, 0] and saturated == 2  # 0.0 <= 0.5 and 4.0 >= 3.5; NaN neither
+    assert list(nonpositive) == [1, 0] and saturated == 2  # 0.0 <= 0.5 and 4.0 >= 3.5; NaN neither
 
 
 def test_activation_stats_checks_shapes():
@@ -441,6 +441,46 @@ def test_monitor_validates_arguments():
         monitor.after_backward(0)
 
 
+@pytest.mark.parametrize("activation", ["prelu", "rrelu"])
+def test_negative_fraction_of_prelu_and_rrelu_units(activation, dtype, rng):
+    net = fastnn.mlp([6, 9, 3], activation=activation, dtype=dtype, rng=0)
+    net.layers[0].bias.data[:3] = -100  # units 0-2 on the negative side for every example
+    net.layers[0].bias.data[3:] = 100
+    monitor = Monitor(net, interval=1)
+    X, y = rng.standard_normal((16, 6)).astype(dtype), rng.integers(0, 3, 16)
+    net.loss(X, y)
+    net.backward()
+    monitor.after_backward(0)
+    row = rows_at(monitor, 0)[1]
+    assert (row["kind"], row["name"], row["units"]) == ("activation", f"{activation}1", 9)
+    assert row["negative_frac"] == 3 / 9 and row["dead_frac"] is None
+    assert row["act_mean"] is not None and row["saturated_frac"] is None
+    assert "negative" in monitor.table()
+
+
+def test_negative_fraction_reads_the_input_when_a_prelu_slope_is_negative(rng):
+    net = fastnn.mlp([6, 4, 3], activation="prelu", rng=0)
+    net.layers[0].bias.data[:] = [-100, -100, 100, 100]
+    net.layers[1].weight.data[:] = [-0.5, 0.25, -0.5, 0.25]  # unit 0's outputs are all > 0
+    monitor = Monitor(net, interval=1)
+    net.loss(rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8))
+    net.backward()
+    monitor.after_backward(0)
+    assert rows_at(monitor, 0)[1]["negative_frac"] == 0.5
+
+
+def test_monitor_warns_of_negative_side_units_not_dead_ones(rng):
+    net = fastnn.mlp([6, 8, 3], activation="rrelu", rng=0)
+    net.layers[0].bias.data[:6] = -100
+    monitor = Monitor(net, interval=1)
+    for step in range(3):
+        net.loss(rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8))
+        net.backward()
+        monitor.after_backward(step)
+    (message,) = [m for m in monitor.warnings() if "units" in m.split(":")[0]]
+    assert message.startswith("Negative-side units") and "rrelu1 75%" in message
+
+
 def test_after_update_without_after_backward_records_nothing():
     net = fastnn.mlp([4, 3, 2], rng=0)
     monitor = Monitor(net, interval=1)
@@ -509,6 +549,7 @@ def test_rule_gradient_growth():
 @pytest.mark.parametrize("rule, column, threshold, label", [
     ("saturation", "saturated_frac", "SATURATION_WARN", "Saturation: outputs within 0.05"),
     ("dead_units", "dead_frac", "DEAD_WARN", "Dead units: ReLU units"),
+    ("negative_units", "negative_frac", "NEGATIVE_WARN", "Negative-side units: PReLU/RReLU units"),
 ])
 def test_rules_on_the_last_third_of_the_records(rule, column, threshold, label):
     from fastnn import diagnostic_rules

@@ -44,6 +44,10 @@ def mixed_networks():
         "dropout": fastnn.mlp([13, 17, 5], activation="leaky_relu", dropout=0.3, rng=rng),
         "no bias": fastnn.Sequential([fastnn.Dense(13, 8, bias=False, rng=rng), fastnn.SELU(),
                                       fastnn.BatchNorm(8), fastnn.Dense(8, 5, rng=rng)]),
+        "prelu and rrelu": fastnn.Sequential([
+            fastnn.Dense(13, 8, rng=rng), fastnn.PReLU(8), fastnn.Dense(8, 6, rng=rng),
+            fastnn.PReLU(1), fastnn.Dense(6, 7, rng=rng), fastnn.RReLU(0.05, 0.4, rng=rng),
+            fastnn.Dense(7, 5, rng=rng)]),
     }
 
 
@@ -182,6 +186,11 @@ def torch_networks():
                                              dropout=0.0, dtype=np.float64, rng=rng),
         "batch norm after, leaky": fastnn.mlp([9, 12, 4], activation="leaky_relu",
                                               batch_norm="after", dtype=np.float64, rng=rng),
+        "prelu, per unit and shared": fastnn.Sequential([
+            fastnn.Dense(9, 12, rng=rng, dtype=np.float64), fastnn.PReLU(12, dtype=np.float64),
+            fastnn.Dense(12, 8, rng=rng, dtype=np.float64),
+            fastnn.PReLU(1, init=0.1, dtype=np.float64),
+            fastnn.Dense(8, 4, rng=rng, dtype=np.float64)]),
     }
 
 
@@ -227,6 +236,45 @@ def test_round_trip_and_one_torch_step_matches_fastnn(torch):
     for key, value in net.state_dict().items():
         np.testing.assert_allclose(back.state_dict()[key], value, rtol=1e-12, atol=1e-14, err_msg=key)
     assert back.training
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-unit"])
+def test_prelu_and_rrelu_graph_nodes(shared):
+    rng = np.random.default_rng(4)
+    prelu = fastnn.PReLU(1 if shared else 6)
+    prelu.weight.data[:] = rng.uniform(-0.2, 0.6, prelu.num_parameters)
+    net = fastnn.Sequential([fastnn.Dense(5, 6, rng=0), prelu, fastnn.RReLU(0.1, 0.5, rng=0),
+                             fastnn.Dense(6, 3, rng=1)]).eval()
+    proto = export.to_onnx(net)
+    nodes = {node.op_type: node for node in proto.graph.node}
+    assert nodes["LeakyRelu"].attribute[0].f == pytest.approx(0.3)
+    slope = next(t for t in proto.graph.initializer if t.name == nodes["PRelu"].input[1])
+    assert list(slope.dims) == [prelu.num_parameters]
+    X = rng.normal(scale=3, size=(9, 5)).astype(np.float32)
+    assert_close(run_onnx(proto, X)["logits"], net.forward(X))
+
+
+def test_prelu_and_rrelu_to_torch_and_back(torch):
+    rng = np.random.default_rng(9)
+    prelu = fastnn.PReLU(6, dtype=np.float64)
+    prelu.weight.data[:] = rng.uniform(0, 0.5, 6)
+    net = fastnn.Sequential([fastnn.Dense(5, 6, rng=0, dtype=np.float64), prelu,
+                             fastnn.RReLU(0.1, 0.5, rng=0), fastnn.Dense(6, 3, rng=1, dtype=np.float64)])
+    module = export.to_torch(net)
+    assert isinstance(module[1], torch.nn.PReLU) and module[1].num_parameters == 6
+    assert isinstance(module[2], torch.nn.RReLU) and (module[2].lower, module[2].upper) == (0.1, 0.5)
+    np.testing.assert_array_equal(module[1].weight.detach().numpy(), prelu.weight.data)
+    X = rng.normal(size=(7, 5))
+    net.eval()
+    module.eval()
+    np.testing.assert_allclose(net.forward(X), module(torch.from_numpy(X)).detach().numpy(),
+                               rtol=1e-12, atol=1e-13)
+    with torch.no_grad():
+        module[1].weight.mul_(2)
+    back = export.from_torch(module)
+    assert isinstance(back.layers[2], fastnn.RReLU) and back.layers[2].slope == 0.3
+    np.testing.assert_array_equal(back.layers[1].weight.data, 2 * prelu.weight.data)
+    assert back.layers[1].init == 0.25
 
 
 def test_from_torch_module(torch):

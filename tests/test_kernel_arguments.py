@@ -40,6 +40,15 @@ def kernel_cases(n, d):
                                [TANH, Arr("Z", f), Arr("A", f, out=True), 0.1, 1], 1),
         "activation_backward": (activations.activation_backward,
                                 [TANH, Arr("A", f), Arr("dA", f), Arr("dZ", f, out=True), 0.1, 1], 1),
+        "prelu_forward": (activations.prelu_forward,
+                          [Arr("Z", f), Arr("alpha", (d,)), Arr("A", f, out=True)], 1),
+        "prelu_backward": (activations.prelu_backward, [
+            Arr("Z", f), Arr("alpha", (d,)), Arr("dA", f), Arr("dZ", f, out=True),
+            Arr("dalpha", (d,), out=True)], 1),
+        "rrelu_forward": (activations.rrelu_forward,
+                          [Arr("Z", f), Arr("A", f, out=True), 0.125, 1 / 3, 7, 3, 1], 1),
+        "rrelu_backward": (activations.rrelu_backward, [
+            Arr("A", f), Arr("dA", f), Arr("dZ", f, out=True), 0.125, 1 / 3, 7, 3, 1], 1),
         # batch norm
         "batchnorm_forward_train": (batchnorm.batchnorm_forward_train, [
             Arr("X", f), Arr("gamma", (d,)), Arr("beta", (d,)), Arr("running_mean", (d,), out=True),
@@ -66,7 +75,7 @@ def kernel_cases(n, d):
         # diagnostics
         "activation_stats": (diagnostics.activation_stats, [
             Arr("A", f), -0.9, 0.9, Arr("col_mean", (d,), "float64", out=True),
-            Arr("col_var", (d,), "float64", out=True), Arr("col_zeros", (d,), "counts", out=True)], 1),
+            Arr("col_var", (d,), "float64", out=True), Arr("col_nonpositive", (d,), "counts", out=True)], 1),
         "copy_sum_squares": (diagnostics.copy_sum_squares, [Arr("src", f), Arr("dst", f, out=True)], 1),
         "diff_sum_squares": (diagnostics.diff_sum_squares, [Arr("a", f), Arr("b", f)], 1),
         # dense

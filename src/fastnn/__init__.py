@@ -17,7 +17,7 @@ from fastnn.io import ModelFileError, load, save
 from fastnn.training import TrainingDivergedError, fit
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
 from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
-                           LeakyReLU, Parameter, ReLU, Sigmoid, Softplus, Softsign, Tanh)
+                           LeakyReLU, Parameter, PReLU, ReLU, RReLU, Sigmoid, Softplus, Softsign, Tanh)
 from fastnn.network import Sequential, mlp
 from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp, clip_grad_norm,
                                clip_grad_value)
@@ -30,7 +30,7 @@ __all__ = [
     "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
     "Activation", "Dense", "Identity", "Sigmoid", "Tanh", "HardTanh", "Softsign", "ReLU",
-    "LeakyReLU", "ELU", "SELU", "Softplus", "BatchNorm", "Dropout", "Parameter", "Sequential", "mlp", "schedules",
+    "LeakyReLU", "ELU", "SELU", "Softplus", "PReLU", "RReLU", "BatchNorm", "Dropout", "Parameter", "Sequential", "mlp", "schedules",
     "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW", "clip_grad_norm",
     "clip_grad_value",
 ]

@@ -98,7 +98,7 @@ def _add_data_args(p, dataset_default=DEFAULTS["dataset"]):
 def _add_training_args(p, plot=True):
     from fastnn.datasets import Preprocessor
     from fastnn.initializers import INITIALIZERS
-    from fastnn.layers import ACTIVATIONS
+    from fastnn.layers import HIDDEN_ACTIVATIONS
     from fastnn.optimizers import OPTIMIZERS
 
     _add_data_args(p)
@@ -108,11 +108,11 @@ def _add_training_args(p, plot=True):
                       help="hidden layer widths (default: %s)" % ",".join(map(str, DEFAULTS["hidden"])))
     arch.add_argument("--layers", type=_int_list, metavar="784,...,10",
                       help="all layer widths, input and output included")
-    g.add_argument("--activation", choices=ACTIVATIONS, default=DEFAULTS["activation"],
+    g.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default=DEFAULTS["activation"],
                    help=f"hidden activation (default: {DEFAULTS['activation']})")
     g.add_argument("--init", choices=sorted(INITIALIZERS), metavar="NAME",
                    help="weight initializer: " + ", ".join(sorted(INITIALIZERS)) +
-                        " (default: He for ReLU/ELU, LeCun for SELU, Glorot otherwise)")
+                        " (default: He for the ReLU family and ELU, LeCun for SELU, Glorot otherwise)")
     g.add_argument("--batch-norm", action="store_true", help="batch normalization after each hidden Dense layer")
     g.add_argument("--dropout", type=_fraction, default=DEFAULTS["dropout"], metavar="RATE",
                    help="inverted dropout rate after each hidden activation, in [0, 1); 0 for "

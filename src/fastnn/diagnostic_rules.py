@@ -18,6 +18,11 @@ Dense layer but the last.
 ``saturation``, ``dead_units``
     The mean saturated (dead) fraction of an activation layer over the last third of the
     records is at least ``SATURATION_WARN`` (``DEAD_WARN``).
+``negative_units``
+    PReLU/RReLU: the mean fraction of units on the negative side for a whole batch over
+    the last third of the records is at least ``NEGATIVE_WARN``. Such units are not dead
+    (their gradient passes with slope α), so the threshold is higher than for ReLU: the
+    warning is that much of the layer has become a linear map.
 
 References: Nielsen, *Neural Networks and Deep Learning*, ch. 5 (speed of learning);
 Glorot & Bengio (2010) (saturation); He et al. (2015) (initialization for ReLU).
@@ -35,6 +40,9 @@ EXPLODING_GROWTH = 100.0
 #: Mean saturated / dead fraction over the last third of the records that warns.
 SATURATION_WARN = 0.2
 DEAD_WARN = 0.1
+#: Mean fraction of PReLU/RReLU units on the negative side for a whole batch, over the last
+#: third of the records, that warns.
+NEGATIVE_WARN = 0.5
 
 REMEDIES = {
     "vanishing": ("Remedies: an initializer that keeps the variance of activations and gradients "
@@ -49,6 +57,8 @@ REMEDIES = {
                    "a lower learning rate."),
     "dead": ("Remedies: a lower learning rate; He initialization; leaky ReLU or ELU, which keep a "
              "gradient for negative inputs; batch normalization."),
+    "negative": ("Remedies: a lower learning rate; He initialization; batch normalization before "
+                 "the activation, which centres each unit's input on the batch."),
 }
 
 
@@ -173,8 +183,19 @@ def dead_units(record):
             f"{', '.join(levels)}. {REMEDIES['dead']}"]
 
 
+def negative_units(record):
+    """PReLU/RReLU layers with most units on the negative side for a whole batch late in training."""
+    levels = _late_levels(record, "negative_frac", NEGATIVE_WARN)
+    if not levels:
+        return []
+    return ["Negative-side units: PReLU/RReLU units whose input is <= 0 for every example of a "
+            "batch still learn (the gradient passes with slope alpha, unlike dead ReLU units) "
+            "but are linear on it, so the layer adds little nonlinearity (mean fraction over "
+            f"the last third of training): {', '.join(levels)}. {REMEDIES['negative']}"]
+
+
 #: The rules ``warnings`` runs, in the order of its messages.
-RULES = (nonfinite, depth, gradient_growth, saturation, dead_units)
+RULES = (nonfinite, depth, gradient_growth, saturation, dead_units, negative_units)
 
 
 def warnings(record, rules=RULES):

@@ -9,8 +9,8 @@ A ``Monitor`` watches a ``Sequential`` network while it trains and records, ever
   and bias gradients; the weight norm; and the relative size of the update,
   ‖W_after − W_before‖ / ‖W_before‖.
 * **Activation layers** — mean, standard deviation and percentiles of the outputs (Glorot &
-  Bengio 2010, fig. 2-4), the *saturated fraction* of outputs for bounded activations and
-  the *dead fraction* of ReLU units.
+  Bengio 2010, fig. 2-4), the *saturated fraction* of outputs for bounded activations,
+  the *dead fraction* of ReLU units and the *negative fraction* of PReLU and RReLU units.
 * **Batch-normalization layers** — the batch mean and variance of the layer's input
   against the running estimates used at test time, and the gradient norms of the scale γ
   and shift β.
@@ -29,7 +29,9 @@ hardtanh    |a| >= 1 (the derivative is exactly 0)
 
 A ReLU unit is *dead on a batch* when its output is zero for every example of the batch;
 ``dead_frac`` is the fraction of such units. (A unit that is dead on every batch no
-longer learns.) When a Dense layer is followed directly by a batch-normalization layer,
+longer learns.) The analogue for PReLU and RReLU is ``negative_frac``, the fraction of
+units whose input is on the negative side (z <= 0) for every example of the batch: such a
+unit is not dead, its gradient passes with slope α, but on that batch it is linear. When a Dense layer is followed directly by a batch-normalization layer,
 its own bias has zero gradient (the normalization subtracts it again) and ``delta_norm``
 is the norm of the gradient of β, the bias of the units that feed the nonlinearity.
 
@@ -58,7 +60,7 @@ import numpy as np
 from fastnn import _json, diagnostic_rules
 from fastnn._table import format_number, format_table
 from fastnn._validation import check_number, check_positive_int
-from fastnn.layers import Activation, Dense
+from fastnn.layers import Activation, Dense, PReLU, RReLU
 from fastnn.plotting import plot_diagnostics
 from fastnn_c import diagnostics as _diag
 from fastnn_c import optim as _optim
@@ -71,7 +73,7 @@ COLUMNS = (
     "delta_norm", "grad_norm_bias", "grad_norm_weight", "weight_norm", "update_ratio",
     # Activation
     "act_mean", "act_std", "act_p2", "act_p25", "act_p50", "act_p75", "act_p98",
-    "saturated_frac", "dead_frac",
+    "saturated_frac", "dead_frac", "negative_frac",
     # BatchNorm (averages over features)
     "bn_batch_mean", "bn_running_mean", "bn_batch_var", "bn_running_var",
     "bn_mean_shift", "bn_var_ratio",
@@ -82,6 +84,8 @@ _STR_COLUMNS = ("name", "kind")
 
 #: Activations with a saturation rule (see the module docstring).
 SATURATING = ("sigmoid", "tanh", "softsign", "hardtanh")
+#: Activations whose units are counted on their negative side (``negative_frac``).
+NEGATIVE_SIDE = ("prelu", "rrelu")
 
 
 def saturation_bounds(activation, tol):
@@ -163,7 +167,7 @@ class Monitor:
         for i, layer in enumerate(layers):
             if isinstance(layer, Dense):
                 kind, label = "dense", "dense"
-            elif isinstance(layer, Activation):
+            elif isinstance(layer, (Activation, PReLU, RReLU)):
                 kind, label = "activation", layer.name
             elif _is_batchnorm(layer):
                 kind, label = "batchnorm", "batchnorm"
@@ -249,8 +253,9 @@ class Monitor:
         n, m = A.shape
         lower, upper = saturation_bounds(layer.name, self.saturation_tol)
         col_mean, col_var = np.empty(m), np.empty(m)
-        col_zeros = np.empty(m, dtype=np.intp) if layer.name == "relu" else None
-        saturated = _diag.activation_stats(A, lower, upper, col_mean, col_var, col_zeros)
+        counted = layer.name == "relu" or layer.name in NEGATIVE_SIDE
+        col_nonpositive = np.empty(m, dtype=np.intp) if counted else None
+        saturated = _diag.activation_stats(A, lower, upper, col_mean, col_var, col_nonpositive)
         # Law of total variance over equally sized columns.
         mean = float(col_mean.mean())
         var = float(col_var.mean() + col_mean.var())
@@ -260,8 +265,22 @@ class Monitor:
             row[f"act_p{q}"] = float(value)
         if layer.name in SATURATING:
             row["saturated_frac"] = saturated / A.size
-        if col_zeros is not None:
-            row["dead_frac"] = float(np.count_nonzero(col_zeros == n)) / m
+        if layer.name == "relu":  # ReLU's outputs are >= 0: the count is of zeros
+            row["dead_frac"] = float(np.count_nonzero(col_nonpositive == n)) / m
+        elif counted:
+            row["negative_frac"] = self._negative_fraction(layer, A, col_nonpositive)
+
+    @staticmethod
+    def _negative_fraction(layer, A, col_nonpositive):
+        """Fraction of units with z <= 0 on every row. With slopes >= 0 (RReLU's always),
+        a <= 0 exactly where z <= 0, so the count over A serves; a PReLU slope learned
+        below 0 makes a > 0 on both sides, and then the layer's input is counted."""
+        n, m = A.shape
+        if isinstance(layer, PReLU) and float(layer.weight.data.min()) < 0:
+            Z = np.ascontiguousarray(layer.input).reshape(n, m)
+            _diag.activation_stats(Z, -math.inf, math.inf, np.empty(m), np.empty(m),
+                                   col_nonpositive)
+        return float(np.count_nonzero(col_nonpositive == n)) / m
 
     def _percentiles(self, A):
         """``PERCENTILES`` of whole rows of A taken at a regular stride, at most
@@ -425,7 +444,7 @@ class DiagnosticsRecord:
                   ("update_ratio", "||dW||/||W||")),
         "activation": (("act_mean", "mean"), ("act_std", "std"), ("act_p2", "p2"),
                        ("act_p98", "p98"), ("saturated_frac", "saturated"),
-                       ("dead_frac", "dead")),
+                       ("dead_frac", "dead"), ("negative_frac", "negative")),
         "batchnorm": (("grad_norm_bias", "||grad beta||"), ("bn_mean_shift", "|mu_B-mu|/sigma"),
                       ("bn_var_ratio", "var_B/var")),
     }

@@ -17,7 +17,7 @@ import numpy as np
 from fastnn._version import __version__
 from fastnn.datasets import Preprocessor
 from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
-                           LeakyReLU, ReLU, Sigmoid, Softplus, Softsign, Tanh)
+                           LeakyReLU, PReLU, ReLU, RReLU, Sigmoid, Softplus, Softsign, Tanh)
 from fastnn.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 from fastnn.network import Sequential
 
@@ -132,11 +132,15 @@ def _layer_nodes(graph, layers, x):
                                    ("running_mean", layer.running_mean),
                                    ("running_var", layer.running_var))],
                            epsilon=float(layer.eps))
+        elif isinstance(layer, PReLU):  # slope (units,) or (1,): broadcast over the batch
+            x = graph.node("PRelu", [x, graph.constant("slope", layer.weight.data.astype(np.float32))])
+        elif isinstance(layer, RReLU):
+            x = graph.node("LeakyRelu", [x], alpha=float(layer.slope))
         elif isinstance(layer, Dropout):
             pass  # the identity at inference
         else:
             raise ValueError(f"layer {i} ({layer!r}) has no ONNX form; supported: Dense, the "
-                             "activations, BatchNorm, Dropout")
+                             "activations, PReLU, RReLU, BatchNorm, Dropout")
         i += 1
     return x
 
@@ -209,7 +213,9 @@ def to_onnx(model, path=None):
     its ``Gemm`` (W' = W·γ/√(σ²+ε) per column, b' = (b − μ)·γ/√(σ²+ε) + β with the running
     statistics, in float64); any other BatchNorm (e.g. after the activation) stays a
     ``BatchNormalization`` node; HardTanh → ``Clip(−1, 1)``; SELU → ``Selu`` with fastnn's λ
-    and α; Dropout disappears (the identity at inference). A float64 network is exported in
+    and α; PReLU → ``PRelu`` (its slopes, one per unit or one shared, broadcast over the
+    batch); RReLU → ``LeakyRelu`` with its evaluation slope (lower + upper)/2; Dropout
+    disappears (the identity at inference). A float64 network is exported in
     float32. The metadata (``metadata_props``) holds the fastnn version, the network's
     configuration (JSON), the preprocessing and the input's description.
 
@@ -281,16 +287,17 @@ def to_torch(model):
     """A ``torch.nn.Sequential`` computing what the network computes, weights copied.
 
     Dense → ``Linear`` (weight transposed to (out, in)), each activation → its module
-    (HardTanh → ``Hardtanh(-1, 1)``), BatchNorm → ``BatchNorm1d`` with γ, β, the running
-    statistics, ``eps`` and ``momentum`` (both libraries weight the new batch statistic by
+    (HardTanh → ``Hardtanh(-1, 1)``; PReLU → ``PReLU(num_parameters, init)`` with the
+    slopes copied; RReLU → ``RReLU(lower, upper)``), BatchNorm → ``BatchNorm1d`` with γ, β,
+    the running statistics, ``eps`` and ``momentum`` (both libraries weight the new batch statistic by
     momentum and keep the unbiased running variance), Dropout → ``Dropout(p)``. The module
     has the network's dtype and mode (``train()``/``eval()``).
 
     Not part of the module: the loss (use the matching ``torch.nn`` loss), the L2/L1
     penalties (``net.l2`` is PyTorch's SGD ``weight_decay``; L1 has no optimizer option) and
     ``Dense(max_norm=...)`` constraints, the stored preprocessing of a model file, and
-    Dropout's random stream. ``torch.nn.Softplus`` returns x itself above x = 20 (fastnn
-    computes log(1 + eˣ) exactly; they differ there by under 2.1e-9).
+    Dropout's and RReLU's random streams. ``torch.nn.Softplus`` returns x itself above
+    x = 20 (fastnn computes log(1 + eˣ) exactly; they differ there by under 2.1e-9).
     """
     torch = _import("torch", "torch")
     nn = torch.nn
@@ -315,11 +322,17 @@ def to_torch(model):
                 module.bias.copy_(torch.from_numpy(layer.beta.data))
                 module.running_mean.copy_(torch.from_numpy(layer.running_mean))
                 module.running_var.copy_(torch.from_numpy(layer.running_var))
+        elif isinstance(layer, PReLU):
+            module = nn.PReLU(layer.num_parameters, layer.init, dtype=dtype)
+            with torch.no_grad():
+                module.weight.copy_(torch.from_numpy(layer.weight.data))
+        elif isinstance(layer, RReLU):
+            module = nn.RReLU(layer.lower, layer.upper)
         elif isinstance(layer, Dropout):
             module = nn.Dropout(layer.p)
         else:
             raise ValueError(f"layer {i} ({layer!r}) has no PyTorch module here; supported: "
-                             "Dense, the activations, BatchNorm, Dropout")
+                             "Dense, the activations, PReLU, RReLU, BatchNorm, Dropout")
         modules.append(module)
     return nn.Sequential(*modules).train(net.training)
 
@@ -350,6 +363,12 @@ def _fastnn_layer(torch, module, index, dtype):
         return layer
     if isinstance(module, nn.Dropout):
         return Dropout(module.p)
+    if isinstance(module, nn.PReLU):
+        layer = PReLU(module.num_parameters, module.init, dtype=dtype)
+        layer.weight.data[...] = module.weight.detach().cpu().numpy()
+        return layer
+    if isinstance(module, nn.RReLU):
+        return RReLU(module.lower, module.upper)
     if isinstance(module, nn.Hardtanh) and not isinstance(module, nn.ReLU6):
         if (module.min_val, module.max_val) != (-1.0, 1.0):
             raise unsupported("has bounds other than (-1, 1), which fastnn's HardTanh has")
@@ -367,7 +386,7 @@ def _fastnn_layer(torch, module, index, dtype):
     if type(module) in simple:
         return simple[type(module)]()
     raise unsupported("has no fastnn layer; supported: Linear, BatchNorm1d, Dropout, ReLU, "
-                      "LeakyReLU, ELU, SELU, Sigmoid, Tanh, Hardtanh(-1, 1), Softsign, "
+                      "LeakyReLU, PReLU, RReLU, ELU, SELU, Sigmoid, Tanh, Hardtanh(-1, 1), Softsign, "
                       "Softplus(beta=1), Identity")
 
 
@@ -375,7 +394,8 @@ def from_torch(module, loss="softmax_cross_entropy", l2=0.0, l1=0.0):
     """A ``fastnn.Sequential`` from a ``torch.nn.Sequential`` of supported modules.
 
     The inverse of ``to_torch``: Linear (weight transposed to (in, out)), BatchNorm1d (γ, β,
-    running statistics, eps, momentum), Dropout, and the activation modules fastnn has. The
+    running statistics, eps, momentum), Dropout, PReLU (slopes copied), RReLU, and the
+    activation modules fastnn has. The
     network takes the module's dtype (float32 or float64) and mode.
 
     Parameters

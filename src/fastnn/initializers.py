@@ -216,9 +216,10 @@ def get(init, **params):
 def default_for_activation(activation):
     """The initializer that keeps activation variance stable for ``activation``.
 
-    He for the ReLU family, LeCun normal for SELU, Glorot uniform otherwise.
+    He for the ReLU family (PReLU and RReLU included: He et al. 2015 derive it for PReLU),
+    LeCun normal for SELU, Glorot uniform otherwise.
     """
-    if activation in ("relu", "leaky_relu", "elu"):
+    if activation in ("relu", "leaky_relu", "elu", "prelu", "rrelu"):
         return "he_normal"
     if activation == "selu":
         return "lecun_normal"

@@ -642,6 +642,183 @@ class Dropout(Layer):
         return dX
 
 
+class PReLU(Layer):
+    """Parametric ReLU (He et al. 2015): f(z) = z if z > 0 else α z, with α learned.
+
+    PyTorch's ``nn.PReLU``: one slope shared by every unit (``num_parameters=1``, the
+    default) or one per unit (``num_parameters=units``, He et al.'s channel-wise form and
+    Keras's default), initialised to ``init``. The gradient of α sums dA·z over the inputs
+    on the negative side (z <= 0): ∂L/∂α_j = Σ_i ∂L/∂a_ij · z_ij [z_ij <= 0], over the
+    units too when α is shared. α is a ``Parameter`` every optimizer updates, excluded
+    from L2/L1 penalties and weight decay (``regularize=False``: decay would pull α to 0,
+    i.e. towards ReLU, which PyTorch's documentation advises against). Géron (ch. 11):
+    PReLU does well on large image data sets but may overfit small ones.
+
+    Parameters
+    ----------
+    num_parameters : int, default 1
+        1 (one shared α) or the number of units of the input.
+    init : float, default 0.25
+        Initial value of every α (He et al.'s and PyTorch's).
+    dtype : float32 or float64
+
+    Attributes
+    ----------
+    weight : Parameter
+        The slopes α, shape (num_parameters,) (PyTorch's name).
+
+    Shape
+    -----
+    X (batch, units) → Y of the same shape.
+    """
+
+    name = "prelu"
+
+    def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
+        super().__init__()
+        self.num_parameters = check_positive_int(num_parameters, "num_parameters")
+        self.init = check_number(init, "init")
+        self.dtype = check_dtype(dtype)
+        self.weight = Parameter(np.full(self.num_parameters, self.init, dtype=self.dtype),
+                                "weight", regularize=False)
+        self._input = None
+
+    def parameters(self):
+        return [self.weight]
+
+    def get_config(self):
+        return {"num_parameters": self.num_parameters, "init": self.init, "dtype": self.dtype.name}
+
+    def input_features(self):
+        return self.num_parameters if self.num_parameters > 1 else None
+
+    @property
+    def input(self):
+        """The input of the last forward pass (the array itself, not a copy), or None."""
+        return self._input
+
+    def _forward(self, X):
+        A = self._buffer("A", X.shape, self.dtype)
+        _activations.prelu_forward(X, self.weight.data, A)
+        self._input = X
+        self._output = A
+        return A
+
+    def _backward(self, dA):
+        dZ = self._buffer("dZ", dA.shape, self.dtype)
+        _activations.prelu_backward(self._input, self.weight.data, dA, dZ, self.weight.grad)
+        return dZ
+
+
+class RReLU(Layer):
+    """Randomized leaky ReLU (Xu et al. 2015), PyTorch's ``nn.RReLU`` semantics.
+
+    Training mode: f(z) = z if z > 0 else r z with a slope r ~ U[lower, upper] drawn for
+    every element on every forward pass; evaluation mode: the fixed slope
+    (lower + upper)/2, i.e. leaky ReLU. Géron (ch. 11): it performs fairly well and seems
+    to act as a regularizer.
+
+    The slopes come from the counter-based generator that ``Dropout`` uses: call k draws
+    element i from a hash of (seed, k, i), so ``state_dict`` holds the stream as two uint64
+    arrays, "seed" and "counter", and loading it resumes the same slopes. Nothing is
+    stored between forward and backward: backward draws the slopes of its forward pass
+    again. ``frozen_randomness()`` holds them fixed for gradient checks.
+
+    Parameters
+    ----------
+    lower, upper : float, default 1/8 and 1/3
+        The range of the slopes, 0 <= lower <= upper (PyTorch's defaults).
+    rng : None, int or numpy.random.Generator
+        Source of the seed.
+
+    Shape
+    -----
+    X (batch, features) → Y of the same shape (and dtype).
+    """
+
+    name = "rrelu"
+    stochastic = True
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, rng=None):
+        super().__init__()
+        self.lower = check_number(lower, "lower", low=0)
+        self.upper = check_number(upper, "upper", low=self.lower)
+        seed = check_rng(rng).integers(0, np.iinfo(np.uint64).max, dtype=np.uint64, endpoint=True)
+        self._seed = np.array([seed], dtype=np.uint64)
+        self._counter = np.zeros(1, dtype=np.uint64)
+        self._frozen = False
+        self._frozen_counter = None
+        self._drawn = None  # the counter of the last training-mode forward pass
+        self._input = None
+
+    @property
+    def slope(self):
+        """The evaluation-mode slope (lower + upper)/2."""
+        return (self.lower + self.upper) / 2
+
+    def get_config(self):
+        return {"lower": self.lower, "upper": self.upper}
+
+    @property
+    def input(self):
+        """The input of the last forward pass (the array itself, not a copy), or None."""
+        return self._input
+
+    @contextlib.contextmanager
+    def frozen_randomness(self):
+        """Context in which every forward pass reuses one set of slopes (the first drawn inside).
+
+        Used by ``fastnn.gradcheck``: with the slopes held fixed the layer is a deterministic,
+        piecewise-linear function, so finite differences apply.
+        """
+        saved = (self._frozen, self._frozen_counter)
+        self._frozen, self._frozen_counter = True, None
+        try:
+            yield self
+        finally:
+            self._frozen, self._frozen_counter = saved
+
+    def _state_buffers(self):
+        return {"seed": self._seed, "counter": self._counter}
+
+    def _forward(self, X):
+        A = self._buffer("A", X.shape, X.dtype)
+        self._input = X
+        self._output = A
+        if not self.training:
+            self._drawn = None
+            _activations.activation_forward(_LEAKY_RELU, X, A, self.slope)
+            return A
+        if self._frozen and self._frozen_counter is not None:
+            self._drawn = self._frozen_counter
+        else:
+            self._drawn = int(self._counter[0])
+            self._counter += np.uint64(1)
+            if self._frozen:
+                self._frozen_counter = self._drawn
+        _activations.rrelu_forward(X, A, self.lower, self.upper, int(self._seed[0]), self._drawn,
+                                   elementwise_threads(X.size, True))
+        return A
+
+    def _backward(self, dA):
+        dZ = self._buffer("dZ", dA.shape, dA.dtype)
+        if self._drawn is None:
+            _activations.activation_backward(_LEAKY_RELU, self._output, dA, dZ, self.slope)
+        else:
+            _activations.rrelu_backward(self._output, dA, dZ, self.lower, self.upper,
+                                        int(self._seed[0]), self._drawn,
+                                        elementwise_threads(dA.size, True))
+        return dZ
+
+
+_LEAKY_RELU = _activations.KINDS["leaky_relu"]
+#: Hidden activations that are layers of their own rather than an ``Activation``: PReLU
+#: learns its slope, RReLU draws it.
+PARAMETRIC_ACTIVATIONS = {"prelu": PReLU, "rrelu": RReLU}
+#: Every activation name ``fastnn.mlp`` and the CLI take.
+HIDDEN_ACTIVATIONS = ACTIVATIONS + tuple(PARAMETRIC_ACTIVATIONS)
+
+
 
 class ExecutionPlan:
     """How a stack of layers runs: forward, backward, and backward fused with plain SGD.
@@ -726,4 +903,4 @@ def _backward_then_sgd(layer, lr, grad):
 #: Layer classes a model file may name (a closed registry: nothing else is constructed).
 LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Identity, Sigmoid, Tanh, HardTanh,
                                          Softsign, ReLU, LeakyReLU, ELU, SELU, Softplus,
-                                         BatchNorm, Dropout)}
+                                         BatchNorm, Dropout, PReLU, RReLU)}

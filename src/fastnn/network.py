@@ -6,7 +6,8 @@ import numpy as np
 from fastnn import initializers
 from fastnn import losses as _losses
 from fastnn._validation import check_array, check_dtype, check_number, check_rng
-from fastnn.layers import LAYERS, Activation, BatchNorm, Dense, Dropout, ExecutionPlan, Layer
+from fastnn.layers import (HIDDEN_ACTIVATIONS, LAYERS, Activation, BatchNorm, Dense, Dropout,
+                           ExecutionPlan, Layer, PReLU, RReLU)
 from fastnn_c import regularization as _regularization
 
 #: Rows per chunk when predicting on large inputs (bounds the buffers' memory).
@@ -311,14 +312,16 @@ def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=N
     sizes : sequence of int
         Layer widths, input first, output last (at least two).
     activation : str
-        One of ``fastnn.layers.ACTIVATIONS``.
+        One of ``fastnn.layers.HIDDEN_ACTIVATIONS``: the ``Activation`` names, "prelu" (a
+        ``PReLU`` layer with one learned slope per unit, He et al.'s channel-wise form,
+        initialised to ``alpha`` or 0.25) or "rrelu" (``RReLU(1/8, 1/3)``, seeded from ``rng``).
     init : str or callable, optional
         Weight initializer; by default the one that suits the activation
         (``fastnn.initializers.default_for_activation``: He for ReLU/ELU, LeCun for SELU,
         Glorot otherwise). ``init="nielsen"`` gives Nielsen's N(0, 1/n_in) weights and
         N(0, 1) biases.
     rng : None, int or numpy.random.Generator
-        Source of the initial weights and of the dropout seeds.
+        Source of the initial weights and of the dropout (and RReLU) seeds.
     batch_norm : bool or {"before", "after"}, default False
         True or "before": ``BatchNorm`` between each hidden Dense layer and its activation
         (Ioffe & Szegedy), and those Dense layers get no bias (β replaces it);
@@ -337,6 +340,11 @@ def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=N
         raise ValueError(f"batch_norm must be False, True, 'before' or 'after', got {batch_norm!r}")
     batch_norm = "before" if batch_norm is True else (batch_norm or None)
     dropout = check_number(dropout, "dropout", low=0, high=1, high_open=True)
+    if activation not in HIDDEN_ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from "
+                         f"{', '.join(HIDDEN_ACTIVATIONS)}")
+    if activation == "rrelu" and alpha is not None:
+        raise ValueError("activation 'rrelu' takes no alpha (use RReLU(lower, upper) layers)")
     rng = check_rng(rng)
     init = init or initializers.default_for_activation(activation)
     layers = []
@@ -348,7 +356,12 @@ def mlp(sizes, activation="relu", loss="softmax_cross_entropy", init=None, rng=N
         if hidden:
             if batch_norm == "before":
                 layers.append(BatchNorm(n_out, dtype=dtype))
-            layers.append(Activation(activation, alpha))
+            if activation == "prelu":
+                layers.append(PReLU(n_out, 0.25 if alpha is None else alpha, dtype=dtype))
+            elif activation == "rrelu":
+                layers.append(RReLU(rng=rng))
+            else:
+                layers.append(Activation(activation, alpha))
             if batch_norm == "after":
                 layers.append(BatchNorm(n_out, dtype=dtype))
             if dropout > 0:

@@ -65,8 +65,8 @@ def plot_diagnostics(record, path, title=None):
 
     Panels: speed of learning ‖δ^l‖ per Dense layer (log scale, as Nielsen's ch. 5
     figures); ‖ΔW‖/‖W‖ per Dense layer; activation mean ± standard deviation per
-    activation layer (Glorot & Bengio's fig. 2); saturated and dead fractions; and, with
-    batch norm, |μ_B − μ|/σ. ``Monitor.plot`` and ``DiagnosticsRecord.plot`` call this.
+    activation layer (Glorot & Bengio's fig. 2); saturated, dead and negative-side
+    fractions; and, with batch norm, |μ_B − μ|/σ. ``Monitor.plot`` and ``DiagnosticsRecord.plot`` call this.
     """
     Figure, FigureCanvasAgg = require_matplotlib()
     layers = record.layers()
@@ -116,12 +116,13 @@ def _draw_panel(ax, record, layers, panel):
     elif panel == "fraction":
         for i, name, kind in layers:
             if kind == "activation":
-                for column, style in (("saturated_frac", "-"), ("dead_frac", "--")):
+                for column, style in (("saturated_frac", "-"), ("dead_frac", "--"),
+                                      ("negative_frac", ":")):
                     steps, values = record.series(i, column)
                     if not np.all(np.isnan(values)):
                         ax.plot(steps, values, style, label=f"{name} {column.split('_')[0]}")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title("Saturated (solid) / dead (dashed) fraction")
+        ax.set_title("Saturated (solid) / dead (dashed) / negative-side (dotted) fraction")
     ax.set_xlabel("step")
     ax.grid(True, alpha=0.3)
     if ax.lines:

@@ -2,8 +2,10 @@
 # and the fused dense+activation kernels. Each loop has the switch outside, so it vectorises;
 # derivatives are written in terms of the output A = f(Z).
 from cython cimport floating
+from libc.stdint cimport uint64_t
 
-from fastnn_c._math cimport fabs_, fexpm1_nonpositive, sigmoid, softplus, tanh_run
+from fastnn_c._math cimport (REDUCTION_LANES, fabs_, fexpm1_nonpositive, golden_gamma, mix64,
+                             sigmoid, softplus, tanh_run, unit_uniform)
 
 cdef enum Kind:
     IDENTITY = 0
@@ -104,3 +106,89 @@ cdef inline void activation_backward_run(int kind, const floating* a, const floa
     elif kind == SOFTPLUS:
         for i in range(n):
             dz[i] = -da[i] * fexpm1_nonpositive(-a[i])  # a = softplus(z) >= 0
+
+
+# -- PReLU and RReLU ----------------------------------------------------------------------
+# Both compare z > 0 as PyTorch does (the slope applies where z <= 0, and to NaN), and
+# multiply by the slope or by 1 rather than select, so the loops read every value
+# unconditionally and vectorise.
+
+cdef inline void prelu_forward_run(const floating* z, floating* a, Py_ssize_t n,
+                                   floating alpha) noexcept nogil:
+    """a = z if z > 0 else alpha z over a run with one slope."""
+    cdef Py_ssize_t i
+    cdef floating one = 1, zero = 0
+    for i in range(n):
+        a[i] = z[i] * (one if z[i] > zero else alpha)
+
+
+cdef inline void prelu_forward_row(const floating* z, floating* a, Py_ssize_t m,
+                                   const floating* alpha) noexcept nogil:
+    """a_j = z_j if z_j > 0 else alpha_j z_j over one row of m units."""
+    cdef Py_ssize_t j
+    cdef floating one = 1, zero = 0, slope
+    for j in range(m):
+        slope = alpha[j]  # read unconditionally: a conditional load chains the AVX-512 loop
+        a[j] = z[j] * (one if z[j] > zero else slope)
+
+
+cdef inline double prelu_backward_run(const floating* z, const floating* da, floating* dz,
+                                      Py_ssize_t n, floating alpha) noexcept nogil:
+    """dz = da if z > 0 else alpha da over a run with one slope; returns Σ da·z·[z <= 0]
+    in double over REDUCTION_LANES partial sums (each product rounded to the input type
+    first: one conversion per value instead of two)."""
+    cdef double acc[REDUCTION_LANES]
+    cdef double total = 0
+    cdef Py_ssize_t i, b, k
+    cdef floating one = 1, zero = 0
+    for k in range(REDUCTION_LANES):
+        acc[k] = 0
+    for b in range(n // REDUCTION_LANES):
+        i = b * REDUCTION_LANES
+        for k in range(REDUCTION_LANES):
+            acc[k] += <double>(da[i + k] * (zero if z[i + k] > zero else z[i + k]))
+            dz[i + k] = da[i + k] * (one if z[i + k] > zero else alpha)
+    for i in range(n - n % REDUCTION_LANES, n):
+        acc[0] += <double>(da[i] * (zero if z[i] > zero else z[i]))
+        dz[i] = da[i] * (one if z[i] > zero else alpha)
+    for k in range(REDUCTION_LANES):
+        total += acc[k]
+    return total
+
+
+cdef inline void prelu_backward_row(const floating* z, const floating* da, floating* dz,
+                                    Py_ssize_t m, const floating* alpha,
+                                    double* dalpha) noexcept nogil:
+    """One row of m units: dz_j = da_j if z_j > 0 else alpha_j da_j; dalpha_j += da_j z_j [z_j <= 0].
+    The m columns are the independent partial sums (no reassociation)."""
+    cdef Py_ssize_t j
+    cdef floating one = 1, zero = 0, slope
+    for j in range(m):
+        slope = alpha[j]  # read unconditionally, as in prelu_forward_row
+        dalpha[j] += <double>(da[j] * (zero if z[j] > zero else z[j]))
+        dz[j] = da[j] * (one if z[j] > zero else slope)
+
+
+cdef inline void rrelu_forward_run(const floating* z, floating* a, Py_ssize_t start, Py_ssize_t n,
+                                   uint64_t base, floating lower, floating width) noexcept nogil:
+    """a_i = z_i if z_i > 0 else r_i z_i, r_i = lower + width u_i, u_i ∈ [0, 1) the hash of
+    element start + i of the stream at ``base`` (every element draws, so the loop vectorises)."""
+    cdef Py_ssize_t i
+    cdef floating one = 1, zero = 0, r
+    cdef uint64_t phi = golden_gamma()
+    for i in range(n):
+        r = lower + width * unit_uniform(zero, mix64(base + <uint64_t>(start + i + 1) * phi))
+        a[i] = z[i] * (one if z[i] > zero else r)
+
+
+cdef inline void rrelu_backward_run(const floating* a, const floating* da, floating* dz,
+                                    Py_ssize_t start, Py_ssize_t n, uint64_t base, floating lower,
+                                    floating width) noexcept nogil:
+    """dz_i = da_i if a_i > 0 else r_i da_i with the forward's r_i, drawn again: with slopes
+    >= 0, a_i > 0 exactly where z_i > 0."""
+    cdef Py_ssize_t i
+    cdef floating one = 1, zero = 0, r
+    cdef uint64_t phi = golden_gamma()
+    for i in range(n):
+        r = lower + width * unit_uniform(zero, mix64(base + <uint64_t>(start + i + 1) * phi))
+        dz[i] = da[i] * (one if a[i] > zero else r)

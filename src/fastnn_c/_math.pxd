@@ -6,6 +6,8 @@
 from cython cimport floating
 from libc.float cimport DBL_MIN, FLT_MIN
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy
 
 cdef enum:
     # Independent partial results kept by every reduction loop (sums, maxima): the compiler
@@ -147,3 +149,42 @@ cdef inline double sum_squares_run(const floating* x, const floating* y, floatin
     if abs_sum != NULL:
         abs_sum[0] = abs_total
     return total
+
+
+# -- counter-based random numbers (dropout, RReLU) -----------------------------------------
+# Element i of draw number `counter` of a stream `seed` is mix64(base + (i + 1) φ) with
+# base = stream_base(seed, counter): exactly a SplitMix64 stream started at `base`, so each
+# element depends only on (seed, counter, i) and chunks can run on any thread.
+cdef inline uint64_t golden_gamma() noexcept nogil:
+    """φ = 0x9E3779B97F4A7C15, SplitMix64's increment (2⁶⁴ / golden ratio, odd)."""
+    return 0x9E3779B97F4A7C15ULL
+
+
+cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
+    """SplitMix64's finalizer: a bijective avalanche of the 64 bits (Steele, Lea & Flood
+    2014; Vigna's splitmix64.c)."""
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t stream_base(uint64_t seed, uint64_t counter) noexcept nogil:
+    return mix64(mix64(seed + golden_gamma()) + counter * golden_gamma())
+
+
+cdef inline floating unit_uniform(floating zero, uint64_t h) noexcept nogil:
+    """A value in [0, 1) from the top bits of the hash ``h`` (23 for float32, 52 for float64):
+    those bits as the mantissa of a number in [1, 2), minus 1. No integer-to-float
+    conversion, which AVX2 lacks for 64-bit integers, so loops calling it vectorise."""
+    cdef uint32_t bits32
+    cdef uint64_t bits64
+    cdef float f
+    cdef double d
+    if floating is float:
+        bits32 = <uint32_t>(h >> 41) | 0x3F800000U
+        memcpy(&f, &bits32, 4)
+        return f - <float>1
+    else:
+        bits64 = (h >> 12) | 0x3FF0000000000000ULL
+        memcpy(&d, &bits64, 8)
+        return d - 1.0

@@ -2,14 +2,15 @@
 
 Design: one row-major pass over A (batch, units) accumulating, per column, the sum and the
 sum of squares of A[i, j] − A[0, j] (shifting by the first row keeps the one-pass variance
-accurate when a unit's mean is large compared with its spread), the number of exact zeros
-(a ReLU unit is dead on the batch when every row is zero) and, over the whole array, the
+accurate when a unit's mean is large compared with its spread), the number of values <= 0
+(a ReLU unit is dead on the batch when every row is zero; a PReLU/RReLU unit is on its
+negative side when every row is <= 0) and, over the whole array, the
 number of saturated entries (a <= lower or a >= upper). Accumulation is in double for
 both dtypes. For the relative update ‖W_after − W_before‖/‖W_before‖, `copy_sum_squares`
 saves the weights and their squared norm in one pass and `diff_sum_squares` reads both
 arrays once without writing a difference array (both are `_math.pxd`'s `sum_squares_run`).
 Called by ``fastnn.diagnostics.Monitor`` only on recorded steps.
-NaN entries make their column's mean and variance NaN and are neither zero nor saturated
+NaN entries make their column's mean and variance NaN and are neither <= 0 nor saturated
 (IEEE comparisons).
 """
 cimport numpy as cnp
@@ -24,7 +25,7 @@ cnp.import_array()
 
 cdef Py_ssize_t _activation_stats(floating zero, const void* A_, Py_ssize_t n, Py_ssize_t m,
                                   double lower, double upper, double* col_mean, double* col_var,
-                                  Py_ssize_t* col_zeros) noexcept nogil:
+                                  Py_ssize_t* col_nonpositive) noexcept nogil:
     cdef const floating* A = <const floating*>A_
     cdef const floating* first = A
     cdef const floating* row
@@ -34,8 +35,8 @@ cdef Py_ssize_t _activation_stats(floating zero, const void* A_, Py_ssize_t n, P
     for j in range(m):
         col_mean[j] = 0
         col_var[j] = 0
-        if col_zeros != NULL:
-            col_zeros[j] = 0
+        if col_nonpositive != NULL:
+            col_nonpositive[j] = 0
     # One loop per statistic over each row (in cache), so that each loop vectorises.
     for i in range(n):
         row = A + i * m
@@ -43,9 +44,9 @@ cdef Py_ssize_t _activation_stats(floating zero, const void* A_, Py_ssize_t n, P
             d = <double>row[j] - <double>first[j]
             col_mean[j] += d
             col_var[j] += d * d
-        if col_zeros != NULL:
+        if col_nonpositive != NULL:
             for j in range(m):
-                col_zeros[j] += row[j] == 0
+                col_nonpositive[j] += row[j] <= 0
         if count_saturated:
             for j in range(m):
                 saturated += (row[j] <= lower) | (row[j] >= upper)
@@ -67,12 +68,12 @@ cdef double _diff_sum_squares(floating zero, const void* a, const void* b,
     return sum_squares_run(<const floating*>a, <const floating*>b, <floating*>NULL, NULL, n)
 
 
-def activation_stats(A, double lower, double upper, col_mean, col_var, col_zeros):
+def activation_stats(A, double lower, double upper, col_mean, col_var, col_nonpositive):
     """col_mean_j := (1/n) Σ_i A_ij;  col_var_j := (1/n) Σ_i (A_ij − col_mean_j)²;
-    col_zeros_j := #{i : A_ij = 0};  returns #{(i, j) : A_ij <= lower or A_ij >= upper}.
+    col_nonpositive_j := #{i : A_ij <= 0};  returns #{(i, j) : A_ij <= lower or A_ij >= upper}.
 
     ``A`` (batch, units), batch > 0; ``col_mean``, ``col_var`` (units,) float64;
-    ``col_zeros`` (units,) intp, or None not to count zeros. Saturation is not counted
+    ``col_nonpositive`` (units,) intp, or None not to count. Saturation is not counted
     (returns 0) when lower = −inf and upper = +inf.
     """
     cdef str kernel = "activation_stats"
@@ -83,19 +84,19 @@ def activation_stats(A, double lower, double upper, col_mean, col_var, col_zeros
                                              writable=True)
     cdef double* var = <double*>vector_data(col_var, kernel, "col_var", cnp.NPY_DOUBLE, m,
                                             writable=True)
-    cdef Py_ssize_t* zeros = NULL
-    if col_zeros is not None:
-        zeros = <Py_ssize_t*>vector_data(col_zeros, kernel, "col_zeros", cnp.NPY_INTP, m,
-                                         writable=True)
+    cdef Py_ssize_t* nonpositive = NULL
+    if col_nonpositive is not None:
+        nonpositive = <Py_ssize_t*>vector_data(col_nonpositive, kernel, "col_nonpositive",
+                                               cnp.NPY_INTP, m, writable=True)
     if n == 0:
         raise ValueError(f"{kernel}: A has no rows")
     if m == 0:
         return 0
     with nogil:
         if t == cnp.NPY_FLOAT:
-            saturated = _activation_stats(<float>0, a, n, m, lower, upper, mean, var, zeros)
+            saturated = _activation_stats(<float>0, a, n, m, lower, upper, mean, var, nonpositive)
         else:
-            saturated = _activation_stats(<double>0, a, n, m, lower, upper, mean, var, zeros)
+            saturated = _activation_stats(<double>0, a, n, m, lower, upper, mean, var, nonpositive)
     return saturated
 
 

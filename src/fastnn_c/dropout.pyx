@@ -20,24 +20,14 @@ from libc.math cimport ceil
 from libc.stdint cimport uint8_t, uint64_t
 
 from fastnn_c._arrays cimport flat_data, float_type
+from fastnn_c._math cimport golden_gamma, mix64, stream_base
 
 cnp.import_array()
 
-cdef uint64_t PHI = 0x9E3779B97F4A7C15ULL
+cdef uint64_t PHI = golden_gamma()
 
 cdef enum:
     CHUNK = 16384  # values per prange task
-
-
-cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
-    """SplitMix64's finalizer: a bijective avalanche of the 64 bits."""
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
-    return z ^ (z >> 31)
-
-
-cdef inline uint64_t _stream_base(uint64_t seed, uint64_t counter) noexcept nogil:
-    return mix64(mix64(seed + PHI) + counter * PHI)
 
 
 cdef void _forward_chunk(const floating* x, floating* y, uint8_t* mask, Py_ssize_t start,
@@ -106,7 +96,7 @@ def dropout_forward(X, Y, mask, double p, uint64_t seed, uint64_t counter, int n
     cdef void* y = flat_data(Y, kernel, "Y", t, X, &n, writable=True)
     cdef uint8_t* m = <uint8_t*>flat_data(mask, kernel, "mask", cnp.NPY_UINT8, X, &n, writable=True)
     cdef uint64_t threshold = _threshold(kernel, p)
-    cdef uint64_t base = _stream_base(seed, counter)
+    cdef uint64_t base = stream_base(seed, counter)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _forward(<float>0, x, y, m, n, base, threshold, 1.0 / (1.0 - p), n_threads)
