@@ -162,7 +162,8 @@ def rrelu_slopes(shape, lower, upper, seed, counter, dtype):
         base = mix64(mix64(U64(seed) + PHI) + U64(counter) * PHI)
         z = mix64(base + (np.arange(1, size + 1, dtype=U64) * PHI))
     if np.dtype(dtype) == np.float32:
-        u = ((z >> U64(41)).astype(np.uint32) | np.uint32(0x3F800000)).view(np.float32) - np.float32(1)
+        bits = (z >> U64(41)).astype(np.uint32) | np.uint32(0x3F800000)
+        u = bits.view(np.float32) - np.float32(1)
     else:
         u = ((z >> U64(12)) | U64(0x3FF0000000000000)).view(np.float64) - 1.0
     r = dtype(lower) + dtype(upper - lower) * u.astype(dtype)

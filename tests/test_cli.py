@@ -240,8 +240,8 @@ def test_help(command, expected, capsys):
 @pytest.mark.parametrize("activation", ["prelu", "rrelu"])
 def test_prelu_and_rrelu_from_the_command_line(activation, mnist_small, tmp_path, capsys):
     model = tmp_path / "m.npz"
-    assert main(["train", "--data-dir", str(MNIST_SMALL), "--hidden", "32", "--activation", activation,
-                 "--epochs", "1", "--dropout", "0", "--save", str(model), "-q"]) == 0
+    assert main(["train", "--data-dir", str(MNIST_SMALL), "--hidden", "32", "--activation",
+                 activation, "--epochs", "1", "--dropout", "0", "--save", str(model), "-q"]) == 0
     assert _accuracy(capsys.readouterr().out) > 0.8
     layer = io.load(model).net.layers[1]
     assert layer.name == activation

@@ -124,13 +124,17 @@ def test_value_and_binary_losses():
     np.testing.assert_array_equal(got["label"], bce.predict(X))
 
 
-def test_estimator_labels_are_its_classes():
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("labels", [("ham", "spam"), ("ham", "spam", "eggs"), (3, 7, 11)])
+def test_estimator_labels_are_its_classes(labels):
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
     rng = np.random.default_rng(3)
     X = rng.normal(size=(120, 4)).astype(np.float32)
-    y = np.where(X[:, 0] > 0, "spam", "ham")
-    clf = fastnn.MLPClassifier(hidden_layer_sizes=(8,), epochs=3, random_state=0).fit(X, y)
+    y = np.asarray(labels)[np.digitize(X[:, 0], [-0.5, 0.5]) % len(labels)]
+    clf = fastnn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
     got = run_onnx(export.to_onnx(clf), X)
-    np.testing.assert_array_equal(got["label"].astype(str), clf.predict(X))
+    label = got["label"].astype(str) if isinstance(labels[0], str) else got["label"]
+    np.testing.assert_array_equal(label, clf.predict(X))
     assert_close(got["probabilities"], clf.predict_proba(X))
 
 
@@ -159,7 +163,7 @@ def test_layer_without_onnx_form_names_it_and_writes_nothing(tmp_path):
 
 def test_unfitted_estimator_and_wrong_type():
     with pytest.raises(ValueError, match="not fitted"):
-        export.to_onnx(fastnn.MLPClassifier())
+        export.to_onnx(fastnn.MLPRegressor())
     with pytest.raises(TypeError, match="model must be"):
         export.to_onnx("model.npz")
 
@@ -259,10 +263,12 @@ def test_prelu_and_rrelu_to_torch_and_back(torch):
     prelu = fastnn.PReLU(6, dtype=np.float64)
     prelu.weight.data[:] = rng.uniform(0, 0.5, 6)
     net = fastnn.Sequential([fastnn.Dense(5, 6, rng=0, dtype=np.float64), prelu,
-                             fastnn.RReLU(0.1, 0.5, rng=0), fastnn.Dense(6, 3, rng=1, dtype=np.float64)])
+                             fastnn.RReLU(0.1, 0.5, rng=0),
+                             fastnn.Dense(6, 3, rng=1, dtype=np.float64)])
     module = export.to_torch(net)
     assert isinstance(module[1], torch.nn.PReLU) and module[1].num_parameters == 6
-    assert isinstance(module[2], torch.nn.RReLU) and (module[2].lower, module[2].upper) == (0.1, 0.5)
+    assert isinstance(module[2], torch.nn.RReLU)
+    assert (module[2].lower, module[2].upper) == (0.1, 0.5)
     np.testing.assert_array_equal(module[1].weight.detach().numpy(), prelu.weight.data)
     X = rng.normal(size=(7, 5))
     net.eval()

@@ -75,7 +75,8 @@ def kernel_cases(n, d):
         # diagnostics
         "activation_stats": (diagnostics.activation_stats, [
             Arr("A", f), -0.9, 0.9, Arr("col_mean", (d,), "float64", out=True),
-            Arr("col_var", (d,), "float64", out=True), Arr("col_nonpositive", (d,), "counts", out=True)], 1),
+            Arr("col_var", (d,), "float64", out=True),
+            Arr("col_nonpositive", (d,), "counts", out=True)], 1),
         "copy_sum_squares": (diagnostics.copy_sum_squares, [Arr("src", f), Arr("dst", f, out=True)], 1),
         "diff_sum_squares": (diagnostics.diff_sum_squares, [Arr("a", f), Arr("b", f)], 1),
         # dense

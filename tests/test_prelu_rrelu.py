@@ -45,9 +45,11 @@ def test_prelu_kernels_run_in_place_and_check_alpha(rng):
     expected = ref.prelu_forward(Z, np.array([0.1, 0.2, 0.3]))
     _act.prelu_forward(Z, np.array([0.1, 0.2, 0.3]), Z)
     np.testing.assert_array_equal(Z, expected)
-    with pytest.raises(ValueError, match=r"prelu_forward: alpha has shape \(2,\), expected \(1,\) or \(3,\)"):
+    with pytest.raises(ValueError,
+                       match=r"prelu_forward: alpha has shape \(2,\), expected \(1,\) or \(3,\)"):
         _act.prelu_forward(Z, np.ones(2), np.empty_like(Z))
-    with pytest.raises(ValueError, match=r"prelu_backward: dalpha has shape \(3,\), expected \(1,\)"):
+    with pytest.raises(ValueError,
+                       match=r"prelu_backward: dalpha has shape \(3,\), expected \(1,\)"):
         _act.prelu_backward(Z, np.ones(1), Z, np.empty_like(Z), np.empty(3))
 
 
@@ -152,12 +154,19 @@ def test_rrelu_training_slopes_are_uniform(dtype):
     assert abs(slopes.mean() - (lower + upper) / 2) < 3 * (upper - lower) / math.sqrt(12 * n)
 
 
+def test_rrelu_checks_its_range():
+    assert RReLU().get_config() == {"lower": 0.125, "upper": 1 / 3} and RReLU().slope == 11 / 48
+    for lower, upper in ((-0.1, 0.2), (0.3, 0.2)):
+        with pytest.raises(ValueError, match="lower|upper"):
+            RReLU(lower, upper)
+
+
 def test_rrelu_positive_side_and_eval_mode(rng):
     layer = RReLU(0.1, 0.3, rng=0)
     Z = rng.standard_normal((50, 20))
     A = layer.forward(Z)
     np.testing.assert_array_equal(A[Z > 0], Z[Z > 0])
-    assert np.unique(A[Z < 0] / Z[Z < 0]).size > 400  # a slope per element (about 500 negative inputs)
+    assert np.unique(A[Z < 0] / Z[Z < 0]).size > 400  # a slope per element (~500 negative)
     layer.eval()
     np.testing.assert_allclose(layer.forward(Z), np.where(Z > 0, Z, 0.2 * Z), rtol=1e-15)
     dA = rng.standard_normal(Z.shape)
@@ -253,7 +262,8 @@ def test_mlp_layers_and_alpha():
 # -- PyTorch ---------------------------------------------------------------------------------
 @pytest.fixture
 def torch():
-    return pytest.importorskip("torch", reason="torch is not installed (pip install 'fastnn[torch]')")
+    return pytest.importorskip("torch",
+                               reason="torch is not installed (pip install 'fastnn[torch]')")
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)
@@ -297,7 +307,8 @@ def test_rrelu_training_slopes_like_torch(torch):
     Z = -np.linspace(0.5, 2.0, 100_000).reshape(200, 500)
     ours = np.sort((RReLU(lower, upper, rng=11).forward(Z) / Z).ravel())
     torch.manual_seed(11)
-    theirs = np.sort((torch.nn.RReLU(lower, upper).train()(torch.from_numpy(Z)).numpy() / Z).ravel())
+    drawn = torch.nn.RReLU(lower, upper).train()(torch.from_numpy(Z)).numpy()
+    theirs = np.sort((drawn / Z).ravel())
     for slopes in (ours, theirs):
         assert lower <= slopes[0] < lower + 1e-3 and upper - 1e-3 < slopes[-1] <= upper
     assert abs(ours.mean() - theirs.mean()) < 1e-3

@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 
+import fastnn
+
 from fastnn import io
 from fastnn.network import mlp
 from fastnn.optimizers import get as get_optimizer
@@ -352,3 +354,94 @@ def test_callbacks_and_factories_moved_but_stay_importable():
     assert training.make_optimizer is optimizers.make_optimizer
     assert training.make_schedule is schedules.get
     assert training.restore is io.restore
+
+
+# -- out of core --------------------------------------------------------------------------
+
+def _memmap(path, array):
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=array.dtype, shape=array.shape)
+    mm[...] = array
+    mm.flush()
+    return np.load(path, mmap_mode="r")
+
+
+def test_memmap_unshuffled_matches_in_memory_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 12)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    runs = []
+    for data in (X, _memmap(tmp_path / "X.npy", X)):
+        net = fastnn.mlp([12, 16, 2], rng=0)
+        fastnn.fit(net, data, y, epochs=2, batch_size=64, shuffle=False, rng=0)
+        runs.append(net.state_dict())
+    for key in runs[0]:
+        np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=key)
+
+
+def test_memmap_streams_blocks_in_a_new_order_each_epoch(tmp_path, monkeypatch):
+    from fastnn import training
+
+    monkeypatch.setattr(training, "STREAM_BLOCK_ROWS", 100)
+    X = np.arange(1000, dtype=np.float32).reshape(-1, 1).repeat(3, axis=1)
+    y = np.zeros(1000, dtype=np.int64)
+    seen = []
+
+    class Record(fastnn.Callback):
+        def on_epoch_begin(self, trainer, epoch):
+            seen.append([])
+
+    net = fastnn.mlp([3, 2], rng=0)
+    original = net.train_step
+
+    def spy(X_b, y_b, optimizer, **kwargs):
+        seen[-1].append(X_b[:, 0].copy())
+        return original(X_b, y_b, optimizer, **kwargs)
+
+    monkeypatch.setattr(net, "train_step", spy)
+    fastnn.fit(net, _memmap(tmp_path / "X.npy", X), y, epochs=2, batch_size=32, rng=1,
+               callbacks=[Record()], on_nonfinite="ignore")
+    first, second = (np.concatenate(epoch) for epoch in seen)
+    assert sorted(first) == sorted(second) == list(range(1000))  # every row once per epoch
+    assert not np.array_equal(first, second)  # a new order
+    assert [len(b) for b in seen[0]] == [32] * 31 + [8]  # batches span block boundaries
+    # rows of one block stay together: the first 100 rows come from one block of 100
+    assert len({int(v) // 100 for v in first[:96]}) == 1
+
+
+def test_memmap_fit_memory_stays_far_below_the_data(tmp_path):
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    n, d = 40_000, 400  # 64 MB of float32
+    path = tmp_path / "X.npy"
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+    w = rng.normal(size=d).astype(np.float32)
+    y = np.empty(n, dtype=np.int64)
+    for start in range(0, n, 5000):
+        block = rng.normal(size=(5000, d)).astype(np.float32)
+        mm[start:start + 5000] = block
+        y[start:start + 5000] = block @ w > 0
+    mm.flush()
+    del mm
+    X = np.load(path, mmap_mode="r")
+    net = fastnn.mlp([d, 32, 2], rng=0)
+    tracemalloc.start()
+    history = fastnn.fit(net, X, y, epochs=1, batch_size=128, validation_split=0.05, rng=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < X.nbytes / 8, f"peak {peak / 1e6:.1f} MB for {X.nbytes / 1e6:.0f} MB of data"
+    assert history.epochs[-1]["val_accuracy"] > 0.8
+
+
+def test_iterable_of_batches(rng):
+    X = rng.normal(size=(640, 5)).astype(np.float32)
+    y = (X.sum(axis=1) > 0).astype(np.int64)
+    batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 640, 64)]
+    net = fastnn.mlp([5, 8, 2], rng=0)
+    history = fastnn.fit(net, batches, None, optimizer=fastnn.Adam(net.parameters(), lr=0.02),
+                         epochs=3, validation_data=(X, y), rng=0)
+    assert len(history) == 3 and history.epochs[-1]["val_accuracy"] > 0.9
+    with pytest.raises(ValueError, match="validation_split needs X as an array"):
+        fastnn.fit(net, batches, None, validation_split=0.1)
+    with pytest.raises(ValueError, match="features per row"):
+        fastnn.fit(net, [(X[:, :4], y)], None)

@@ -12,12 +12,13 @@ from fastnn import (callbacks, datasets, diagnostic_rules, diagnostics, experime
 from fastnn.diagnostics import Monitor
 from fastnn import io, training
 from fastnn.callbacks import Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint
-from fastnn.estimator import MLPClassifier
+from fastnn.estimator import MLPClassifier, MLPRegressor
 from fastnn.io import ModelFileError, load, save
 from fastnn.training import TrainingDivergedError, fit
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
 from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
-                           LeakyReLU, Parameter, PReLU, ReLU, RReLU, Sigmoid, Softplus, Softsign, Tanh)
+                           LeakyReLU, Parameter, PReLU, ReLU, RReLU, Sigmoid, Softplus, Softsign,
+                           Tanh)
 from fastnn.network import Sequential, mlp
 from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp, clip_grad_norm,
                                clip_grad_value)
@@ -25,12 +26,14 @@ from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RM
 __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "callbacks", "datasets",
     "diagnostic_rules", "diagnostics", "experiments", "plotting",
-    "Monitor", "io", "training", "MLPClassifier", "ModelFileError", "load", "save", "Callback",
+    "Monitor", "io", "training", "MLPClassifier", "MLPRegressor", "ModelFileError", "load", "save",
+    "Callback",
     "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint", "TrainingDivergedError", "fit",
     "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
     "Activation", "Dense", "Identity", "Sigmoid", "Tanh", "HardTanh", "Softsign", "ReLU",
-    "LeakyReLU", "ELU", "SELU", "Softplus", "PReLU", "RReLU", "BatchNorm", "Dropout", "Parameter", "Sequential", "mlp", "schedules",
+    "LeakyReLU", "ELU", "SELU", "Softplus", "PReLU", "RReLU", "BatchNorm", "Dropout",
+    "Parameter", "Sequential", "mlp", "schedules",
     "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW", "clip_grad_norm",
     "clip_grad_value",
 ]

@@ -18,9 +18,12 @@ INITIAL_WEIGHTS = 2
 
 
 def seed_from(rng):
-    """An int seed from None (fresh entropy), an int >= 0, or a Generator (advanced by one draw)."""
+    """An int seed from None (fresh entropy), an int >= 0, or a Generator or (scikit-learn's
+    ``random_state``) a RandomState, either advanced by one draw."""
     if isinstance(rng, np.random.Generator):
         return int(rng.integers(2**63))
+    if isinstance(rng, np.random.RandomState):
+        return int(rng.randint(np.iinfo(np.int32).max))
     if rng is None:
         return int(np.random.SeedSequence().entropy % 2**63)
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:

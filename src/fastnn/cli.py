@@ -112,7 +112,8 @@ def _add_training_args(p, plot=True):
                    help=f"hidden activation (default: {DEFAULTS['activation']})")
     g.add_argument("--init", choices=sorted(INITIALIZERS), metavar="NAME",
                    help="weight initializer: " + ", ".join(sorted(INITIALIZERS)) +
-                        " (default: He for the ReLU family and ELU, LeCun for SELU, Glorot otherwise)")
+                        " (default: He for the ReLU family and ELU, LeCun for SELU, Glorot "
+                        "otherwise)")
     g.add_argument("--batch-norm", action="store_true", help="batch normalization after each hidden Dense layer")
     g.add_argument("--dropout", type=_fraction, default=DEFAULTS["dropout"], metavar="RATE",
                    help="inverted dropout rate after each hidden activation, in [0, 1); 0 for "

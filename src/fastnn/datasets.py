@@ -469,6 +469,41 @@ def train_val_split(X, y, validation_split, rng=None):
     return X[train], y[train], X[val], y[val]
 
 
+def iterate_blocks(X, y, batch_size, rng=None, shuffle=True, block_rows=8192, exclude=None,
+                   convert=None):
+    """Yield ``(X_batch, y_batch)`` over one epoch of arrays too large to load, block by block.
+
+    The rows are taken in blocks of ``block_rows`` consecutive rows, visited in an order
+    drawn from ``rng``, and shuffled within each block; a batch is read from ``X`` (e.g. a
+    memory map, whose pages the operating system caches) by its row indices, so only the
+    current batch is ever copied into memory. Batches run on across block boundaries; the
+    last one of the epoch holds the remainder. Rows where the boolean mask ``exclude`` is
+    True are left out (e.g. held out for validation); ``convert(X_batch, y_batch)`` checks
+    and converts each batch (e.g. to the network's dtype).
+    """
+    rng = np.random.default_rng(rng)
+    n = len(X)
+    starts = np.arange(0, n, block_rows)
+    if shuffle:
+        rng.shuffle(starts)
+    carry = np.empty(0, dtype=np.intp)
+    for start in starts:
+        stop = min(start + block_rows, n)
+        rows = np.arange(start, stop) if exclude is None else start + np.flatnonzero(~exclude[start:stop])
+        rows = np.concatenate([carry, rng.permutation(rows) if shuffle else rows])
+        full = len(rows) - len(rows) % batch_size
+        for i in range(0, full, batch_size):
+            yield _batch(X, y, rows[i:i + batch_size], convert)
+        carry = rows[full:]
+    if len(carry):
+        yield _batch(X, y, carry, convert)
+
+
+def _batch(X, y, rows, convert):
+    X_b, y_b = np.asarray(X[rows]), np.asarray(y[rows])
+    return (X_b, y_b) if convert is None else convert(X_b, y_b)
+
+
 def iterate_minibatches(X, y, batch_size, rng=None, shuffle=True):
     """Yield ``(X_batch, y_batch)`` over one epoch, in an order drawn from ``rng`` if ``shuffle``.
 

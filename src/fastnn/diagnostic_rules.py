@@ -184,7 +184,8 @@ def dead_units(record):
 
 
 def negative_units(record):
-    """PReLU/RReLU layers with most units on the negative side for a whole batch late in training."""
+    """PReLU/RReLU layers with half their units on the negative side for a whole batch late
+    in training."""
     levels = _late_levels(record, "negative_frac", NEGATIVE_WARN)
     if not levels:
         return []

@@ -31,9 +31,10 @@ A ReLU unit is *dead on a batch* when its output is zero for every example of th
 ``dead_frac`` is the fraction of such units. (A unit that is dead on every batch no
 longer learns.) The analogue for PReLU and RReLU is ``negative_frac``, the fraction of
 units whose input is on the negative side (z <= 0) for every example of the batch: such a
-unit is not dead, its gradient passes with slope α, but on that batch it is linear. When a Dense layer is followed directly by a batch-normalization layer,
-its own bias has zero gradient (the normalization subtracts it again) and ``delta_norm``
-is the norm of the gradient of β, the bias of the units that feed the nonlinearity.
+unit is not dead, its gradient passes with slope α, but on that batch it is linear.
+When a Dense layer is followed directly by a batch-normalization layer, its own bias has
+zero gradient (the normalization subtracts it again) and ``delta_norm`` is the norm of
+the gradient of β, the bias of the units that feed the nonlinearity.
 
 Cost: on recorded steps, one compiled pass over each activation array
 (``fastnn_c.diagnostics.activation_stats``), ``np.percentile`` on at most

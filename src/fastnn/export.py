@@ -133,7 +133,8 @@ def _layer_nodes(graph, layers, x):
                                    ("running_var", layer.running_var))],
                            epsilon=float(layer.eps))
         elif isinstance(layer, PReLU):  # slope (units,) or (1,): broadcast over the batch
-            x = graph.node("PRelu", [x, graph.constant("slope", layer.weight.data.astype(np.float32))])
+            slope = graph.constant("slope", layer.weight.data.astype(np.float32))
+            x = graph.node("PRelu", [x, slope])
         elif isinstance(layer, RReLU):
             x = graph.node("LeakyRelu", [x], alpha=float(layer.slope))
         elif isinstance(layer, Dropout):
@@ -156,10 +157,20 @@ def _output_nodes(graph, net, z, classes):
     outputs = [("logits", TensorProto.FLOAT, full, "the last layer's outputs (logits or scores)")]
     graph.node("Identity", [z], "logits")
     if isinstance(loss, BinaryCrossEntropy):
+        positive = graph.node("Cast", [graph.node("Greater", [z, graph.constant("zero", np.float32(0))])],
+                              to=TensorProto.INT64)
+        if classes is not None and len(classes) == 2 and net.out_features == 1:
+            # a binary estimator: one logistic unit, probabilities of both classes, its labels
+            p = graph.node("Sigmoid", [z])
+            graph.node("Concat", [graph.node("Sub", [graph.constant("one", np.float32(1)), p]), p],
+                       "probabilities", axis=1)
+            outputs.append(("probabilities", TensorProto.FLOAT, ["batch", 2],
+                            "probabilities of classes_[0] and classes_[1]"))
+            index = graph.node("Reshape", [positive, graph.constant("rows", np.array([-1]))])
+            return outputs + [_class_labels(graph, classes, index)]
         graph.node("Sigmoid", [z], "probabilities")
         outputs.append(("probabilities", TensorProto.FLOAT, full, "sigmoid of each logit"))
-        graph.node("Cast", [graph.node("Greater", [z, graph.constant("zero", np.float32(0))])],
-                   "label", to=TensorProto.INT64)
+        graph.node("Identity", [positive], "label")
         outputs.append(("label", TensorProto.INT64, full, "1 where the logit is > 0, else 0"))
         return outputs
     if isinstance(loss, SoftmaxCrossEntropy):
@@ -169,6 +180,12 @@ def _output_nodes(graph, net, z, classes):
     if classes is None:
         outputs.append(("label", TensorProto.INT64, rows, "index of the largest logit"))
         return outputs
+    return outputs + [_class_labels(graph, classes, index)]
+
+
+def _class_labels(graph, classes, index):
+    """The node ``label`` = classes[index] for an estimator's ``classes_``; its output entry."""
+    TensorProto = graph.onnx.TensorProto
     classes = np.asarray(classes)
     if classes.dtype.kind in "OUS":
         table = np.array([str(c).encode() for c in classes], dtype=object)
@@ -178,8 +195,7 @@ def _output_nodes(graph, net, z, classes):
     else:
         table, kind = classes.astype(np.float64), TensorProto.DOUBLE
     graph.node("Gather", [graph.constant("classes", table), index], "label", axis=0)
-    outputs.append(("label", kind, rows, "the estimator's class (classes_) of the largest logit"))
-    return outputs
+    return ("label", kind, ["batch"], "the estimator's class (classes_) of the largest output")
 
 
 def to_onnx(model, path=None):
@@ -289,9 +305,9 @@ def to_torch(model):
     Dense → ``Linear`` (weight transposed to (out, in)), each activation → its module
     (HardTanh → ``Hardtanh(-1, 1)``; PReLU → ``PReLU(num_parameters, init)`` with the
     slopes copied; RReLU → ``RReLU(lower, upper)``), BatchNorm → ``BatchNorm1d`` with γ, β,
-    the running statistics, ``eps`` and ``momentum`` (both libraries weight the new batch statistic by
-    momentum and keep the unbiased running variance), Dropout → ``Dropout(p)``. The module
-    has the network's dtype and mode (``train()``/``eval()``).
+    the running statistics, ``eps`` and ``momentum`` (both libraries weight the new batch
+    statistic by momentum and keep the unbiased running variance), Dropout → ``Dropout(p)``.
+    The module has the network's dtype and mode (``train()``/``eval()``).
 
     Not part of the module: the loss (use the matching ``torch.nn`` loss), the L2/L1
     penalties (``net.l2`` is PyTorch's SGD ``weight_decay``; L1 has no optimizer option) and
@@ -386,8 +402,8 @@ def _fastnn_layer(torch, module, index, dtype):
     if type(module) in simple:
         return simple[type(module)]()
     raise unsupported("has no fastnn layer; supported: Linear, BatchNorm1d, Dropout, ReLU, "
-                      "LeakyReLU, PReLU, RReLU, ELU, SELU, Sigmoid, Tanh, Hardtanh(-1, 1), Softsign, "
-                      "Softplus(beta=1), Identity")
+                      "LeakyReLU, PReLU, RReLU, ELU, SELU, Sigmoid, Tanh, Hardtanh(-1, 1), "
+                      "Softsign, Softplus(beta=1), Identity")
 
 
 def from_torch(module, loss="softmax_cross_entropy", l2=0.0, l1=0.0):

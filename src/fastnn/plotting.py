@@ -66,7 +66,8 @@ def plot_diagnostics(record, path, title=None):
     Panels: speed of learning ‖δ^l‖ per Dense layer (log scale, as Nielsen's ch. 5
     figures); ‖ΔW‖/‖W‖ per Dense layer; activation mean ± standard deviation per
     activation layer (Glorot & Bengio's fig. 2); saturated, dead and negative-side
-    fractions; and, with batch norm, |μ_B − μ|/σ. ``Monitor.plot`` and ``DiagnosticsRecord.plot`` call this.
+    fractions; and, with batch norm, |μ_B − μ|/σ. ``Monitor.plot`` and
+    ``DiagnosticsRecord.plot`` call this.
     """
     Figure, FigureCanvasAgg = require_matplotlib()
     layers = record.layers()

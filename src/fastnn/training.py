@@ -41,7 +41,7 @@ from fastnn import _seeding, schedules
 from fastnn._validation import check_array, check_positive_int
 from fastnn.callbacks import (Callback, EarlyStopping, History, MetricsLogger,  # noqa: F401
                               ModelCheckpoint, Trainer)
-from fastnn.datasets import iterate_minibatches, train_val_split
+from fastnn.datasets import iterate_blocks, iterate_minibatches, train_val_split
 from fastnn.io import restore  # noqa: F401
 from fastnn.optimizers import Optimizer, global_grad_norm, make_optimizer
 
@@ -49,6 +49,9 @@ from fastnn.optimizers import Optimizer, global_grad_norm, make_optimizer
 POSTFIX_EVERY = 20
 #: What ``fit`` does with a non-finite loss or gradient.
 ON_NONFINITE = ("raise", "skip", "ignore")
+
+#: Rows of an out-of-core X (a ``numpy.memmap``) read at a time and shuffled among themselves.
+STREAM_BLOCK_ROWS = 8192
 
 #: ``fastnn.schedules.get`` under its former name here.
 make_schedule = schedules.get
@@ -107,8 +110,13 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     Parameters
     ----------
     net : fastnn.Sequential
-    X : array (n, in_features)
-        Inputs, converted to the network's dtype once.
+    X : array (n, in_features), numpy.memmap, or iterable of (X_batch, y_batch)
+        Inputs, converted to the network's dtype once. Out of core: a ``numpy.memmap`` (for
+        instance ``np.load(path, mmap_mode="r")``) is never loaded whole; each epoch reads it
+        in blocks of ``STREAM_BLOCK_ROWS`` consecutive rows, visited in a new random order,
+        and shuffles the rows within each block, converting one block at a time. An iterable
+        of ``(X_batch, y_batch)`` pairs (a list, or any object that can be iterated once per
+        epoch) is used as it comes, with ``y=None``: its batches are the steps.
     y : array (n,) of int labels, or (n, out_features) targets for value losses
     optimizer : str or optimizer, default "adam"
         A name from ``fastnn.optimizers.OPTIMIZERS`` (default hyper-parameters) or an
@@ -173,7 +181,7 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
         raise ValueError(f"on_nonfinite must be 'raise', 'skip' or 'ignore', got {on_nonfinite!r}")
     log = log or (lambda line: print(line, flush=True))
     seed = _seeding.seed_from(rng)
-    X, y, validation = _training_data(net, X, y, validation_split, validation_data, seed)
+    data, validation = _training_data(net, X, y, validation_split, validation_data, seed)
     optimizer = _resolve_optimizer(net, optimizer)
     if isinstance(schedule, str):
         schedule = schedules.get(schedule, optimizer)
@@ -181,14 +189,14 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     history.optimizer, history.schedule = optimizer, schedule
     trainer = Trainer(net, optimizer, schedule, history, epochs)
     run = _Run(trainer, list(callbacks), diagnostics, on_nonfinite,
-               first_step=initial_epoch * math.ceil(X.shape[0] / batch_size))
+               first_step=initial_epoch * data.steps_per_epoch(batch_size))
     for cb in run.callbacks:
         cb.on_train_begin(trainer)
     try:
         for epoch in range(initial_epoch + 1, epochs + 1):
-            batches = iterate_minibatches(X, y, batch_size,
-                                          _seeding.stream(seed, _seeding.SHUFFLE, epoch), shuffle)
-            metrics = run.epoch(epoch, batches, X.shape[0], validation, progress=verbose == 1)
+            batches = data.batches(batch_size, _seeding.stream(seed, _seeding.SHUFFLE, epoch),
+                                   shuffle)
+            metrics = run.epoch(epoch, batches, data.n_rows, validation, progress=verbose == 1)
             if verbose:
                 log(_format_metrics(epoch, epochs, metrics))
             if trainer.stop_training:
@@ -201,21 +209,93 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
 
 
 def _training_data(net, X, y, validation_split, validation_data, seed):
-    """(X, y, validation): the checked training arrays and the (X_val, y_val) pair or None."""
-    X = check_array(X, "X", net.dtype, n_columns=net.in_features)
-    y = net.loss_fn.check_target(y, (X.shape[0], net.out_features), net.dtype)
+    """(data, validation): the training batches' source and the (X_val, y_val) pair or None."""
+    validation = None
     if validation_data is not None:
         if validation_split:
             raise ValueError("pass validation_split or validation_data, not both")
         X_val, y_val = validation_data
-        X_val = check_array(X_val, "validation_data[0]", net.dtype, n_columns=net.in_features)
-        y_val = net.loss_fn.check_target(y_val, (X_val.shape[0], net.out_features), net.dtype)
-        return X, y, (X_val, y_val)
+        validation = _checked(net, X_val, y_val, "validation_data[0]")
+    split_rng = _seeding.stream(seed, _seeding.VALIDATION_SPLIT)
+    if isinstance(X, np.memmap):
+        data = _Streamed(net, X, y)
+        if validation_split:
+            data.exclude, validation = data.hold_out(float(validation_split), split_rng)
+        return data, validation
+    if not isinstance(X, np.ndarray) and y is None and hasattr(X, "__iter__"):
+        if validation_split:
+            raise ValueError("validation_split needs X as an array; with an iterable of batches "
+                             "pass validation_data")
+        return _Batches(net, X), validation
+    X, y = _checked(net, X, y, "X")
     if validation_split:
-        X, y, X_val, y_val = train_val_split(
-            X, y, float(validation_split), _seeding.stream(seed, _seeding.VALIDATION_SPLIT))
-        return X, y, (X_val, y_val)
-    return X, y, None
+        X, y, X_val, y_val = train_val_split(X, y, float(validation_split), split_rng)
+        validation = (X_val, y_val)
+    return _InMemory(X, y), validation
+
+
+def _checked(net, X, y, name):
+    X = check_array(X, name, net.dtype, n_columns=net.in_features)
+    return X, net.loss_fn.check_target(y, (X.shape[0], net.out_features), net.dtype)
+
+
+class _InMemory:
+    """Training arrays in memory: every epoch a fresh permutation of all rows."""
+
+    def __init__(self, X, y):
+        self.X, self.y, self.n_rows = X, y, X.shape[0]
+
+    def steps_per_epoch(self, batch_size):
+        return math.ceil(self.n_rows / batch_size)
+
+    def batches(self, batch_size, rng, shuffle):
+        return iterate_minibatches(self.X, self.y, batch_size, rng, shuffle)
+
+
+class _Streamed(_InMemory):
+    """An out-of-core X (a memory map) read block by block, each block checked on arrival."""
+
+    def __init__(self, net, X, y):
+        if X.ndim != 2 or X.shape[1] != net.in_features:
+            raise ValueError(f"X has shape {X.shape}, expected (n, {net.in_features})")
+        if len(y) != len(X):
+            raise ValueError(f"y has {len(y)} rows, expected {len(X)} (one per row of X)")
+        self.net, self.X, self.y, self.n_rows = net, X, y, X.shape[0]
+        self.exclude = None
+
+    def hold_out(self, fraction, rng):
+        """Mark a random ``fraction`` of the rows for validation: (mask, (X_val, y_val))."""
+        n_val = int(round(self.n_rows * fraction))
+        if not 0 < n_val < self.n_rows:
+            raise ValueError(f"validation_split={fraction} of {self.n_rows} samples leaves no "
+                             "training or no validation data")
+        rows = np.sort(rng.choice(self.n_rows, n_val, replace=False))
+        exclude = np.zeros(self.n_rows, dtype=bool)
+        exclude[rows] = True
+        self.n_rows -= n_val
+        return exclude, self._convert(self.X[rows], self.y[rows])
+
+    def _convert(self, X_block, y_block):
+        return _checked(self.net, X_block, y_block, "X")
+
+    def batches(self, batch_size, rng, shuffle):
+        return iterate_blocks(self.X, self.y, batch_size, rng, shuffle, STREAM_BLOCK_ROWS,
+                              self.exclude, self._convert)
+
+
+class _Batches:
+    """Batches as the user's iterable gives them, each checked on arrival."""
+
+    def __init__(self, net, batches):
+        self.net, self.source = net, batches
+        self.n_rows = None
+
+    def steps_per_epoch(self, batch_size):
+        return len(self.source) if hasattr(self.source, "__len__") else 0
+
+    def batches(self, batch_size, rng, shuffle):
+        for X_b, y_b in self.source:
+            yield _checked(self.net, X_b, y_b, "X")
 
 
 def _resolve_optimizer(net, optimizer):

@@ -159,8 +159,9 @@ cdef inline double prelu_backward_run(const floating* z, const floating* da, flo
 cdef inline void prelu_backward_row(const floating* z, const floating* da, floating* dz,
                                     Py_ssize_t m, const floating* alpha,
                                     double* dalpha) noexcept nogil:
-    """One row of m units: dz_j = da_j if z_j > 0 else alpha_j da_j; dalpha_j += da_j z_j [z_j <= 0].
-    The m columns are the independent partial sums (no reassociation)."""
+    """One row of m units: dz_j = da_j if z_j > 0 else alpha_j da_j;
+    dalpha_j += da_j z_j [z_j <= 0]. The m columns are the independent partial sums (no
+    reassociation)."""
     cdef Py_ssize_t j
     cdef floating one = 1, zero = 0, slope
     for j in range(m):

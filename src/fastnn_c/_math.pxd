@@ -2,7 +2,7 @@
 # The transcendental ones come through _vecmath.h, so loops calling them vectorise: float32
 # exp/expm1 (and softplus's log1p) are fastnn's inline versions, float32 tanh over an array is
 # fastnn's (tanh_run), the rest are glibc's libmvec. Then the one sum-of-squares loop,
-# sum_squares_run.
+# sum_squares_run, and the counter-based random numbers of dropout and RReLU.
 from cython cimport floating
 from libc.float cimport DBL_MIN, FLT_MIN
 from libc.math cimport fabs, fabsf, sqrt, sqrtf
