@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from fastnn.experiments import (ACTIVATION_ARMS, EXPERIMENTS, VANISHING_ARMS, NielsenCrossEntropy,
-                                activations, vanishing_gradients)
+from fastnn.experiments import (ACTIVATION_ARMS, EXPERIMENTS, RELU_VARIANT_ARMS, VANISHING_ARMS,
+                                NielsenCrossEntropy, activations, init_histograms, relu_variants,
+                                vanishing_gradients)
 from fastnn.gradcheck import gradcheck
 
 
@@ -34,7 +35,8 @@ def strict_json(path):
 
 
 def test_registry_and_signatures():
-    assert EXPERIMENTS == {"vanishing-gradients": vanishing_gradients, "activations": activations}
+    assert EXPERIMENTS == {"vanishing-gradients": vanishing_gradients, "activations": activations,
+                           "relu-variants": relu_variants, "init-histograms": init_histograms}
     for fn in EXPERIMENTS.values():
         params = inspect.signature(fn).parameters
         assert list(params)[0] == "data"
@@ -161,3 +163,188 @@ def test_experiments_validate_data(tiny):
         activations((tiny[0], tiny[1], tiny[2][:, :10], tiny[3]))
     with pytest.raises(ValueError, match="y_train"):
         activations((tiny[0], tiny[1][:5], tiny[2], tiny[3]))
+
+
+# -- the long Glorot run's story: top layer and test accuracy over updates -----------------
+
+def test_activations_records_test_accuracy_over_updates(glorot, tiny):
+    s = glorot.settings
+    for run in glorot.runs:
+        steps, curve = run["test_steps"], run["test_curve"]
+        assert steps[0] == 0 and steps[-1] == 30 and np.all(np.diff(steps) > 0)  # 1 epoch of 30
+        assert np.all(np.diff(steps[:-1]) == s["eval_interval"])
+        assert len(curve) == len(steps) and all(0 <= a <= 1 for a in curve)
+        # the last point is the final network, on the first n_eval test images (all 100 here)
+        assert curve[-1] == pytest.approx(run["test_accuracy"])
+    text = glorot.table()
+    assert "top layer mean: start -> min -> end" in text and "test acc >= 20% from (update)" in text
+
+
+def test_top_layer_story_reads_the_series():
+    from fastnn.experiments import _top_layer_story
+
+    run = {"steps": [0, 10, 20, 30, 40], "mean": [[0.5] * 5, [0.5, 0.2, 0.05, 0.08, 0.12]],
+           "test_steps": [0, 25, 50, 75, 100], "test_curve": [0.1, 0.25, 0.15, 0.3, 0.4]}
+    story = _top_layer_story(run)
+    # the single evaluation at 25 above 20% is not leaving chance: from 75 on it stays above
+    assert story == {"start": 0.5, "min": 0.05, "min_step": 20, "end": 0.12,
+                     "doubled_step": 40, "left_chance_step": 75}
+    run["mean"][1][-1] = 0.09
+    run["test_curve"][-1] = 0.19
+    assert _top_layer_story(run)["doubled_step"] is None
+    assert _top_layer_story(run)["left_chance_step"] is None
+
+
+# -- relu-variants (Géron ch. 11) ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def variants(tiny):
+    arms = [a for a in RELU_VARIANT_ARMS if a[0] in ("ReLU", "leaky ReLU 0.2", "SELU", "sigmoid")]
+    arms.append(("no such unit", "no_such_unit", None, "he_normal"))
+    return relu_variants(tiny, rng=0, quiet=True, arms=arms, hidden=(16,) * 3, n_train=200,
+                         epochs=2, batch_size=20, n_seeds=2)
+
+
+def test_relu_variants_structure_and_skips(variants):
+    s = variants.settings
+    assert s["updates"] == 2 * 10 and s["sizes"] == [784, 16, 16, 16, 10]
+    assert s["skipped"] == ["no such unit"]
+    assert [(r["arm"], r["seed"]) for r in variants.runs] == [
+        (arm, seed) for arm in ("ReLU", "leaky ReLU 0.2", "SELU", "sigmoid") for seed in s["seeds"]]
+    assert len(set(s["seeds"])) == 2
+    for run in variants.runs:
+        assert 0 <= run["test_accuracy"] <= 1 and 0 <= run["train_accuracy"] <= 1
+        assert run["seconds_per_epoch"] > 0 and np.isfinite(run["final_loss"])
+    selu = [r for r in variants.runs if r["arm"] == "SELU"]
+    assert {r["init"] for r in selu} == {"lecun_normal"}
+
+
+def test_relu_variants_summary_and_table(variants, tmp_path):
+    rows = variants.summary()
+    for row in rows:
+        runs = [r for r in variants.runs if r["arm"] == row["arm"]]
+        test = [r["test_accuracy"] for r in runs]
+        assert row["test_mean"] == pytest.approx(np.mean(test))
+        assert row["gap_mean"] == pytest.approx(np.mean([r["train_accuracy"] for r in runs]) - np.mean(test))
+    text = variants.table()
+    assert "not in this build (skipped): no such unit" in text
+    best = max(rows, key=lambda r: r["test_mean"])
+    first_row = text.splitlines()[4]
+    assert first_row.startswith("1 ") and f" {best['arm']} " in first_row  # the best first
+    variants.to_json(tmp_path / "rv.json")
+    assert strict_json(tmp_path / "rv.json")["settings"]["skipped"] == ["no such unit"]
+    variants.plot(tmp_path / "rv.png")
+    assert (tmp_path / "rv.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_relu_variants_is_repeatable_and_the_same_draws_serve_every_arm(tiny):
+    args = dict(rng=3, quiet=True, hidden=(8, 8), n_train=60, epochs=1, batch_size=20, n_seeds=1)
+    relu = relu_variants(tiny, arms=[RELU_VARIANT_ARMS[0]], **args)
+    again = relu_variants(tiny, arms=[RELU_VARIANT_ARMS[0]], **args)
+    assert relu.runs[0]["final_loss"] == again.runs[0]["final_loss"]
+    # leaky ReLU with alpha 0 is ReLU: with the same seed it must give the same run
+    zero = relu_variants(tiny, arms=[("leaky 0", "leaky_relu", 0.0, "he_normal")], **args)
+    assert zero.runs[0]["final_loss"] == pytest.approx(relu.runs[0]["final_loss"], rel=1e-5)
+
+
+# -- init-histograms (Glorot & Bengio's figures 6 and 7) -----------------------------------
+
+@pytest.fixture(scope="module")
+def histograms(tiny):
+    return init_histograms(tiny, rng=0, quiet=True, hidden=(64,) * 5, n_examples=200)
+
+
+def test_init_histograms_show_figures_6_and_7(histograms):
+    standard, normalized = histograms.runs
+    assert (standard["init"], normalized["init"]) == ("glorot_standard", "glorot_uniform")
+    # fig. 6: with the standard init activations shrink with depth, the 0-peak grows
+    assert np.all(np.diff(standard["act_std"]) < 0)
+    assert np.all(np.diff(standard["act_zero_peak"]) > 0)
+    # fig. 7: and the back-propagated gradients shrink toward the input
+    assert np.all(np.diff(standard["grad_std"]) > 0)
+    # the normalized init keeps both flatter
+    ratio = lambda v: v[-1] / v[0]  # noqa: E731
+    assert ratio(normalized["act_std"]) > ratio(standard["act_std"])
+    assert ratio(normalized["grad_std"]) < ratio(standard["grad_std"])
+    edges = np.asarray(histograms.settings["act_edges"])
+    for hist in standard["act_hist"] + normalized["act_hist"]:
+        assert np.sum(hist * np.diff(edges)) == pytest.approx(1.0)  # the range holds every value
+
+
+def test_init_histograms_gradients_match_numpy(histograms, tiny):
+    # Recompute the top hidden layer's dC/ds in NumPy from the same initial weights.
+    from fastnn.network import mlp
+
+    s = histograms.settings
+    net = mlp(histograms.runs[0]["sizes"], "tanh", init="glorot_standard",
+              rng=np.random.default_rng(s["seed"]))
+    W = [l.weight.data.astype(np.float64) for l in net.layers[::2]]
+    b = [l.bias.data.astype(np.float64) for l in net.layers[::2]]
+    a = tiny[0][:s["n_examples"]].astype(np.float64)
+    acts = []
+    for k in range(5):
+        a = np.tanh(a @ W[k] + b[k])
+        acts.append(a)
+    logits = a @ W[5] + b[5]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dlogits = (p - np.eye(10)[tiny[1][:s["n_examples"]]]) / len(a)
+    ds5 = (dlogits @ W[5].T) * (1 - acts[4] ** 2)
+    np.testing.assert_allclose(histograms.runs[0]["grad_std"][4], ds5.std(), rtol=1e-4)
+    np.testing.assert_allclose(histograms.runs[0]["act_std"], [x.std() for x in acts], rtol=1e-4)
+
+
+def test_init_histograms_exports(histograms, tmp_path):
+    text = histograms.table()
+    assert "layer 5" in text and "grad std" in text and "last/first" in text
+    histograms.to_json(tmp_path / "h.json")
+    data = strict_json(tmp_path / "h.json")
+    assert len(data["runs"][0]["grad_hist"]) == 5
+    histograms.plot(tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# -- the command line: --epochs and --arms -------------------------------------------------
+
+def test_cli_experiment_subprocess_with_arms(mnist_small, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import MNIST_SMALL
+
+    out = tmp_path / "h.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "fastnn", "experiment", "init-histograms", "--data-dir",
+         str(MNIST_SMALL), "--arms", "glorot_uniform", "--threads", "1", "--out", str(out)],
+        capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [r["init"] for r in strict_json(out)["runs"]] == ["glorot_uniform"]
+    assert "layer 5" in result.stdout and "init-histograms:" in result.stderr
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "fastnn", "experiment", "init-histograms", "--data-dir",
+         str(MNIST_SMALL), "--epochs", "3"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "--epochs does not apply" in refused.stderr
+
+
+def test_cli_experiment_passes_epochs_and_arms(mnist_small, monkeypatch, capsys):
+    import fastnn.experiments as experiments
+    from conftest import MNIST_SMALL
+    from fastnn.cli import main
+
+    seen = {}
+
+    def fake(data, *, rng=0, quiet=False, epochs=4, arms=ACTIVATION_ARMS):
+        seen.update(epochs=epochs, arms=arms)
+        return experiments.activations(data, rng=rng, quiet=True, hidden=(4,) * 4, epochs=1,
+                                       arms=arms[:1], interval=50)
+
+    monkeypatch.setitem(experiments.EXPERIMENTS, "activations", fake)
+    assert main(["experiment", "activations", "--data-dir", str(MNIST_SMALL), "--epochs", "7",
+                 "--arms", "sigmoid", "-q"]) == 0
+    assert seen == {"epochs": 7, "arms": (("sigmoid", "glorot_standard"),
+                                          ("sigmoid", "glorot_uniform"))}
+    assert main(["experiment", "activations", "--data-dir", str(MNIST_SMALL),
+                 "--arms", "gelu"]) == 1
+    assert "matches no arm of activations" in capsys.readouterr().err

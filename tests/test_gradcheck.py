@@ -6,6 +6,7 @@ import pytest
 
 import fastnn
 from fastnn import GradcheckError, GradcheckWarning, gradcheck, relative_error
+from fastnn.gradcheck import band
 from fastnn.layers import Layer
 
 
@@ -110,3 +111,56 @@ def test_bad_targets():
         gradcheck(object(), np.ones((2, 2)))
     with pytest.raises(ValueError, match="needs targets"):
         gradcheck(fastnn.mlp([2, 2]), np.ones((2, 2)))
+
+
+# -- the post's bands ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("error, verdict", [
+    (0.0, "fine"), (1e-7, "fine"), (1.0001e-7, "look again"), (1e-5, "look again"),
+    (9.99e-4, "look again"), (1e-3, "almost certainly wrong"), (0.5, "almost certainly wrong"),
+    (float("nan"), "almost certainly wrong")], ids=str)
+def test_band_edges_follow_the_post(error, verdict):
+    assert band(error) == verdict
+
+
+class _SlightlyWrongDense(fastnn.Dense):
+    """A dense layer whose weight gradient is scaled by 1 + 2e-5 (a 'look again' error)."""
+
+    def _backward(self, dY):
+        dX = super()._backward(dY)
+        self.weight.grad *= 1 + 2e-5
+        return dX
+
+
+def _small_net(last):
+    return fastnn.Sequential([fastnn.Dense(4, 5, rng=0, dtype=np.float64), fastnn.Tanh(), last])
+
+
+def test_report_names_each_tensors_band(rng):
+    X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    right = gradcheck(_small_net(fastnn.Dense(5, 3, rng=1, dtype=np.float64)), X, y)
+    assert right.passed and {c.band for c in right.checks} == {"fine"}
+    assert "FAIL" not in str(right) and "fine" in str(right)
+
+    slightly = gradcheck(_small_net(_SlightlyWrongDense(5, 3, rng=1, dtype=np.float64)), X, y)
+    bad = [c for c in slightly.checks if not c.relative_error <= slightly.threshold]
+    assert [c.name for c in bad] == ["2._SlightlyWrongDense.weight"]
+    # scaling by 1 + d gives ||d a|| / (2 + d)||a|| = d / 2, the middle of the post's middle band
+    assert bad[0].relative_error == pytest.approx(1e-5, rel=0.05)
+    assert bad[0].band == "look again"
+    assert "look-again band" in str(slightly)
+
+    wrong = gradcheck(_small_net(_WrongDense(5, 3, rng=1, dtype=np.float64)), X, y)
+    text = str(wrong)
+    assert "almost certainly wrong" in text and "2._WrongDense.weight" in text.splitlines()[-1]
+
+
+def test_both_steps_land_in_the_fine_band_in_float64(rng):
+    # The module docstring's estimate: rounding ~u|L|/eps dominates at these steps, so the
+    # post's eps = 1e-7 gives a larger error than the default 1e-6, both inside "fine".
+    net = fastnn.mlp([5, 7, 6, 3], activation="tanh", rng=3, dtype=np.float64)
+    X, y = rng.standard_normal((8, 5)), rng.integers(0, 3, 8)
+    default = gradcheck(net, X, y, check_input=True)
+    post = gradcheck(net, X, y, eps=1e-7, check_input=True)
+    assert default.passed and post.passed, (str(default), str(post))
+    assert default.max_relative_error < post.max_relative_error

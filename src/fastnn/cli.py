@@ -307,15 +307,27 @@ def build_parser():
 
     p = sub.add_parser("experiment", formatter_class=fmt, help="run a packaged experiment",
                        description="Run one of the experiments of fastnn.experiments "
-                                   "(vanishing-gradients, activations) on the dataset, print its "
-                                   "table and write its files.")
-    p.add_argument("name", metavar="NAME", help="experiment name, e.g. vanishing-gradients, activations")
+                                   "(vanishing-gradients, activations, relu-variants, "
+                                   "init-histograms) on the dataset, print its table and write "
+                                   "its files.",
+                       epilog="examples:\n  fastnn experiment relu-variants --dataset fashion-mnist "
+                              "--threads 1\n  fastnn experiment activations --epochs 100 "
+                              "--arms sigmoid --threads 1 --plot act.png")
+    p.add_argument("name", metavar="NAME",
+                   help="experiment name: vanishing-gradients, activations, relu-variants, "
+                        "init-histograms")
     _add_data_args(p)
     p.add_argument("--seed", type=_nonneg_int, default=DEFAULTS["seed"],
                    help=f"(default: {DEFAULTS['seed']})")
     p.add_argument("--plot", metavar="PATH", help="write the experiment's figure (PNG)")
     p.add_argument("--out", metavar="PATH", help="write the experiment's results (JSON)")
     p.add_argument("--threads", type=_positive_int, help="threads for the kernels (default: all cores)")
+    p.add_argument("--epochs", type=_positive_int,
+                   help="length of the training runs (experiments that train: default theirs, "
+                        "e.g. 500 full-batch epochs for vanishing-gradients, 4 for activations)")
+    p.add_argument("--arms", type=_name_list, metavar="NAME,...",
+                   help="run only the arms with one of these names (an activation such as "
+                        "sigmoid, an init, or an arm's label)")
     _add_verbosity(p)
     p.set_defaults(func=cmd_experiment)
 
@@ -654,6 +666,41 @@ def cmd_diagnose(args):
     return 0
 
 
+def _experiment_options(args, experiment):
+    """``epochs=`` and ``arms=`` for ``experiment`` from --epochs/--arms, refused where it has none."""
+    import inspect
+
+    params = inspect.signature(experiment).parameters
+    kwargs = {}
+    if args.epochs is not None:
+        if "epochs" not in params:
+            raise CommandError(f"experiment {args.name} does not train: --epochs does not apply")
+        kwargs["epochs"] = args.epochs
+    if args.arms:
+        key = "arms" if "arms" in params else "inits" if "inits" in params else None
+        if key is None:
+            raise CommandError(f"experiment {args.name} has no arms to choose from")
+        default = params[key].default
+        # An arm is a tuple of names (label, activation, init, ...) or a single name.
+        chosen = tuple(arm for arm in default
+                       if set(arm if isinstance(arm, tuple) else (arm,)) & set(args.arms))
+        if not chosen:
+            names = sorted({str(v) for arm in default
+                            for v in (arm if isinstance(arm, tuple) else (arm,))
+                            if isinstance(v, str)})
+            raise CommandError(f"--arms {','.join(args.arms)} matches no arm of {args.name}; "
+                               f"names: {', '.join(names)}")
+        kwargs[key] = chosen
+    return kwargs
+
+
+def _name_list(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return names
+
+
 def cmd_experiment(args):
     from fastnn.experiments import EXPERIMENTS
 
@@ -663,9 +710,13 @@ def cmd_experiment(args):
     if args.plot:
         from fastnn.plotting import require_matplotlib
         require_matplotlib()
+    experiment = EXPERIMENTS[args.name]
+    kwargs = _experiment_options(args, experiment)
     _set_threads(args)
     data = _load_data(args, console)
-    result = EXPERIMENTS[args.name](data, rng=args.seed, quiet=console.quiet)
+    start = time.perf_counter()
+    result = experiment(data, rng=args.seed, quiet=console.quiet, **kwargs)
+    console.progress(f"{args.name}: {time.perf_counter() - start:.0f} s")
     console.result(result.table())
     if args.out:
         result.to_json(args.out)

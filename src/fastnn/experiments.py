@@ -207,7 +207,7 @@ def vanishing_gradients(data, *, rng=0, quiet=False, n_train=1000, epochs=500, l
     ``n_train`` training images, exactly as Nielsen's ``generate_gradient.py``: before each
     of the ``epochs`` updates the speed of learning ‖δ^l‖ of every hidden layer is recorded
     (a ``Monitor`` at interval 1), the first record being the value at initialization.
-    Nielsen's 500 epochs are kept: the 20 runs take about 15 s single-threaded.
+    Nielsen's 500 epochs are kept: the 20 runs take about 20 s single-threaded.
 
     Settings follow Nielsen: sigmoid units, ``init="nielsen"`` (weights N(0, 1/n_in), biases
     N(0, 1)), ``network2``'s default cost, which is the cross-entropy on sigmoid outputs
@@ -215,6 +215,21 @@ def vanishing_gradients(data, *, rng=0, quiet=False, n_train=1000, epochs=500, l
     500 epochs. The other arms change only the activation and initializer (Glorot for
     sigmoid; He for ReLU/ELU) or insert batch normalization before each hidden activation
     (whose β then carries the bias gradient).
+
+    Two things the runs show that are the setting, not fastnn (both reproduced step by step
+    in PyTorch from the same initial weights in tests/test_experiments_torch.py):
+
+    - ELU + He at depth 4 diverges with the default draw (‖δ‖ ~1e23 by epoch 15): torch
+      follows the same trajectory to the overflow. η = 0.1 on Nielsen's cost, summed over
+      the 10 output units, is too large a step for that draw; at η = 0.05 it fits the
+      1,000 images (99.9%), and other draws and depths train at η = 0.1.
+    - The sudden several-fold jump of ‖ΔW‖/‖W‖ late in every batch-norm run is full-batch
+      gradient descent reaching the edge of stability (Cohen et al., ICLR 2021): the cost's
+      sharpness (top Hessian eigenvalue) grows during training (2 at the start, 20 = 2/η
+      near epoch 350 for 784-30-10) and once it passes 2/η the iterates oscillate along
+      that direction with a growing amplitude, which shows as the jump a few dozen epochs
+      later; GD then hovers there. Rounding seeds the oscillation, so its epoch moves a
+      little with the dtype (float32 earlier than float64); a smaller η moves it later.
 
     Parameters
     ----------
@@ -279,6 +294,35 @@ INIT_LABELS = {"glorot_standard": "standard U[-1/sqrt(n), 1/sqrt(n)]",
                "glorot_uniform": "normalized U[-sqrt(6/(n_in+n_out)), +]"}
 
 
+def _smooth(values, window):
+    """Running mean over ``window`` consecutive values (``window`` − 1 fewer values)."""
+    values = np.asarray(values, dtype=float)
+    return values if window == 1 else np.convolve(values, np.ones(window) / window, "valid")
+
+
+def _top_layer_story(run, chance=0.2):
+    """How the top hidden layer's mean and the test accuracy moved in one run (a dict).
+
+    ``start``, ``min`` (and its ``min_step``), ``end`` of the top layer's mean; the first
+    recorded update after the minimum at which the mean is back to twice its minimum
+    (``doubled_step``: leaving saturation, None if never); the first evaluated update from
+    which the test accuracy stays at or above ``chance`` (``left_chance_step``, None if it
+    ends below; 20% is twice chance for 10 classes, and "stays" ignores single noisy
+    evaluations).
+    """
+    steps = np.asarray(run["steps"])
+    mean = np.asarray(run["mean"][-1], dtype=float)
+    low = int(np.nanargmin(mean))
+    after = np.nonzero(mean[low:] >= 2 * mean[low])[0]
+    curve = np.asarray(run.get("test_curve", []))
+    below = np.nonzero(curve < chance)[0]
+    left = [] if len(curve) == 0 or curve[-1] < chance else [below[-1] + 1 if len(below) else 0]
+    return {"start": float(mean[0]), "min": float(mean[low]), "min_step": int(steps[low]),
+            "end": float(mean[-1]),
+            "doubled_step": int(steps[low + after[0]]) if len(after) else None,
+            "left_chance_step": int(run["test_steps"][left[0]]) if len(left) else None}
+
+
 class ActivationsResult(_Result):
     """Per-layer activation statistics over training for each (activation, init) run.
 
@@ -315,52 +359,80 @@ class ActivationsResult(_Result):
             title = (f"{run['activation']}, {INIT_LABELS[run['init']]} init: test accuracy "
                      f"{run['test_accuracy']:.1%}")
             blocks.append(title + "\n" + format_table(header, rows))
+            story = _top_layer_story(run)
+            # Saturation at 0 and the escape from it are a sigmoid story (means > 0).
+            sigmoid = run["activation"] == "sigmoid"
             summary.append((run["activation"], run["init"], f"{run['test_accuracy']:.1%}",
+                            f"{story['start']:.3f} -> {story['min']:.3f} (update "
+                            f"{story['min_step']}) -> {story['end']:.3f}" if sigmoid else "-",
+                            (story["doubled_step"] if story["doubled_step"] is not None
+                             else "never") if sigmoid else "-",
+                            story["left_chance_step"]
+                            if story["left_chance_step"] is not None else "never",
                             ", ".join(_tags(run["warnings"])) or "-"))
-        blocks.append(format_table(("activation", "init", "test acc", "monitor warnings"), summary))
+        blocks.append(format_table(("activation", "init", "test acc",
+                                    "top layer mean: start -> min -> end",
+                                    "top mean >= 2x min (update)",
+                                    "test acc >= 20% from (update)",
+                                    "monitor warnings"), summary))
         return "\n\n".join(blocks)
 
     def plot(self, path):
         """Rows: activations; columns: inits; one curve per hidden layer over training.
 
-        Sigmoid rows show the mean with a ±std band (Glorot & Bengio's fig. 2); tanh and
-        softsign rows, whose means stay near 0, show the standard deviation (solid) and the
-        98th percentile (dashed) as their figs. 3-4 do.
+        Sigmoid rows show the mean with a ±std band and the 98th and 2nd percentiles
+        (Glorot & Bengio's fig. 2); tanh and softsign rows, whose means stay near 0, show the
+        standard deviation (solid) and the 98th percentile (dashed) as their figs. 3-4 do.
+        The test accuracy over updates is drawn in black on a second axis.
         """
         Figure, FigureCanvasAgg = require_matplotlib()
         activations = list(dict.fromkeys(run["activation"] for run in self.runs))
         inits = list(dict.fromkeys(run["init"] for run in self.runs))
-        fig = Figure(figsize=(6 * len(inits), 3.2 * len(activations)), layout="constrained")
+        fig = Figure(figsize=(6 * len(inits), 3.2 * len(activations) + 1), layout="constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots(len(activations), len(inits), squeeze=False, sharey="row")
         for run in self.runs:
             row = activations.index(run["activation"])
             ax = axes[row, inits.index(run["init"])]
-            steps = np.asarray(run["steps"])
+            # Statistics of one mini-batch are noisy: a running mean over ~1/200 of the run.
+            window = max(1, len(run["steps"]) // 200)
+            steps = np.asarray(run["steps"])[window - 1:]
             for j in range(len(run["mean"])):
-                mean, std = np.asarray(run["mean"][j]), np.asarray(run["std"][j])
+                mean, std = _smooth(run["mean"][j], window), _smooth(run["std"][j], window)
                 if run["activation"] == "sigmoid":
                     line, = ax.plot(steps, mean, label=f"layer {j + 1}")
                     ax.fill_between(steps, mean - std, mean + std, color=line.get_color(),
                                     alpha=0.12)
+                    ax.plot(steps, _smooth(run["p98"][j], window), "--", color=line.get_color(),
+                            lw=0.8)
+                    ax.plot(steps, _smooth(run["p2"][j], window), ":", color=line.get_color(),
+                            lw=0.8)
                 else:
                     line, = ax.plot(steps, std, label=f"layer {j + 1}")
-                    ax.plot(steps, np.asarray(run["p98"][j]), "--", color=line.get_color())
+                    ax.plot(steps, _smooth(run["p98"][j], window), "--", color=line.get_color())
+            if run.get("test_curve"):
+                # The paper's fig. 2 has no accuracy; drawn here to see it leave chance.
+                twin = ax.twinx()
+                twin.plot(run["test_steps"], run["test_curve"], color="black", lw=0.8, alpha=0.6)
+                twin.set_ylim(0, 1)
+                twin.set_ylabel("test accuracy (black)", fontsize="x-small")
             ax.set_title(f"{run['activation']}, {INIT_LABELS[run['init']]}: "
                          f"test {run['test_accuracy']:.1%}", fontsize="small")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize="x-small", loc="best")
             if ax is axes[row, 0]:
-                ax.set_ylabel("mean ± std" if run["activation"] == "sigmoid"
+                ax.set_ylabel("mean ± std, 98th (--) and 2nd (:) percentiles"
+                              if run["activation"] == "sigmoid"
                               else "std (solid), 98th percentile (dashed)")
         for ax in axes[-1]:
-            ax.set_xlabel("training step")
+            ax.set_xlabel("updates")
         fig.suptitle("Activation values per hidden layer during training (Glorot & Bengio 2010)")
         fig.savefig(path, dpi=90)
 
 
 def activations(data, *, rng=0, quiet=False, hidden=(200, 200, 200, 200), epochs=4,
-                batch_size=10, lr=0.1, interval=25, arms=ACTIVATION_ARMS):
+                batch_size=10, lr=0.1, interval=25, arms=ACTIVATION_ARMS, eval_interval=None,
+                n_eval=2000):
     """Glorot & Bengio's experiment: activation statistics per layer, by activation and init.
 
     A network with 4 hidden layers (default 784-200-200-200-200-10, smaller than the
@@ -374,7 +446,20 @@ def activations(data, *, rng=0, quiet=False, hidden=(200, 200, 200, 200), epochs
     What the paper reports, to compare: with sigmoid units the top hidden layer is driven
     to 0 (saturation) early in training while the lower layers stay near 0.5; tanh and
     softsign keep means near 0; the normalized initialization keeps activations and
-    back-propagated gradients of similar size across layers.
+    back-propagated gradients of similar size across layers. Their figure 2 runs on for
+    about a hundred epochs of 20,000 updates, long enough to see the saturated top sigmoid
+    layer slowly leave 0; the 4 default epochs (3,200 updates on mnist-small) see only the
+    fall. ``epochs`` is the length option (``--epochs`` in the CLI); README.md gives a long
+    setting and what happens within it.
+
+    Parameters
+    ----------
+    arms : sequence of (activation, init)
+        Default: sigmoid, tanh and softsign, each with both inits.
+    eval_interval : int, optional
+        Every this many updates, the test accuracy on the first ``n_eval`` test images is
+        recorded (``test_steps``, ``test_curve``), to see when it leaves chance; by default
+        ten times per epoch.
 
     Returns
     -------
@@ -386,11 +471,16 @@ def activations(data, *, rng=0, quiet=False, hidden=(200, 200, 200, 200), epochs
     interval = check_positive_int(interval, "interval")
     base = check_rng(rng)
     n = X_train.shape[0]
-    steps_total = epochs * -(-n // batch_size)
+    steps_per_epoch = -(-n // batch_size)
+    steps_total = epochs * steps_per_epoch
     tail = max(1, min(10, (steps_total // interval) // 10))
+    eval_interval = check_positive_int(eval_interval or max(1, steps_per_epoch // 10),
+                                       "eval_interval")
+    X_eval, y_eval = X_test[:n_eval], y_test[:n_eval]
     settings = {"hidden": list(hidden), "epochs": epochs, "batch_size": batch_size, "lr": lr,
                 "interval": interval, "n_train": int(n), "n_test": int(X_test.shape[0]),
-                "tail": tail, "loss": "softmax_cross_entropy", "optimizer": "SGD"}
+                "tail": tail, "loss": "softmax_cross_entropy", "optimizer": "SGD",
+                "eval_interval": eval_interval, "n_eval": int(X_eval.shape[0])}
     runs = []
     for activation, init in arms:
         sizes = [X_train.shape[1], *hidden, n_classes]
@@ -400,10 +490,14 @@ def activations(data, *, rng=0, quiet=False, hidden=(200, 200, 200, 200), epochs
         monitor = Monitor(net, interval=interval)
         shuffle = np.random.default_rng(seed)
         step = 0
+        test_steps, test_curve = [], []
         start = time.perf_counter()
         for _ in range(epochs):
             order = shuffle.permutation(n)
             for first in range(0, n, batch_size):
+                if step % eval_interval == 0:
+                    test_steps.append(step)
+                    test_curve.append(_accuracy(net, X_eval, y_eval))
                 batch = order[first:first + batch_size]
                 net.loss(X_train[batch], y_train[batch])
                 net.backward()
@@ -423,12 +517,313 @@ def activations(data, *, rng=0, quiet=False, hidden=(200, 200, 200, 200), epochs
             run[key] = [record.series(i, column)[1] for i in acts]
         run["grad_norm_weight_init"] = [record.series(i, "grad_norm_weight")[1][0] for i in dense]
         run["test_accuracy"] = _accuracy(net, X_test, y_test)
+        run["test_steps"], run["test_curve"] = test_steps + [step], test_curve + [_accuracy(
+            net, X_eval, y_eval)]
         run["warnings"] = monitor.warnings()
         run["seconds"] = seconds
         runs.append(run)
+        story = _top_layer_story(run)
         _log(quiet, f"activations: {activation:<8} {init:<15} test {run['test_accuracy']:.1%} "
-                    f"({seconds:.1f} s)")
+                    f"({seconds:.1f} s; top layer mean {story['start']:.3f} -> {story['min']:.3f} "
+                    f"(update {story['min_step']}) -> {story['end']:.3f})")
     return ActivationsResult(settings, runs)
 
 
-EXPERIMENTS = {"vanishing-gradients": vanishing_gradients, "activations": activations}
+# -- ReLU and its variants (Géron ch. 11) ------------------------------------------------
+
+#: (label, activation, alpha, init) of each arm: He init throughout, LeCun for SELU (Géron).
+RELU_VARIANT_ARMS = (
+    ("ReLU", "relu", None, "he_normal"),
+    ("leaky ReLU 0.01", "leaky_relu", 0.01, "he_normal"),
+    ("leaky ReLU 0.2", "leaky_relu", 0.2, "he_normal"),
+    ("RReLU", "rrelu", None, "he_normal"),
+    ("PReLU", "prelu", None, "he_normal"),
+    ("ELU", "elu", None, "he_normal"),
+    ("SELU", "selu", None, "lecun_normal"),
+    ("tanh", "tanh", None, "he_normal"),
+    ("sigmoid", "sigmoid", None, "he_normal"),
+)
+
+
+class ReluVariantsResult(_Result):
+    """Test and training accuracy and time per epoch of each (arm, seed) run.
+
+    Each run in ``runs`` is a dict: ``arm``, ``activation``, ``alpha``, ``init``, ``seed``,
+    ``test_accuracy``, ``train_accuracy`` (on the training subset, evaluation mode),
+    ``final_loss`` (mean training loss of the last epoch), ``epoch_seconds`` (wall time of
+    each epoch) and ``seconds_per_epoch`` (the fastest one).
+    ``settings["skipped"]`` lists the arms whose activation this build lacks.
+    """
+
+    experiment = "relu-variants"
+
+    def summary(self):
+        """Per arm, in ``arms`` order: means and standard deviations over the seeds."""
+        rows = []
+        for arm in dict.fromkeys(run["arm"] for run in self.runs):
+            runs = [run for run in self.runs if run["arm"] == arm]
+            test = np.array([r["test_accuracy"] for r in runs])
+            train = np.array([r["train_accuracy"] for r in runs])
+            rows.append({"arm": arm, "init": runs[0]["init"], "seeds": len(runs),
+                         "test_mean": float(test.mean()), "test_std": float(test.std()),
+                         "train_mean": float(train.mean()),
+                         "gap_mean": float((train - test).mean()),
+                         "seconds_per_epoch": float(np.median([r["seconds_per_epoch"]
+                                                               for r in runs]))})
+        return rows
+
+    def table(self):
+        """One row per arm, best test accuracy first, with its rank in Géron's order."""
+        s = self.settings
+        rows = sorted(self.summary(), key=lambda r: -r["test_mean"])
+        body = format_table(
+            ("rank", "activation", "init", "test acc (mean ± std)", "train acc", "gap train-test",
+             "s/epoch"),
+            [(i + 1, r["arm"], r["init"], f"{r['test_mean']:.2%} ± {r['test_std']:.2%}",
+              f"{r['train_mean']:.2%}", f"{r['gap_mean']:+.2%}", f"{r['seconds_per_epoch']:.2f}")
+             for i, r in enumerate(rows)])
+        intro = (f"Géron ch. 11's activations on {'-'.join(map(str, s['sizes']))}: {s['n_train']} "
+                 f"training images, {s['epochs']} epochs of batch {s['batch_size']} "
+                 f"({s['updates']} updates each), SGD lr={s['lr']} momentum={s['momentum']}, "
+                 f"softmax cross-entropy; seeds {s['seeds']}; test on {s['n_test']} images. "
+                 "s/epoch: the fastest epoch (median over seeds).")
+        skipped = (f"\nnot in this build (skipped): {', '.join(s['skipped'])}"
+                   if s["skipped"] else "")
+        return f"{intro}\n\n{body}{skipped}"
+
+    def plot(self, path):
+        """Test accuracy per arm (each seed a dot, the mean a bar), training accuracy as a
+        hollow marker; time per epoch in a second panel."""
+        Figure, FigureCanvasAgg = require_matplotlib()
+        rows = self.summary()
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax, ax_time = fig.subplots(1, 2, width_ratios=(3, 1))
+        x = np.arange(len(rows))
+        ax.bar(x, [r["test_mean"] for r in rows], color="tab:blue", alpha=0.35, label="test (mean)")
+        for i, row in enumerate(rows):
+            runs = [run for run in self.runs if run["arm"] == row["arm"]]
+            ax.plot([i] * len(runs), [r["test_accuracy"] for r in runs], ".", color="tab:blue")
+            ax.plot([i] * len(runs), [r["train_accuracy"] for r in runs], "o", mfc="none",
+                    color="tab:red", label="train (per seed)" if i == 0 else None)
+        low = min(min(r["test_accuracy"], r["train_accuracy"]) for r in self.runs)
+        ax.set_ylim(max(0.0, low - 0.05), 1.0)
+        ax.set_xticks(x, [r["arm"] for r in rows], rotation=30, ha="right")
+        ax.set_ylabel("accuracy")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize="small")
+        ax_time.barh(x, [r["seconds_per_epoch"] for r in rows], color="tab:gray")
+        ax_time.set_yticks(x, [r["arm"] for r in rows])
+        ax_time.invert_yaxis()
+        ax_time.set_xlabel("seconds per epoch")
+        s = self.settings
+        fig.suptitle(f"ReLU variants (Géron ch. 11): {'-'.join(map(str, s['sizes']))}, "
+                     f"{s['updates']} updates, {len(s['seeds'])} seeds")
+        fig.savefig(path, dpi=90)
+
+
+def relu_variants(data, *, rng=0, quiet=False, arms=RELU_VARIANT_ARMS, hidden=(100,) * 5,
+                  n_train=10000, epochs=20, batch_size=32, lr=0.01, momentum=0.9, n_seeds=3):
+    """Géron's ranking of activations, measured: the same deep MLP with each activation.
+
+    Géron (Hands-On ML, ch. 11): "ELU > leaky ReLU (and variants) > ReLU > tanh > sigmoid";
+    leaky ReLU with α = 0.2 did better than α = 0.01; RReLU's random leak acts as a
+    regularizer; PReLU does well on large data but may overfit small data. Each arm of
+    ``arms`` trains 784-[100]x5-10 (``hidden``) with He init (LeCun for SELU, which needs it
+    for self-normalization), biases 0, on the first ``n_train`` training images for
+    ``epochs`` epochs of mini-batches of ``batch_size`` (so every arm gets the same number of
+    updates), with SGD and momentum, once per seed for ``n_seeds`` seeds (the seed draws the
+    initial weights and the shuffling; arm i of seed k uses the same draws for every arm).
+
+    ``arms`` is data: (label, activation, alpha, init) tuples; an arm whose activation this
+    build does not know (``mlp`` raises ValueError) is skipped and named in the table.
+
+    Sized to the issue's budget of about 10 minutes on 2 cores: the defaults (10,000 images,
+    20 epochs of 32, i.e. 6,260 updates, 3 seeds, 27 runs) took 1-2 minutes per dataset on
+    one thread of a shared machine (benchmarks/README.md).
+
+    Returns
+    -------
+    ReluVariantsResult
+    """
+    X_train, y_train, X_test, y_test, n_classes = _check_data(data)
+    n_train = min(check_positive_int(n_train, "n_train"), X_train.shape[0])
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    n_seeds = check_positive_int(n_seeds, "n_seeds")
+    X, y = X_train[:n_train], y_train[:n_train]
+    sizes = [X.shape[1], *hidden, n_classes]
+    seeds = [int(s) for s in check_rng(rng).integers(2**31, size=n_seeds)]
+    settings = {"sizes": sizes, "n_train": n_train, "n_test": int(X_test.shape[0]),
+                "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
+                "updates": epochs * -(-n_train // batch_size), "seeds": seeds, "skipped": [],
+                "loss": "softmax_cross_entropy", "optimizer": "SGD"}
+    runs = []
+    for label, activation, alpha, init in arms:
+        for seed in seeds:
+            try:
+                net = mlp(sizes, activation, init=init, alpha=alpha,
+                          rng=np.random.default_rng(seed))
+            except ValueError as exc:
+                if activation in str(exc):  # an activation another branch adds (PReLU, RReLU)
+                    settings["skipped"].append(label)
+                    _log(quiet, f"relu-variants: {label} skipped: {exc}")
+                    break
+                raise
+            optimizer = SGD(net.parameters(), lr=lr, momentum=momentum)
+            shuffle = np.random.default_rng(seed)
+            epoch_seconds, losses = [], []
+            for _ in range(epochs):
+                order = shuffle.permutation(n_train)
+                start = time.perf_counter()
+                losses = [net.train_step(X[order[i:i + batch_size]], y[order[i:i + batch_size]],
+                                         optimizer) for i in range(0, n_train, batch_size)]
+                epoch_seconds.append(time.perf_counter() - start)
+            run = {"arm": label, "activation": activation, "alpha": alpha, "init": init,
+                   "seed": seed, "test_accuracy": _accuracy(net, X_test, y_test),
+                   "train_accuracy": _accuracy(net, X, y),
+                   "final_loss": float(np.mean(losses)),
+                   # the fastest epoch: other processes only ever add time
+                   "seconds_per_epoch": float(np.min(epoch_seconds)),
+                   "epoch_seconds": epoch_seconds}
+            runs.append(run)
+            _log(quiet, f"relu-variants: {label:<16} seed {seed:<11} test "
+                        f"{run['test_accuracy']:.2%} train {run['train_accuracy']:.2%} "
+                        f"({run['seconds_per_epoch']:.2f} s/epoch)")
+    return ReluVariantsResult(settings, runs)
+
+
+# -- histograms at initialization (Glorot & Bengio's figures 6 and 7) ----------------------
+
+class InitHistogramsResult(_Result):
+    """Histograms per hidden layer at initialization, one run per init.
+
+    Each run in ``runs`` is a dict: ``init``, ``sizes``, and per hidden layer (lists over
+    layers) ``act_std``, ``grad_std`` (standard deviation of the activations and of the
+    back-propagated gradients ∂C/∂s, s the layer's pre-activation), ``act_zero_peak``
+    (fraction of activations with |a| < 0.05), ``act_hist`` and ``grad_hist`` (density
+    histograms on ``settings["act_edges"]`` / ``settings["grad_edges"]``).
+    """
+
+    experiment = "init-histograms"
+
+    def table(self):
+        """Per init and hidden layer: spread of activations and of back-propagated gradients."""
+        s = self.settings
+        rows = []
+        for run in self.runs:
+            for j, (a, z, g) in enumerate(zip(run["act_std"], run["act_zero_peak"],
+                                              run["grad_std"])):
+                rows.append((INIT_LABELS.get(run["init"], run["init"]), f"layer {j + 1}",
+                             format_number(a, 3), f"{z:.1%}", format_number(g, 3)))
+            rows.append(("", "last/first", _ratio(run["act_std"]), "",
+                         _ratio(run["grad_std"])))
+        intro = (f"Glorot & Bengio (2010), figures 6 and 7: {s['activation']} network "
+                 f"{'-'.join(map(str, self.runs[0]['sizes']))} at initialization (biases 0), "
+                 f"{s['n_examples']} training images, softmax cross-entropy; std of each hidden "
+                 "layer's activations and of the back-propagated gradients dC/ds (s: the "
+                 "layer's input to the activation), and the share of activations near 0 "
+                 "(|a| < 0.05, the histograms' 0-peak).")
+        return intro + "\n\n" + format_table(("init", "hidden", "act std", "|a| < 0.05",
+                                             "grad std"), rows)
+
+    def plot(self, path):
+        """Rows: activations (fig. 6), back-propagated gradients (fig. 7); columns: inits;
+        one density histogram per hidden layer."""
+        Figure, FigureCanvasAgg = require_matplotlib()
+        s = self.settings
+        fig = Figure(figsize=(5.5 * len(self.runs), 7), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(2, len(self.runs), squeeze=False, sharey="row", sharex="row")
+        for col, run in enumerate(self.runs):
+            for row, (key, edges, what) in enumerate((
+                    ("act_hist", s["act_edges"], "activation value"),
+                    ("grad_hist", s["grad_edges"], "back-propagated gradient dC/ds"))):
+                ax = axes[row, col]
+                centers = (np.asarray(edges[:-1]) + np.asarray(edges[1:])) / 2
+                for j, hist in enumerate(run[key]):
+                    ax.plot(centers, hist, label=f"layer {j + 1}")
+                ax.set_title(f"{INIT_LABELS.get(run['init'], run['init'])}", fontsize="small")
+                ax.set_xlabel(what)
+                ax.grid(True, alpha=0.3)
+                ax.legend(fontsize="x-small")
+                if row == 1:
+                    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
+        axes[0, 0].set_ylabel("density (fig. 6)")
+        axes[1, 0].set_ylabel("density (fig. 7)")
+        fig.suptitle(f"{s['activation']} network at initialization: activations (top) and "
+                     "back-propagated gradients (bottom) per layer (Glorot & Bengio 2010, figs 6-7)")
+        fig.savefig(path, dpi=90)
+
+
+def init_histograms(data, *, rng=0, quiet=False, activation="tanh", hidden=(1000,) * 5,
+                    inits=("glorot_standard", "glorot_uniform"), n_examples=1000, bins=80):
+    """Glorot & Bengio's figures 6 and 7: activations and gradients per layer at initialization.
+
+    A network 784-[1000]x5-10 (the paper's width and depth) of ``activation`` units (tanh,
+    as in their figures), biases 0, with each init of ``inits`` (the same seed for both):
+    one forward and backward pass of softmax cross-entropy on the first ``n_examples``
+    training images, then density histograms per hidden layer of the activations
+    a = f(s) (fig. 6) and of the back-propagated gradients ∂C/∂s (fig. 7).
+
+    What the paper shows: with the standard init U[−1/√n, 1/√n], Var[W] = 1/(3n), so each
+    layer multiplies the activations' variance by about n·Var[W] = 1/3 going up and the
+    gradients' going down: activations shrink toward 0 with depth (a 0-peak that grows
+    with the layer) and the gradients shrink from the top layer to the bottom one (a
+    0-peak that grows toward the input). The normalized init, Var[W] = 2/(n_in + n_out),
+    keeps both about constant.
+
+    Returns
+    -------
+    InitHistogramsResult
+    """
+    X_train, y_train, _, _, n_classes = _check_data(data)
+    n_examples = min(check_positive_int(n_examples, "n_examples"), X_train.shape[0])
+    bins = check_positive_int(bins, "bins")
+    X, y = X_train[:n_examples], y_train[:n_examples]
+    sizes = [X.shape[1], *hidden, n_classes]
+    seed = int(check_rng(rng).integers(2**63))
+    captured = []
+    for init in inits:
+        net = mlp(sizes, activation, init=init, rng=np.random.default_rng(seed))
+        net.train()
+        # Layer by layer through the public forward/backward, keeping what the fused plan skips.
+        outputs, A = [], X
+        for layer in net.layers:
+            A = layer.forward(A)
+            outputs.append(np.array(A, dtype=np.float64))
+        target = net.loss_fn.check_target(y, A.shape, net.dtype)
+        net.loss_fn.forward(A, target)
+        grad, grads = net.loss_fn.backward(), {}
+        for i in range(len(net.layers) - 1, -1, -1):
+            layer = net.layers[i]
+            layer.needs_input_grad = True
+            grad = layer.backward(grad)
+            if i < len(net.layers) - 1 and layer.__class__.__name__ == "Activation":
+                grads[i] = np.array(grad, dtype=np.float64)
+        hidden_idx = sorted(grads)
+        captured.append((init, [outputs[i] for i in hidden_idx], [grads[i] for i in hidden_idx]))
+    limit = max(np.percentile(np.abs(g), 99.5) for _, _, gs in captured for g in gs)
+    act_low = min(float(a.min()) for _, acts, _ in captured for a in acts)
+    act_high = max(float(a.max()) for _, acts, _ in captured for a in acts)
+    act_edges = np.linspace(act_low, act_high, bins + 1)
+    grad_edges = np.linspace(-limit, limit, bins + 1)
+    settings = {"activation": activation, "hidden": list(hidden), "n_examples": n_examples,
+                "seed": seed, "act_edges": act_edges, "grad_edges": grad_edges,
+                "loss": "softmax_cross_entropy"}
+    runs = []
+    for init, acts, grads in captured:
+        run = {"init": init, "sizes": sizes,
+               "act_std": [float(a.std()) for a in acts],
+               "act_zero_peak": [float(np.mean(np.abs(a) < 0.05)) for a in acts],
+               "grad_std": [float(g.std()) for g in grads],
+               "act_hist": [np.histogram(a, act_edges, density=True)[0] for a in acts],
+               "grad_hist": [np.histogram(g, grad_edges, density=True)[0] for g in grads]}
+        runs.append(run)
+        _log(quiet, f"init-histograms: {init:<15} act std {_series(run['act_std'])}  "
+                    f"grad std {_series(run['grad_std'])}")
+    return InitHistogramsResult(settings, runs)
+
+
+EXPERIMENTS = {"vanishing-gradients": vanishing_gradients, "activations": activations,
+               "relu-variants": relu_variants, "init-histograms": init_histograms}
