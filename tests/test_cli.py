@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,7 +133,7 @@ def test_early_stopping_message(mnist_small, capsys):
 
 
 def test_missing_data_is_one_line(offline, capsys):
-    assert main(["train", "--data-dir", str(offline / "empty")]) == 1
+    assert main(["train"]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("fastnn train: error: mnist not found")
@@ -263,10 +264,10 @@ def test_experiment_wiring(mnist_small, tmp_path, monkeypatch, capsys):
             return "TABLE"
 
         def to_json(self, path):
-            open(path, "w").write("{}")
+            Path(path).write_text("{}")
 
         def plot(self, path):
-            open(path, "wb").write(b"png")
+            Path(path).write_bytes(b"png")
 
     def fake(data, *, rng=0, quiet=False):
         calls.append((tuple(a.shape for a in data), data[0].dtype, float(data[0].max()), rng, quiet))
