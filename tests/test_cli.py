@@ -249,7 +249,7 @@ def test_diagnose(mnist_small, tmp_path, capsys):
 
     record = DiagnosticsRecord.read_csv(out_csv)
     steps = sorted({row["step"] for row in record.rows})
-    assert steps == list(range(0, -(-7200 // 64), 20))  # one epoch of batches of 64
+    assert steps == list(range(0, -(-7200 // 128), 20))  # one epoch of batches of 128
     assert main(["diagnose", "--data-dir", str(MNIST_SMALL), "--out", str(tmp_path / "x.txt")]) == 1
     assert "--out must end in .json or .csv" in capsys.readouterr().err
 
