@@ -34,6 +34,9 @@ CANDIDATES = {
                            "--epochs", "40", *NONE],
     "384,192 bn b128 lr2e-3": ["--hidden", "384,192", "--batch-norm", "--batch-size", "128",
                                "--lr", "2e-3", *NONE],
+    "new defaults, dropout 0.3": ["--dropout", "0.3", *NONE],
+    "new defaults, adamw wd 0.05": ["--optimizer", "adamw", "--lr", "2e-3", "--weight-decay",
+                                    "0.05", *NONE],
     "defaults": [],
 }
 
