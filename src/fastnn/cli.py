@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 #: Defaults of ``fastnn train`` (measured on mnist-small and Fashion-MNIST, see README).
-#: Chosen on Fashion-MNIST validation accuracy (benchmarks/README.md, "The train recipe"):
-#: batch norm, batch 128 and Adam at 2e-3 instead of none, 64 and 1e-3.
+#: Batch norm, batch 128 and Adam at 2e-3 (instead of none, 64 and 1e-3) were chosen on
+#: Fashion-MNIST validation accuracy: benchmarks/README.md, "The `fastnn train` recipe".
 DEFAULTS = {"dataset": "mnist", "hidden": (256, 128), "activation": "relu", "dropout": 0.2,
             "batch_norm": True, "adam_lr": 2e-3,
             "optimizer": "adam", "schedule": "cosine", "epochs": 30, "batch_size": 128,
@@ -267,8 +267,8 @@ def build_parser():
         description="Train an MLP on MNIST or Fashion-MNIST, report test accuracy, optionally "
                     "save the model, learning curves and a JSON-lines log.",
         epilog="Defaults: 784-256-128-10 ReLU, He init, batch norm, dropout 0.2, Adam lr 2e-3 "
-               "with cosine decay over the epochs, batch 128, up to 30 epochs, 10% of the training images "
-               "held out for early stopping (patience 5 on validation accuracy) restoring the "
+               "with cosine decay over the epochs, batch 128, up to 30 epochs, 10% of the "
+               "training images held out for early stopping (patience 5 on validation accuracy) restoring the "
                "best weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
                "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
                "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "
@@ -394,7 +394,8 @@ def _check_outputs(args, *options):
             what = "is not a folder" if os.path.exists(folder) else "does not exist"
             raise CommandError(f"{option} {path}: the folder {os.path.dirname(path) or folder} {what}")
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise CommandError(f"{option} {path}: no permission to write in {os.path.dirname(path) or folder}")
+            raise CommandError(f"{option} {path}: no permission to write in "
+                               f"{os.path.dirname(path) or folder}")
         if os.path.exists(path) and not os.access(path, os.W_OK):
             raise CommandError(f"{option} {path}: the file exists and is not writable")
 
@@ -475,9 +476,10 @@ def _check_memory(args, sizes):
     available = _physical_memory()
     if available and need > available:
         option = "--layers" if args.layers else "--hidden"
-        raise CommandError(f"{option} {','.join(map(str, sizes[1:-1] if not args.layers else sizes))}: "
-                           f"{n_params:,} parameters need {_format_bytes(need)} to train "
-                           f"({args.dtype}, {args.optimizer}); this machine has {_format_bytes(available)}")
+        widths = sizes if args.layers else sizes[1:-1]
+        raise CommandError(f"{option} {','.join(map(str, widths))}: {n_params:,} parameters need "
+                           f"{_format_bytes(need)} to train ({args.dtype}, {args.optimizer}); "
+                           f"this machine has {_format_bytes(available)}")
 
 
 def _build_net(args, sizes, seed):
