@@ -51,6 +51,10 @@ def activation(name, z, alpha=None):
     raise ValueError(name)
 
 
+# The loss references take ±inf and NaN on purpose (IEEE semantics are what the kernels must
+# match), so the overflow and invalid-value warnings those produce are expected here.
+
+@np.errstate(over="ignore", invalid="ignore")
 def softmax_cross_entropy(z, y):
     z = z.astype(np.float64)
     shifted = z - z.max(axis=1, keepdims=True)
@@ -61,11 +65,13 @@ def softmax_cross_entropy(z, y):
     return -log_p[np.arange(n), y].mean(), grad / n
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def mse(p, t):
     d = p.astype(np.float64) - t
     return np.mean(d * d), 2 * d / d.size
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def hinge(s, y, margin=1.0):
     s = s.astype(np.float64)
     n = len(y)
@@ -78,6 +84,7 @@ def hinge(s, y, margin=1.0):
     return np.maximum(margins, 0).sum() / n, grad / n
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def binary_cross_entropy(z, t):
     z = z.astype(np.float64)
     value = np.mean(np.logaddexp(0, z) - t * z)

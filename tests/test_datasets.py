@@ -97,18 +97,21 @@ def test_lookup_order(isolated, monkeypatch):
     assert candidate_dirs("fashion-mnist", explicit) == [
         str(explicit), str(env), cache_dir("fashion-mnist"), str(system)]
     _write_dataset(system)
-    assert locate("fashion-mnist", explicit, download_missing=False) == str(system)
+    assert locate("fashion-mnist", download_missing=False) == str(system)
     _write_dataset(cache_dir("fashion-mnist"))
-    assert locate("fashion-mnist", explicit, download_missing=False) == cache_dir("fashion-mnist")
+    assert locate("fashion-mnist", download_missing=False) == cache_dir("fashion-mnist")
     _write_dataset(env)
-    assert locate("fashion-mnist", explicit, download_missing=False) == str(env)
+    assert locate("fashion-mnist", download_missing=False) == str(env)
+    # a folder the caller names is used or refused, never replaced by another
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        locate("fashion-mnist", explicit, download_missing=False)
     _write_dataset(explicit)
     notes = []
     assert locate("fashion-mnist", explicit, download_missing=False, log=notes.append) == str(explicit)
     assert notes == []
-    os.remove(explicit / "t10k-labels-idx1-ubyte.gz")  # incomplete: skipped, with a note
-    assert locate("fashion-mnist", explicit, download_missing=False, log=notes.append) == str(env)
-    assert "does not hold" in notes[0]
+    os.remove(explicit / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(DatasetNotFoundError, match=r"lacks t10k-labels-idx1-ubyte\[\.gz\]$"):
+        locate("fashion-mnist", explicit, download_missing=False)
 
 
 def test_download_from_local_mirror(isolated, server, monkeypatch):
@@ -120,7 +123,8 @@ def test_download_from_local_mirror(isolated, server, monkeypatch):
     assert folder == cache_dir("mnist")
     assert sorted(os.listdir(folder)) == sorted(FILES)  # no temporary files left
     for name, digest in md5.items():
-        assert hashlib.md5(open(os.path.join(folder, name), "rb").read()).hexdigest() == digest
+        with open(os.path.join(folder, name), "rb") as f:
+            assert hashlib.md5(f.read()).hexdigest() == digest
     assert sum("downloading" in n for n in notes) == 8  # each file: the dead mirror, then ours
     Xtr, ytr, Xte, yte = load_dataset("mnist", progress=False)
     assert Xtr.shape == (30, 784) and Xte.shape == (10, 784) and Xtr.dtype == np.float32
@@ -159,7 +163,7 @@ def test_offline_message_lists_files_and_ways(isolated, monkeypatch):
     monkeypatch.setitem(datasets.DATASETS, "fashion-mnist",
                         dict(datasets.DATASETS["fashion-mnist"], mirrors=[_closed_port_url()]))
     with pytest.raises(DatasetNotFoundError) as info:
-        locate("fashion-mnist", isolated / "nowhere", progress=False)
+        locate("fashion-mnist", progress=False)
     message = str(info.value)
     for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte"):

@@ -5,8 +5,10 @@ slowly; at the same depth, budget and plain SGD, He-initialised ReLU or ELU nets
 sigmoid net with batch norm before each activation, train to well above 93% test accuracy
 (Nielsen ch. 3 and 5; He et al. 2015; Ioffe & Szegedy 2015).
 
-Measured (SGD lr 0.1, batch 32, 10 epochs, 1 thread; about 2 s each):
-nielsen_large sigmoid 82.4%, He ReLU 96.1%, He ELU 96.4%, batch-norm sigmoid 95.3%.
+Measured (SGD lr 0.05, batch 32, 10 epochs, 1 thread; about 2 s each), seeds 0 / 1 / 2:
+nielsen_large sigmoid 77.0 / 77.2 / 74.8%, He ReLU 96.8 / 96.0 / 96.5%, He ELU 96.6 / 96.2 /
+96.6%, batch-norm sigmoid 94.7 / 94.9 / 94.9%. At lr 0.1 the He ELU net diverges for most
+seeds (3 of 4 with float64 weight draws, 4 of 4 with float32 ones), so 0.05.
 """
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ import pytest
 import fastnn
 
 SIZES = [784] + [100] * 6 + [10]
-EPOCHS, BATCH, LR = 10, 32, 0.1
+EPOCHS, BATCH, LR = 10, 32, 0.05
 
 CONFIGS = {
     "sigmoid_nielsen_large": dict(activation="sigmoid", init="nielsen_large"),

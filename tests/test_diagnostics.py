@@ -411,7 +411,8 @@ def test_no_warnings_on_a_healthy_relu_network(mnist_small):
 
 
 def test_warnings_on_exploding_and_dead_relu_network(mnist_small):
-    warnings = run_monitored(mnist_small, [784, 64, 32, 10], "relu", "he_normal", lr=5.0,
+    # whether gradients explode before every unit dies depends on the draw: lr 3 and 4 show both
+    warnings = run_monitored(mnist_small, [784, 64, 32, 10], "relu", "he_normal", lr=3.0,
                              steps=60).warnings()
     assert any(w.startswith("Exploding gradients") and "learning rate" in w for w in warnings)
     assert any(w.startswith("Dead units") and "relu1" in w for w in warnings)

@@ -33,8 +33,9 @@ def _values(dtype, finite=False):
     if dtype.kind != "f":
         return hnp.from_dtype(dtype)
     tiny = float(np.finfo(dtype).smallest_subnormal)
-    specials = st.sampled_from([0.0, -0.0, tiny, -tiny, 1e15, -1e15, 1.0, -1.0])
-    ordinary = st.floats(-1e3, 1e3, width=32 if dtype == np.float32 else 64)
+    huge = min(1e15, float(np.finfo(dtype).max) / 2)  # float16 tops out at 65504
+    specials = st.sampled_from([0.0, -0.0, tiny, -tiny, huge, -huge, 1.0, -1.0])
+    ordinary = st.floats(-1e3, 1e3, width=8 * dtype.itemsize)
     if finite:
         return st.one_of(ordinary, specials)
     return st.one_of(ordinary, specials, st.sampled_from([np.inf, -np.inf, np.nan]))

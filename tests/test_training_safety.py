@@ -122,6 +122,7 @@ def test_checkpoints_survive_being_killed_mid_write(tmp_path):
         time.sleep(rng.uniform(0.05, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
         if not path.exists():
             continue
         model = io.load(path)  # never a broken file

@@ -15,6 +15,8 @@ VALIDATION_SPLIT = 0
 SHUFFLE = 1
 #: The network's initial weights (and dropout seeds).
 INITIAL_WEIGHTS = 2
+#: Data augmentation (which images are flipped); followed by the 1-based epoch number.
+AUGMENT = 3
 
 
 def seed_from(rng):

@@ -20,10 +20,13 @@ import time
 import numpy as np
 
 #: Defaults of ``fastnn train`` (measured on mnist-small and Fashion-MNIST, see README).
+#: Batch norm, batch 128 and Adam at 2e-3 (instead of none, 64 and 1e-3) were chosen on
+#: Fashion-MNIST validation accuracy: benchmarks/README.md, "The `fastnn train` recipe".
 DEFAULTS = {"dataset": "mnist", "hidden": (256, 128), "activation": "relu", "dropout": 0.2,
-            "optimizer": "adam", "schedule": "cosine", "epochs": 30, "batch_size": 64,
+            "batch_norm": True, "adam_lr": 2e-3,
+            "optimizer": "adam", "schedule": "cosine", "epochs": 30, "batch_size": 128,
             "val_split": 0.1, "patience": 5, "monitor": "val_accuracy", "seed": 0,
-            "preprocess": "scale"}
+            "preprocess": "scale", "augment": "none"}
 
 
 class CommandError(Exception):
@@ -95,7 +98,7 @@ def _add_data_args(p, dataset_default=DEFAULTS["dataset"]):
                    help="fail instead of downloading when the files are not found")
 
 
-def _add_training_args(p, plot=True):
+def _add_training_args(p, plot=True, batch_norm=DEFAULTS["batch_norm"]):
     from fastnn.datasets import Preprocessor
     from fastnn.initializers import INITIALIZERS
     from fastnn.layers import HIDDEN_ACTIVATIONS
@@ -114,7 +117,9 @@ def _add_training_args(p, plot=True):
                    help="weight initializer: " + ", ".join(sorted(INITIALIZERS)) +
                         " (default: He for the ReLU family and ELU, LeCun for SELU, Glorot "
                         "otherwise)")
-    g.add_argument("--batch-norm", action="store_true", help="batch normalization after each hidden Dense layer")
+    g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=batch_norm,
+                   help="batch normalization after each hidden Dense layer (default: "
+                        f"{'on' if batch_norm else 'off'})")
     g.add_argument("--dropout", type=_fraction, default=DEFAULTS["dropout"], metavar="RATE",
                    help="inverted dropout rate after each hidden activation, in [0, 1); 0 for "
                         f"none (default: {DEFAULTS['dropout']})")
@@ -125,8 +130,9 @@ def _add_training_args(p, plot=True):
     g.add_argument("--optimizer", choices=list(OPTIMIZERS), default=DEFAULTS["optimizer"],
                    help=f"(default: {DEFAULTS['optimizer']})")
     g.add_argument("--lr", type=_positive_float, metavar="LR",
-                   help="learning rate (default: the optimizer's: 1e-3 for adam/adamw, "
-                        "1e-2 for sgd/momentum/nesterov/adagrad/rmsprop)")
+                   help=f"learning rate (default: {DEFAULTS['adam_lr']:g} for adam, the "
+                        "optimizer's otherwise: 1e-3 for adamw, 1e-2 for "
+                        "sgd/momentum/nesterov/adagrad/rmsprop)")
     g.add_argument("--momentum", type=_fraction, help="momentum for sgd/momentum/nesterov")
     g.add_argument("--beta1", type=_fraction, help="Adam β1 (default: 0.9)")
     g.add_argument("--beta2", type=_fraction, help="Adam β2 (default: 0.999)")
@@ -195,6 +201,10 @@ def _add_training_args(p, plot=True):
     g.add_argument("--whiten-eps", type=float, default=Preprocessor.WHITEN_EPS, metavar="EPS",
                    help="with pca-whiten/zca-whiten: ε added to every covariance eigenvalue "
                         f"(default: {Preprocessor.WHITEN_EPS})")
+    g.add_argument("--augment", choices=("none", "hflip"), default=DEFAULTS["augment"],
+                   help="training-time augmentation: hflip mirrors a random half of each batch "
+                        "left-right, for Fashion-MNIST (garments keep their class when mirrored, "
+                        "digits do not; needs --preprocess scale) (default: none)")
     g.add_argument("--seed", type=_nonneg_int, default=DEFAULTS["seed"],
                    help=f"seed of the initial weights, split and shuffling (default: {DEFAULTS['seed']})")
     g.add_argument("--threads", type=_positive_int,
@@ -220,6 +230,13 @@ def _add_verbosity(g):
                    help="also describe the data, the network and the optimizer")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are the error and a pointer to --help, not the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for the options.\n")
+
+
 class _HelpFormatter(argparse.HelpFormatter):
     """Wraps description and epilog paragraphs but keeps their line breaks and indented lines."""
 
@@ -238,7 +255,7 @@ def build_parser():
     """The ``fastnn`` argument parser (subcommands train, evaluate, predict, diagnose, experiment,
     export)."""
     fmt = _HelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fastnn", formatter_class=fmt,
         description="Train and use fully-connected networks on MNIST and Fashion-MNIST.",
         epilog="Run 'fastnn COMMAND --help' for the options of a command.")
@@ -250,9 +267,9 @@ def build_parser():
         "train", formatter_class=fmt, help="train an MLP and report its test accuracy",
         description="Train an MLP on MNIST or Fashion-MNIST, report test accuracy, optionally "
                     "save the model, learning curves and a JSON-lines log.",
-        epilog="Defaults: 784-256-128-10 ReLU, He init, dropout 0.2, Adam lr 1e-3 with cosine "
-               "decay over the epochs, batch 64, up to 30 epochs, 10% of the training images "
-               "held out for early stopping (patience 5 on validation accuracy) restoring the "
+        epilog="Defaults: 784-256-128-10 ReLU, He init, batch norm, dropout 0.2, Adam lr 2e-3 "
+               "with cosine decay over the epochs, batch 128, up to 30 epochs, 10% of the "
+               "training images held out for early stopping (patience 5 on validation accuracy) restoring the "
                "best weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
                "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
                "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "
@@ -264,7 +281,9 @@ def build_parser():
                        help="accuracy, loss and confusion matrix of a saved model",
                        description="Evaluate a saved model on a dataset split: accuracy, mean "
                                    "loss and the confusion matrix (rows: true class, columns: "
-                                   "predicted class).")
+                                   "predicted class). By default the dataset and folder the model "
+                                   "was trained on (stored in the model file); a folder holding "
+                                   "other data than the model's training set is flagged.")
     p.add_argument("model", metavar="MODEL", help="model file written by 'fastnn train --save'")
     _add_data_args(p, dataset_default=None)
     p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
@@ -276,8 +295,10 @@ def build_parser():
                        description="Predict the class of each image of an IDX file (e.g. "
                                    "t10k-images-idx3-ubyte.gz) or a .npy array of shape (n, 28, 28) "
                                    "or (n, 784). Integer arrays are raw pixels (0-255); float "
-                                   "arrays must already be scaled to [0, 1]. The model's "
-                                   "preprocessing is applied.",
+                                   "arrays should be scaled to [0, 1] (floats up to 255 are read "
+                                   "as raw pixels, with a warning; NaN, infinity and values "
+                                   "outside 0-255 are refused). The model's preprocessing is "
+                                   "applied.",
                        epilog="output: one label per line (stdout or --out FILE); with --out "
                               "FILE.npy an int64 array.\nWith --proba, the class probabilities "
                               "instead (comma-separated lines, or a float array).")
@@ -297,7 +318,7 @@ def build_parser():
                                    "print the table and warnings.",
                        epilog="example:\n  fastnn diagnose --activation sigmoid --hidden 30,30,30 "
                               "--optimizer sgd --lr 0.1 --epochs 2 --out diag.csv")
-    _add_training_args(p, plot=False)
+    _add_training_args(p, plot=False, batch_norm=False)  # shows the plain network's troubles
     g = p.add_argument_group("diagnostics")
     g.add_argument("--interval", type=_positive_int, default=10,
                    help="record every N optimizer steps (default: 10)")
@@ -373,21 +394,62 @@ class _Console:
         print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
-def _set_threads(args):
-    if getattr(args, "threads", None):
+def _check_outputs(args, *options):
+    """Fail before any work when an output path (``--save`` ...) cannot be written, naming it as given."""
+    for option in options:
+        path = getattr(args, option.lstrip("-").replace("-", "_"), None)
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise CommandError(f"{option} {path}: is a folder; give a file name")
+        if not os.path.isdir(folder):
+            what = "is not a folder" if os.path.exists(folder) else "does not exist"
+            raise CommandError(f"{option} {path}: the folder {os.path.dirname(path) or folder} {what}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CommandError(f"{option} {path}: no permission to write in "
+                               f"{os.path.dirname(path) or folder}")
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise CommandError(f"{option} {path}: the file exists and is not writable")
+
+
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def _set_threads(args, console=None):
+    threads = getattr(args, "threads", None)
+    if threads:
+        cores = _usable_cores()
+        if threads > cores:
+            # waiting threads on a busy core stall every product: 64 threads on 2 cores ran 400x slower
+            message = f"--threads {threads} is more than the {cores} cores here; using {cores}"
+            if console is not None:
+                console.warn(message)
+            else:
+                print(f"warning: {message}", file=sys.stderr, flush=True)
+            threads = cores
         from fastnn import set_num_threads
-        set_num_threads(args.threads)
+        set_num_threads(threads)
 
 
-def _load_data(args, console, dataset=None):
-    from fastnn.datasets import load_dataset
+def _load_data(args, console, dataset=None, data_dir=None):
+    """The dataset's four arrays, from --data-dir, else ``data_dir``, else the usual lookup;
+    sets ``args.data_folder`` and ``args.data_fingerprint``."""
+    from fastnn.datasets import fingerprint, load_dataset, locate
 
     dataset = dataset or args.dataset
     start = time.perf_counter()
-    data = load_dataset(dataset, args.data_dir, download_missing=not args.no_download,
-                        progress=not console.quiet, log=console.note)
-    console.info(f"{dataset}: {len(data[0])} training and {len(data[2])} test images "
-                 f"({time.perf_counter() - start:.1f}s to load)")
+    folder = locate(dataset, args.data_dir or data_dir, download_missing=not args.no_download,
+                    progress=not console.quiet, log=console.note)
+    data = load_dataset(dataset, folder)
+    args.data_folder = os.path.abspath(folder)
+    args.data_fingerprint = fingerprint(data[1], data[2], data[3])
+    console.info(f"{dataset}: {len(data[0])} training and {len(data[2])} test images from "
+                 f"{folder} ({time.perf_counter() - start:.1f}s to load)")
     return data
 
 
@@ -402,6 +464,35 @@ def _architecture(args, n_features, n_classes):
         return sizes
     hidden = args.hidden if args.hidden is not None else DEFAULTS["hidden"]
     return [n_features, *hidden, n_classes]
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every platform
+        return None
+
+
+def _format_bytes(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _check_memory(args, sizes):
+    """Refuse, before allocating, a network whose training state cannot fit in memory."""
+    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    # weights + gradients, plus Adam's two moments (one velocity for momentum, none for SGD)
+    copies = 2 + {"adam": 2, "adamw": 2, "sgd": 0}.get(args.optimizer, 1)
+    need = n_params * copies * np.dtype(args.dtype).itemsize
+    available = _physical_memory()
+    if available and need > available:
+        option = "--layers" if args.layers else "--hidden"
+        widths = sizes if args.layers else sizes[1:-1]
+        raise CommandError(f"{option} {','.join(map(str, widths))}: {n_params:,} parameters need "
+                           f"{_format_bytes(need)} to train ({args.dtype}, {args.optimizer}); "
+                           f"this machine has {_format_bytes(available)}")
 
 
 def _build_net(args, sizes, seed):
@@ -420,7 +511,10 @@ def _build_optimizer(args, net):
     betas = None
     if args.beta1 is not None or args.beta2 is not None:
         betas = (0.9 if args.beta1 is None else args.beta1, 0.999 if args.beta2 is None else args.beta2)
-    options = {"lr": args.lr, "momentum": args.momentum, "betas": betas, "eps": args.eps,
+    lr = args.lr
+    if lr is None and args.optimizer == "adam":
+        lr = DEFAULTS["adam_lr"]
+    options = {"lr": lr, "momentum": args.momentum, "betas": betas, "eps": args.eps,
                "rho": args.rho, "weight_decay": args.weight_decay, "clip_norm": args.clip_norm,
                "clip_value": args.clip_value}
     return make_optimizer(args.optimizer, net.parameters(), **options)
@@ -458,6 +552,18 @@ def _build_schedule(args, optimizer, steps_per_epoch):
     return schedules.get(args.schedule, optimizer, **options)
 
 
+def _augmentation(args):
+    """The ``augment`` callable of ``fit`` for ``--augment`` (None for none)."""
+    from fastnn.datasets import hflip
+
+    if args.augment == "none":
+        return None
+    if args.preprocess != "scale":
+        raise CommandError(f"--augment {args.augment} needs --preprocess scale (the rows must "
+                           f"still be images), got --preprocess {args.preprocess}")
+    return hflip
+
+
 def _describe_net(net):
     config = net.get_config()
     widths = [str(net.in_features)]
@@ -481,7 +587,7 @@ def _train(args, console, monitor_factory=None):
     from fastnn.callbacks import EarlyStopping, MetricsLogger
     from fastnn.training import fit
 
-    _set_threads(args)
+    _set_threads(args, console)
     if getattr(args, "plot", None) and monitor_factory is None:
         from fastnn.plotting import require_matplotlib
         require_matplotlib()
@@ -497,7 +603,9 @@ def _train(args, console, monitor_factory=None):
     if X_val is not None:
         X_val = pre.transform(X_val)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    net = _build_net(args, _architecture(args, X_train.shape[1], n_classes), seed)
+    sizes = _architecture(args, X_train.shape[1], n_classes)
+    _check_memory(args, sizes)
+    net = _build_net(args, sizes, seed)
     optimizer = _build_optimizer(args, net)
     schedule = _build_schedule(args, optimizer, -(-len(X_train) // args.batch_size))
     console.info(f"network: {_describe_net(net)}")
@@ -513,20 +621,22 @@ def _train(args, console, monitor_factory=None):
     if args.log:
         callbacks.append(MetricsLogger(args.log))
     monitor = monitor_factory(net) if monitor_factory else None
+    augment = _augmentation(args)
     start = time.perf_counter()
     history = fit(net, X_train, y_train, optimizer=optimizer, epochs=args.epochs,
                   batch_size=args.batch_size,
                   validation_data=None if X_val is None else (X_val, y_val),
                   schedule=schedule, callbacks=callbacks, diagnostics=monitor, rng=seed,
                   verbose=0 if console.quiet else 1, log=console.progress,
-                  on_nonfinite=args.on_nonfinite)
+                  on_nonfinite=args.on_nonfinite, augment=augment)
     elapsed = time.perf_counter() - start
     if history.stopped_epoch is not None:
         best = f"; restored the weights of epoch {history.best_epoch}" if history.best_epoch else ""
         console.progress(f"early stopping after epoch {history.stopped_epoch}{best}")
     test = net.evaluate(X_test, y_test)
     console.result(f"test accuracy {100 * test['accuracy']:.2f}%  loss {test['loss']:.4f}  "
-                   f"({len(X_test)} {args.dataset} test images; {len(history)} epochs in {elapsed:.1f}s)")
+                   f"({len(X_test)} {args.dataset} test images; {len(history)} "
+                   f"epoch{'' if len(history) == 1 else 's'} in {elapsed:.1f}s)")
     return net, history, optimizer, schedule, pre, test, monitor
 
 
@@ -536,9 +646,11 @@ def cmd_train(args):
     from fastnn import io
 
     console = _Console(args)
+    _check_outputs(args, "--save", "--plot", "--log")
     net, history, optimizer, schedule, pre, test, _ = _train(args, console)
     if args.save:
-        metadata = {"dataset": args.dataset, "epochs": len(history), "seed": args.seed,
+        metadata = {"dataset": args.dataset, "data_dir": args.data_folder,
+                    "data_fingerprint": args.data_fingerprint, "epochs": len(history), "seed": args.seed,
                     "test_accuracy": test["accuracy"], "test_loss": test["loss"],
                     "history": history.to_dict(), "command": args.argv}
         io.save(args.save, net, optimizer=optimizer, schedule=schedule,
@@ -563,13 +675,24 @@ def _load_model(path):
 
 
 def cmd_evaluate(args):
-    from fastnn.datasets import Preprocessor
+    from fastnn.datasets import Preprocessor, has_files
 
     console = _Console(args)
-    _set_threads(args)
+    _set_threads(args, console)
     model = _load_model(args.model)
-    dataset = args.dataset or model.metadata.get("dataset", "mnist")
-    X_train, y_train, X_test, y_test = _load_data(args, console, dataset)
+    trained_on = model.metadata.get("dataset")
+    dataset = args.dataset or trained_on or "mnist"
+    stored_dir = model.metadata.get("data_dir")
+    # the folder the model was trained from, when it still holds the files
+    default_dir = stored_dir if dataset == trained_on and stored_dir and has_files(stored_dir) else None
+    X_train, y_train, X_test, y_test = _load_data(args, console, dataset, data_dir=default_dir)
+    stored = model.metadata.get("data_fingerprint")
+    if stored and args.data_fingerprint == stored and dataset != trained_on:
+        raise CommandError(f"{args.data_folder} holds the {trained_on} data {args.model} was "
+                           f"trained on, not {dataset}; drop --dataset or give its folder")
+    if stored and args.data_fingerprint != stored and dataset == trained_on:
+        console.warn(f"the {dataset} files in {args.data_folder} differ from those {args.model} "
+                     f"was trained on ({stored_dir})")
     X, y = (X_test, y_test) if args.split == "test" else (X_train, y_train)
     X = Preprocessor.from_state(model.preprocessing).transform(X)
     net = model.net
@@ -591,7 +714,7 @@ def cmd_evaluate(args):
     return 0
 
 
-def _read_images(path, n_features):
+def _read_images(path, n_features, console):
     from fastnn.datasets import flatten_and_scale, read_idx
 
     if not os.path.exists(path):
@@ -611,7 +734,21 @@ def _read_images(path, n_features):
         X = X.reshape(1, n_features)
     else:
         raise CommandError(f"{path}: shape {X.shape} does not hold images of {n_features} pixels")
+    if X.dtype.kind == "f":
+        bad = ~np.isfinite(X).all(axis=1)
+        if bad.any():
+            raise CommandError(f"{path}: image {int(np.argmax(bad))} (0-based) holds NaN or "
+                               f"infinity; {int(bad.sum())} of {len(X)} images are not finite")
+    low, high = X.min(initial=0), X.max(initial=0)
+    if low < 0 or high > 255:
+        row = int(np.argmax(((X < 0) | (X > 255)).any(axis=1)))
+        raise CommandError(f"{path}: image {row} (0-based) has values outside 0-255 (from {low:g} to "
+                           f"{high:g}); expected raw pixels 0-255 or floats in [0, 1]")
     if X.dtype.kind in "biu":  # raw pixels, scaled exactly as training data was
+        return flatten_and_scale(X)
+    if high > 1:  # floats beyond [0, 1] but within 0-255 are raw pixels: scale them as training did
+        console.warn(f"{path}: float values up to {high:g} exceed 1; read as raw pixels 0-255 "
+                     "and divided by 255, as in training")
         return flatten_and_scale(X)
     return X.astype(np.float32, copy=False)
 
@@ -619,11 +756,12 @@ def _read_images(path, n_features):
 def cmd_predict(args):
     from fastnn.datasets import Preprocessor
 
+    _check_outputs(args, "--out")
     _set_threads(args)
     model = _load_model(args.model)
     net = model.net
     pre = Preprocessor.from_state(model.preprocessing)
-    X = _read_images(args.input, pre.n_features_in or net.in_features)
+    X = _read_images(args.input, pre.n_features_in or net.in_features, _Console(args))
     X = pre.transform(X.astype(net.dtype, copy=False))
     result = net.predict_proba(X) if args.proba else net.predict(X).astype(np.int64)
     if args.out and args.out.endswith(".npy"):
@@ -652,6 +790,7 @@ def cmd_diagnose(args):
         require_matplotlib()
     if args.out and not args.out.endswith((".json", ".csv")):
         raise CommandError(f"--out must end in .json or .csv, got {args.out}")
+    _check_outputs(args, "--out", "--plot", "--log", "--save")
     _, _, _, _, _, _, monitor = _train(
         args, console, monitor_factory=lambda net: diagnostics.Monitor(net, interval=args.interval))
     console.result(monitor.table())
@@ -765,4 +904,6 @@ def main(argv=None):
         if isinstance(exc, OSError) and exc.filename and exc.strerror:
             message = f"{exc.filename}: {exc.strerror}"
         print(f"fastnn {args.command}: error: {message}", file=sys.stderr)
+        if getattr(exc, "hint", None):
+            print(f"  {exc.hint}", file=sys.stderr)
         return 1

@@ -159,7 +159,15 @@ DOWNLOAD_TIMEOUT = 30
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """The dataset's files are nowhere on disk and could not be downloaded."""
+    """The dataset's files are nowhere on disk and could not be downloaded.
+
+    ``hint``, when not None, is one short line on what to do (e.g. sub-folders that do hold
+    IDX files); the command line prints it under the error.
+    """
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.hint = hint
 
 
 def _check_name(name):
@@ -190,6 +198,53 @@ def candidate_dirs(name, data_dir=None):
     dirs = [data_dir, os.environ.get(DATA_DIR_ENV) or None, cache_dir(name),
             *DATASETS[name]["system_dirs"]]
     return [os.fspath(d) for d in dirs if d is not None]
+
+
+def _idx_subfolders(folder, depth=2, limit=3):
+    """Up to ``limit`` folders below ``folder`` (``depth`` levels) that hold all four files."""
+    found = []
+    level = [folder]
+    for _ in range(depth):
+        below = []
+        for parent in level:
+            try:
+                names = sorted(os.listdir(parent))
+            except OSError:
+                continue
+            below += [os.path.join(parent, n) for n in names
+                      if not n.startswith(".") and os.path.isdir(os.path.join(parent, n))]
+        found += [d for d in below if has_files(d)]
+        level = below
+    return found[:limit]
+
+
+def check_folder(folder):
+    """Return ``folder`` if it holds the four MNIST-layout files, else raise ``DatasetNotFoundError``
+    saying that it does not exist or which files are missing, with sub-folders that hold them."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise DatasetNotFoundError(f"{folder} " + ("is not a folder" if os.path.exists(folder)
+                                                   else "does not exist"))
+    missing = [stem for stem in _all_stems() if find_idx_file(folder, stem) is None]
+    if not missing:
+        return folder
+    below = _idx_subfolders(folder)
+    if len(missing) == len(_all_stems()):
+        message = f"{folder} holds no MNIST-layout IDX files"
+    else:
+        message = f"{folder} lacks {', '.join(stem + '[.gz]' for stem in missing)}"
+    hint = f"sub-folders that hold them: {', '.join(below)}" if below else None
+    raise DatasetNotFoundError(message, hint)
+
+
+def fingerprint(y_train, X_test, y_test):
+    """A short hash identifying a dataset as loaded: both label arrays and the test images."""
+    digest = hashlib.sha256()
+    for a in (y_train, X_test, y_test):
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.data)
+    return digest.hexdigest()[:16]
 
 
 def _md5(path):
@@ -278,17 +333,18 @@ def _not_found_message(name, data_dir, errors=()):
 
 
 def locate(name, data_dir=None, download_missing=True, progress=True, log=None):
-    """Folder holding dataset ``name``: the first complete one of ``candidate_dirs``, else a
-    fresh download into the cache folder (if ``download_missing``).
+    """Folder holding dataset ``name``: ``data_dir`` when given (which must hold the files:
+    see ``check_folder``), else the first complete one of ``candidate_dirs``, else a fresh
+    download into the cache folder (if ``download_missing``).
 
     Raises ``DatasetNotFoundError`` with a message listing the expected files and the ways
     to supply them.
     """
-    dirs = candidate_dirs(name, data_dir)
-    for folder in dirs:
+    _check_name(name)
+    if data_dir is not None:  # a folder the user named is used or refused, never replaced
+        return check_folder(data_dir)
+    for folder in candidate_dirs(name):
         if has_files(folder):
-            if log and data_dir is not None and os.fspath(data_dir) != folder:
-                log(f"{data_dir} does not hold the {name} files; using {folder}")
             return folder
     if not download_missing:
         raise DatasetNotFoundError(_not_found_message(name, data_dir))
@@ -502,6 +558,23 @@ def iterate_blocks(X, y, batch_size, rng=None, shuffle=True, block_rows=8192, ex
 def _batch(X, y, rows, convert):
     X_b, y_b = np.asarray(X[rows]), np.asarray(y[rows])
     return (X_b, y_b) if convert is None else convert(X_b, y_b)
+
+
+def hflip(X, rng=None, p=0.5, image_shape=(28, 28)):
+    """A copy of the flattened images ``X`` with each mirrored left-right with probability ``p``.
+
+    A classic augmentation for Fashion-MNIST, whose garments keep their class when mirrored;
+    not for digits, which do not.
+    """
+    X = np.array(X, copy=True)
+    rows, cols = image_shape
+    if X.ndim != 2 or X.shape[1] != rows * cols:
+        raise ValueError(f"X must have shape (n, {rows * cols}) for images of {rows}x{cols}, "
+                         f"got {X.shape}")
+    flip = np.random.default_rng(rng).random(len(X)) < p
+    images = X.reshape(len(X), rows, cols)
+    images[flip] = images[flip, :, ::-1]
+    return X
 
 
 def iterate_minibatches(X, y, batch_size, rng=None, shuffle=True):

@@ -120,10 +120,21 @@ def save(path, net, *, optimizer=None, schedule=None, preprocessing=None, metada
     _write_atomic(path, arrays)
 
 
+def _umask():
+    mask = os.umask(0)  # the only portable way to read it
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path, arrays):
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as exc:  # name the user's path, not the temporary file's
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}", path) from None
+    try:
+        # mkstemp creates 0600; a model file follows the umask like any other output
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()

@@ -89,7 +89,13 @@ def first_nonfinite(net, X, what):
     return len(net.layers) - 1, net.layers[-1]
 
 
-def _format_metrics(epoch, epochs, metrics):
+def _augmented(batches, augment, rng):
+    for X_b, y_b in batches:
+        yield augment(X_b, rng), y_b
+
+
+def _format_metrics(epoch, epochs, metrics, n_samples=None):
+    """The per-epoch line; the time and the rate cover the whole epoch, validation included."""
     parts = [f"epoch {epoch}/{epochs}", f"loss {metrics['loss']:.4f}"]
     if "accuracy" in metrics:
         parts.append(f"acc {100 * metrics['accuracy']:.2f}%")
@@ -98,13 +104,15 @@ def _format_metrics(epoch, epochs, metrics):
     if "val_accuracy" in metrics:
         parts.append(f"val_acc {100 * metrics['val_accuracy']:.2f}%")
     parts.append(f"lr {metrics['lr']:.3g}")
-    parts.append(f"{metrics['time']:.1f}s")
+    parts.append(f"{metrics['time']:.1f}s/epoch")
+    if n_samples:
+        parts.append(f"{n_samples / max(metrics['time'], 1e-9):,.0f} samples/s")
     return "  ".join(parts)
 
 
 def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_split=0.0,
         validation_data=None, schedule=None, callbacks=(), diagnostics=None, rng=None,
-        shuffle=True, initial_epoch=0, verbose=0, log=None, on_nonfinite="raise"):
+        shuffle=True, initial_epoch=0, verbose=0, log=None, on_nonfinite="raise", augment=None):
     """Train ``net`` on (X, y) with mini-batches; the loop ``fastnn train`` runs.
 
     Parameters
@@ -154,6 +162,10 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
         the last good ones (``ModelCheckpoint`` callbacks save them); "skip" leaves that
         step out (listed in ``history.skipped_steps``) and goes on; "ignore" checks nothing.
         The checks cost one pass over the gradients per step.
+    augment : callable, optional
+        ``augment(X_batch, rng)`` returns the training batch to use (e.g.
+        ``fastnn.datasets.hflip``); ``rng`` depends only on (seed, epoch). Validation data is
+        never augmented.
 
     Each batch runs ``net.train_step(X_b, y_b, optimizer, fused=...)``'s step: fused
     (plain SGD folded into the GEMMs) with "ignore" and no ``diagnostics``, where nothing
@@ -179,6 +191,8 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if on_nonfinite not in ON_NONFINITE:
         raise ValueError(f"on_nonfinite must be 'raise', 'skip' or 'ignore', got {on_nonfinite!r}")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a callable (X_batch, rng) -> X_batch, got {augment!r}")
     log = log or (lambda line: print(line, flush=True))
     seed = _seeding.seed_from(rng)
     data, validation = _training_data(net, X, y, validation_split, validation_data, seed)
@@ -196,9 +210,11 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
         for epoch in range(initial_epoch + 1, epochs + 1):
             batches = data.batches(batch_size, _seeding.stream(seed, _seeding.SHUFFLE, epoch),
                                    shuffle)
+            if augment is not None:
+                batches = _augmented(batches, augment, _seeding.stream(seed, _seeding.AUGMENT, epoch))
             metrics = run.epoch(epoch, batches, data.n_rows, validation, progress=verbose == 1)
             if verbose:
-                log(_format_metrics(epoch, epochs, metrics))
+                log(_format_metrics(epoch, epochs, metrics, data.n_rows))
             if trainer.stop_training:
                 break
     finally:
