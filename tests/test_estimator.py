@@ -23,6 +23,10 @@ from sklearn.datasets import make_blobs, make_multilabel_classification, make_re
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+# Short fits (small max_iter) are the point of most tests here: scikit-learn's
+# ConvergenceWarning is expected, as in scikit-learn's own MLP tests.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 SMALL = dict(hidden_layer_sizes=(16,), random_state=0)
 
 
