@@ -5,7 +5,7 @@
 import numpy as np
 import pytest
 
-from workloads import fastnn_step, gemm_floor_step, numpy_batch_norm_step, numpy_step, torch, torch_step
+from workloads import fastnn_step, gemm_floor_step, numpy_batch_norm_step, numpy_step, torch_step
 
 MLP = [784, 256, 128, 10]
 

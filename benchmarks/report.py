@@ -18,9 +18,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fastnn  # noqa: E402
+import workloads as w  # noqa: E402
 from fastnn.layers import ACTIVATIONS, Activation  # noqa: E402
 from fastnn_c import losses as _losses  # noqa: E402
-import workloads as w  # noqa: E402
 
 MLP = [784, 256, 128, 10]
 DEEP = [784, 512, 512, 512, 512, 10]

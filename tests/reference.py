@@ -42,10 +42,12 @@ def activation(name, z, alpha=None):
             return np.where(z >= 0, z, a * z), np.where(z > 0, 1, a).astype(z.dtype)
         if name == "elu":
             a = 1.0 if alpha is None else alpha
-            return np.where(z > 0, z, a * np.expm1(np.minimum(z, 0))), np.where(z > 0, 1, a * np.exp(np.minimum(z, 0)))
+            return (np.where(z > 0, z, a * np.expm1(np.minimum(z, 0))),
+                    np.where(z > 0, 1, a * np.exp(np.minimum(z, 0))))
         if name == "selu":
             neg = SELU_ALPHA * np.expm1(np.minimum(z, 0))
-            return SELU_LAMBDA * np.where(z > 0, z, neg), SELU_LAMBDA * np.where(z > 0, 1, SELU_ALPHA * np.exp(np.minimum(z, 0)))
+            return (SELU_LAMBDA * np.where(z > 0, z, neg),
+                    SELU_LAMBDA * np.where(z > 0, 1, SELU_ALPHA * np.exp(np.minimum(z, 0))))
         if name == "softplus":
             return np.logaddexp(0, z), _sigmoid(z)
     raise ValueError(name)

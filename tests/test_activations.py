@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 import fastnn
+import reference as ref
+from conftest import ATOL, RTOL, layout
 from fastnn.layers import ACTIVATIONS, Activation
 from fastnn_c import activations as _act
-from conftest import ATOL, RTOL, layout
-import reference as ref
 
 ALPHAS = {"leaky_relu": [0.01, 0.3], "elu": [1.0, 0.5]}
 CASES = [(name, alpha) for name in ACTIVATIONS for alpha in ALPHAS.get(name, [None])]

@@ -1,10 +1,10 @@
 """BatchNorm: kernels against a NumPy reference, running statistics, stability, gradients."""
 import numpy as np
 import pytest
-import reference as ref
-from conftest import ATOL, RTOL, layout
 
 import fastnn
+import reference as ref
+from conftest import ATOL, RTOL, layout
 from fastnn import BatchNorm, Dense, Sequential, gradcheck
 from fastnn_c import batchnorm as _batchnorm
 

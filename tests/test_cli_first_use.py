@@ -3,13 +3,12 @@ import os
 import stat
 import subprocess
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
 
 from conftest import MNIST_SMALL
-from fastnn import datasets, initializers, io
+from fastnn import datasets, io
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 

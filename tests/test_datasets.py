@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 
 from fastnn import datasets
-from fastnn.datasets import (DatasetNotFoundError, Preprocessor, cache_dir, candidate_dirs,
-                             iterate_minibatches, load_dataset, locate, train_val_split)
+from fastnn.datasets import (
+    DatasetNotFoundError,
+    Preprocessor,
+    cache_dir,
+    candidate_dirs,
+    iterate_minibatches,
+    load_dataset,
+    locate,
+    train_val_split,
+)
 
 FILES = [stem + ".gz" for split in ("train", "test") for stem in datasets.MNIST_FILES[split]]
 

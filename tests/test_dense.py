@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 import fastnn
+import reference as ref
+from conftest import ATOL, RTOL, layout
 from fastnn.layers import ACTIVATIONS as ACTIVATION_NAMES
 from fastnn_c import activations as _act
 from fastnn_c import dense as _dense
-from conftest import ATOL, RTOL, layout
-import reference as ref
 
 BATCHES = [1, 7, 64, 257]
 WIDTHS = [(1, 1), (3, 5), (784, 3), (17, 784)]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import fastnn
+import reference
+from conftest import layout
 from fastnn.diagnostics import COLUMNS, PERCENTILES, DiagnosticsRecord, Monitor, saturation_bounds
 from fastnn.layers import Activation, BatchNorm, Dense
 from fastnn.network import Sequential
 from fastnn_c import diagnostics as _diagnostics_kernels
-import reference
-from conftest import layout
 
 activation_stats = _diagnostics_kernels.activation_stats
 copy_sum_squares = _diagnostics_kernels.copy_sum_squares

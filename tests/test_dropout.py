@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import layout
 
 import fastnn
+import reference as ref
+from conftest import layout
 from fastnn import Dense, Dropout, Sequential, gradcheck
 from fastnn_c import dropout as _dropout
 

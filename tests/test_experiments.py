@@ -5,9 +5,17 @@ import json
 import numpy as np
 import pytest
 
-from fastnn.experiments import (ACTIVATION_ARMS, EXPERIMENTS, RELU_VARIANT_ARMS, VANISHING_ARMS,
-                                NielsenCrossEntropy, activations, init_histograms, relu_variants,
-                                vanishing_gradients)
+from fastnn.experiments import (
+    ACTIVATION_ARMS,
+    EXPERIMENTS,
+    RELU_VARIANT_ARMS,
+    VANISHING_ARMS,
+    NielsenCrossEntropy,
+    activations,
+    init_histograms,
+    relu_variants,
+    vanishing_gradients,
+)
 from fastnn.gradcheck import gradcheck
 
 
@@ -82,8 +90,8 @@ def test_vanishing_gradients_speed_is_the_mean_bias_gradient(tiny):
     data = (X, y, tiny[2], tiny[3])
     result = vanishing_gradients(data, quiet=True, n_train=20, epochs=1, depths=(2,),
                                  arms=[VANISHING_ARMS[0]])
-    from fastnn.network import mlp
     from fastnn._validation import check_rng
+    from fastnn.network import mlp
     seed = check_rng(0).integers(2**63)  # the experiment's seed for its first run
     net = mlp([784, 30, 30, 10], "sigmoid", init="nielsen", rng=np.random.default_rng(seed))
     W = [l.weight.data.astype(np.float64) for l in net.layers[::2]]

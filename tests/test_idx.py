@@ -5,8 +5,8 @@ import struct
 import numpy as np
 import pytest
 
-from fastnn.datasets import IDXError, load_mnist, read_idx
 from conftest import DATA_ROOT, MNIST_SMALL
+from fastnn.datasets import IDXError, load_mnist, read_idx
 
 
 def _write_idx(path, array, type_code=0x08, compress=False):

@@ -10,10 +10,10 @@ import pytest
 import fastnn
 from fastnn import io
 from fastnn.datasets import Preprocessor
+from fastnn.io import restore
 from fastnn.network import mlp
 from fastnn.optimizers import get as get_optimizer
 from fastnn.schedules import get as get_schedule
-from fastnn.io import restore
 from fastnn.training import fit
 
 

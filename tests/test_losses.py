@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 import fastnn
+import reference as ref
+from conftest import RTOL, layout
 from fastnn import losses
 from fastnn_c import losses as _losses
-from conftest import RTOL, layout
-import reference as ref
 
 SHAPES = [(1, 1), (7, 3), (64, 10), (257, 2)]
 

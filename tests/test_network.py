@@ -101,7 +101,8 @@ def test_config_round_trip():
     clone = Sequential.from_config(net.get_config())
     assert repr(clone) == repr(net)
     with pytest.raises(ValueError, match="unknown layer class 'Evil'"):
-        Sequential.from_config({"layers": [{"class": "Evil", "config": {}}], "loss": {"name": "mse", "config": {}}})
+        Sequential.from_config({"layers": [{"class": "Evil", "config": {}}],
+                                "loss": {"name": "mse", "config": {}}})
 
 
 def test_train_and_eval_modes_propagate():

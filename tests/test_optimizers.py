@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 import fastnn
+import reference as ref
+from conftest import ATOL, RTOL
 from fastnn import optimizers
 from fastnn.layers import Parameter
 from fastnn_c import optim as _optim
-
-import reference as ref
-from conftest import ATOL, RTOL
 
 #: Trajectories accumulate rounding over 50 steps: looser than single-kernel tolerances.
 TRAJ_RTOL = {np.float32: 2e-4, np.float64: 1e-10}
@@ -145,10 +144,14 @@ def test_momentum_differs_from_torch_form_when_lr_changes():
     """Documented difference: here a new lr applies to new gradients only (v = μv − αg)."""
     params, fill = quadratic(np.float64)
     opt = optimizers.Momentum(params, lr=0.1, momentum=0.9)
-    fill(); opt.step()
+    fill()
+    opt.step()
     velocity = opt.state[0]["velocity"].copy()
     opt.lr = 0.01
-    fill(); before = params[0].data.copy(); grad = params[0].grad.copy(); opt.step()
+    fill()
+    before = params[0].data.copy()
+    grad = params[0].grad.copy()
+    opt.step()
     np.testing.assert_allclose(params[0].data - before, 0.9 * velocity - 0.01 * grad, rtol=1e-12)
 
 
@@ -354,11 +357,13 @@ def test_state_dict_round_trip_is_bit_identical(name, hp, tmp_path):
     params, fill = small_network(np.float32)
     opt = optimizers.get(name, params, **hp)
     for _ in range(10):
-        fill(); opt.step()
+        fill()
+        opt.step()
     saved_params = [p.data.copy() for p in params]
     np.savez(tmp_path / "opt.npz", **opt.state_dict())   # the format survives .npz files
     for _ in range(10):
-        fill(); opt.step()
+        fill()
+        opt.step()
     expected = [p.data.copy() for p in params]
 
     params2, fill2 = small_network(np.float32)
@@ -369,7 +374,8 @@ def test_state_dict_round_trip_is_bit_identical(name, hp, tmp_path):
         opt2.load_state_dict(dict(f))
     assert opt2.step_count == 10
     for _ in range(10):
-        fill2(); opt2.step()
+        fill2()
+        opt2.step()
     for a, b in zip(expected, params2):
         np.testing.assert_array_equal(a, b.data)
     assert opt2.state_dict().keys() == opt.state_dict().keys()
@@ -378,7 +384,8 @@ def test_state_dict_round_trip_is_bit_identical(name, hp, tmp_path):
 def test_state_dict_format():
     params, fill = small_network(np.float64)
     opt = optimizers.Adam(params, lr=1e-3)
-    fill(); opt.step()
+    fill()
+    opt.step()
     state = opt.state_dict()
     assert state["name"] == "adam" and state["lr"] == 1e-3 and state["step_count"] == 1
     assert set(state) == {"name", "lr", "step_count"} | {

@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import ATOL, RTOL
 
 import fastnn
+import reference as ref
+from conftest import ATOL, RTOL
 from fastnn import Dense, PReLU, RReLU, Sequential, gradcheck
 from fastnn_c import activations as _act
 

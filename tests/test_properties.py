@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastnn
+import reference as ref
 from fastnn import losses
 from fastnn.datasets import IDXError, read_idx
 from fastnn.layers import ACTIVATIONS, Activation
-import reference as ref
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow])

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import fastnn
-from fastnn import optimizers
 import reference as ref
+from fastnn import optimizers
 from test_properties import FLOAT_DTYPES, matrices
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -176,4 +176,5 @@ def test_diagnostics_sum_squares(a):
         other = np.flip(a).copy()
         expected_diff = ref.sum_squares(a, other)
         got_diff = _diag.diff_sum_squares(a, other)
-        assert (np.isnan(got_diff) and np.isnan(expected_diff)) or got_diff == pytest.approx(expected_diff, rel=1e-12)
+        assert (np.isnan(got_diff) and np.isnan(expected_diff)) or \
+            got_diff == pytest.approx(expected_diff, rel=1e-12)

@@ -1,10 +1,10 @@
 """L2/L1 penalties and max-norm: kernels against NumPy, network wiring, gradients, configs."""
 import numpy as np
 import pytest
-import reference as ref
-from conftest import ATOL, RTOL
 
 import fastnn
+import reference as ref
+from conftest import ATOL, RTOL
 from fastnn import BatchNorm, Dense, Sequential, gradcheck
 from fastnn_c import regularization as _regularization
 

@@ -5,12 +5,10 @@ import numpy as np
 import pytest
 
 import fastnn
-
 from fastnn import io
+from fastnn.callbacks import Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint, Trainer
 from fastnn.network import mlp
 from fastnn.optimizers import get as get_optimizer
-from fastnn.callbacks import (Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint,
-                              Trainer)
 from fastnn.training import TrainingDivergedError, fit
 
 

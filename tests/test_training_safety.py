@@ -27,7 +27,8 @@ def test_nan_input_stops_before_any_update_and_names_the_input(data):
     X = X.copy()
     X[50, 3] = np.nan
     net = fastnn.mlp([8, 6, 2], rng=0)
-    with pytest.raises(TrainingDivergedError, match=r"epoch 1, step 3 \(batch 3\), in the input batch") as info:
+    message = r"epoch 1, step 3 \(batch 3\), in the input batch"
+    with pytest.raises(TrainingDivergedError, match=message) as info:
         fit(net, X, y, optimizer="sgd", epochs=1, batch_size=16, shuffle=False)
     assert info.value.step == 3 and info.value.layer is None
 

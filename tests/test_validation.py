@@ -10,7 +10,6 @@ from fastnn import _json, _seeding
 from fastnn._table import format_number, format_table
 from fastnn._validation import check_number, describe_interval
 
-
 # -- the one scalar validator -----------------------------------------------------------
 
 @pytest.mark.parametrize("value, bounds, message", [

@@ -5,23 +5,60 @@
 >>> opt = fastnn.SGD(net.parameters(), lr=0.1)
 >>> loss = net.train_step(X_batch, y_batch, opt)
 """
-from fastnn._version import __version__
+from fastnn import (
+                    callbacks,
+                    datasets,
+                    diagnostic_rules,
+                    diagnostics,
+                    experiments,
+                    initializers,
+                    io,
+                    layers,
+                    losses,
+                    optimizers,
+                    plotting,
+                    schedules,
+                    training,
+)
 from fastnn._config import get_num_threads, set_num_threads
-from fastnn import (callbacks, datasets, diagnostic_rules, diagnostics, experiments, initializers,
-                    layers, losses, optimizers, plotting, schedules)
-from fastnn.diagnostics import Monitor
-from fastnn import io, training
+from fastnn._version import __version__
 from fastnn.callbacks import Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint
+from fastnn.diagnostics import Monitor
 from fastnn.estimator import MLPClassifier, MLPRegressor
-from fastnn.io import ModelFileError, load, save
-from fastnn.training import TrainingDivergedError, fit
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
-from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
-                           LeakyReLU, Parameter, PReLU, ReLU, RReLU, Sigmoid, Softplus, Softsign,
-                           Tanh)
+from fastnn.io import ModelFileError, load, save
+from fastnn.layers import (
+                    ELU,
+                    SELU,
+                    Activation,
+                    BatchNorm,
+                    Dense,
+                    Dropout,
+                    HardTanh,
+                    Identity,
+                    LeakyReLU,
+                    Parameter,
+                    PReLU,
+                    ReLU,
+                    RReLU,
+                    Sigmoid,
+                    Softplus,
+                    Softsign,
+                    Tanh,
+)
 from fastnn.network import Sequential, mlp
-from fastnn.optimizers import (SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp, clip_grad_norm,
-                               clip_grad_value)
+from fastnn.optimizers import (
+                    SGD,
+                    AdaGrad,
+                    Adam,
+                    AdamW,
+                    Momentum,
+                    Nesterov,
+                    RMSProp,
+                    clip_grad_norm,
+                    clip_grad_value,
+)
+from fastnn.training import TrainingDivergedError, fit
 
 __all__ = [
     "__version__", "get_num_threads", "set_num_threads", "callbacks", "datasets",

@@ -159,7 +159,7 @@ def _fallback_validate(estimator, X, y, reset, dtype, y_numeric):
                          "None.")
     y = np.asarray(y)
     if hasattr(y, "toarray") or y.dtype.kind == "c":
-        raise ValueError("Complex data not supported\n{}\n".format(y))
+        raise ValueError(f"Complex data not supported\n{y}\n")
     if y_numeric and y.dtype.kind == "O":
         y = y.astype(np.float64)
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
@@ -187,7 +187,7 @@ def _fallback_check_array(X, input_name, dtype, name, ensure_2d=True):
                         "'.toarray()' to convert to a dense numpy array.")
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
-        raise ValueError("Complex data not supported\n{}\n".format(arr))
+        raise ValueError(f"Complex data not supported\n{arr}\n")
     if arr.ndim == 0 or (ensure_2d and arr.ndim == 1):
         shape = "scalar" if arr.ndim == 0 else "1D"
         raise ValueError(f"Expected 2D array, got {shape} array instead:\narray={arr}.\nReshape "

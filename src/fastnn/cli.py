@@ -269,7 +269,8 @@ def build_parser():
                     "save the model, learning curves and a JSON-lines log.",
         epilog="Defaults: 784-256-128-10 ReLU, He init, batch norm, dropout 0.2, Adam lr 2e-3 "
                "with cosine decay over the epochs, batch 128, up to 30 epochs, 10% of the "
-               "training images held out for early stopping (patience 5 on validation accuracy) restoring the "
+               "training images held out for early stopping (patience 5 on validation accuracy) "
+               "restoring the "
                "best weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
                "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
                "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "
@@ -583,8 +584,8 @@ def _describe_net(net):
 def _train(args, console, monitor_factory=None):
     """Shared body of train and diagnose: returns (net, history, preprocessor, test metrics, monitor)."""
     from fastnn._seeding import VALIDATION_SPLIT, stream
-    from fastnn.datasets import Preprocessor, train_val_split
     from fastnn.callbacks import EarlyStopping, MetricsLogger
+    from fastnn.datasets import Preprocessor, train_val_split
     from fastnn.training import fit
 
     _set_threads(args, console)

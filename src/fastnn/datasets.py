@@ -77,7 +77,8 @@ def read_idx(path):
 
 
 def find_idx_file(folder, stem):
-    """Path of ``stem`` in ``folder`` as ``stem.gz`` or ``stem`` (or the ``x.idx3-ubyte`` spelling), else None."""
+    """Path of ``stem`` in ``folder`` as ``stem.gz`` or ``stem`` (or the ``x.idx3-ubyte``
+    spelling), else None."""
     dotted = stem.replace("-idx", ".idx")
     for name in (stem + ".gz", stem, dotted + ".gz", dotted):
         path = os.path.join(folder, name)
@@ -322,7 +323,7 @@ def _download_missing(name, folder, progress, log):
 def _not_found_message(name, data_dir, errors=()):
     files = ", ".join(stem + "[.gz]" for stem in _all_stems())
     looked = "; ".join(candidate_dirs(name, data_dir))
-    ways = [f"pass --data-dir FOLDER (data_dir=...)", f"set {DATA_DIR_ENV}=FOLDER",
+    ways = ["pass --data-dir FOLDER (data_dir=...)", f"set {DATA_DIR_ENV}=FOLDER",
             f"put them in {cache_dir(name)}"]
     if name == "fashion-mnist":
         ways.append("apt-get install dataset-fashion-mnist (Debian/Ubuntu)")

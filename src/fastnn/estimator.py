@@ -53,15 +53,22 @@ import warnings
 
 import numpy as np
 
+from fastnn._estimator_input import (
+    HAVE_SKLEARN,
+    ConvergenceWarning,
+    check_class_labels,
+    check_is_fitted,
+    column_or_1d,
+    type_of_target,
+    validate_X,
+    validate_X_y,
+)
 from fastnn._seeding import INITIAL_WEIGHTS, SHUFFLE, VALIDATION_SPLIT, seed_from, stream
 from fastnn.callbacks import Callback
 from fastnn.layers import Dense
 from fastnn.network import Sequential, mlp
 from fastnn.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, RMSProp
 from fastnn.training import fit
-from fastnn._estimator_input import (HAVE_SKLEARN, ConvergenceWarning, check_class_labels,
-                                     check_is_fitted, column_or_1d, type_of_target, validate_X,
-                                     validate_X_y)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -174,7 +181,8 @@ class _BaseMLP(BaseEstimator):
                 ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
             if not ok:
                 bounds = (f"{'(' if low_open else '['}{float(low)}, "
-                          f"{high if high == math.inf else float(high)}{')' if high_open or high == math.inf else ']'}")
+                          f"{high if high == math.inf else float(high)}"
+                          f"{')' if high_open or high == math.inf else ']'}")
                 bad(param, f"a float in the range {bounds}", v)
             return float(v)
 
@@ -676,7 +684,8 @@ class _SklearnRules(Callback):
             return
         if est.n_iter_ == p["max_iter"]:
             warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                          "optimization hasn't converged yet." % p["max_iter"], ConvergenceWarning)
+                          "optimization hasn't converged yet." % p["max_iter"], ConvergenceWarning,
+                          stacklevel=2)
 
     def _trigger_stopping(self, msg):
         est = self.est

@@ -16,8 +16,24 @@ import numpy as np
 
 from fastnn._version import __version__
 from fastnn.datasets import Preprocessor
-from fastnn.layers import (ELU, SELU, Activation, BatchNorm, Dense, Dropout, HardTanh, Identity,
-                           LeakyReLU, PReLU, ReLU, RReLU, Sigmoid, Softplus, Softsign, Tanh)
+from fastnn.layers import (
+    ELU,
+    SELU,
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    HardTanh,
+    Identity,
+    LeakyReLU,
+    PReLU,
+    ReLU,
+    RReLU,
+    Sigmoid,
+    Softplus,
+    Softsign,
+    Tanh,
+)
 from fastnn.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
 from fastnn.network import Sequential
 

@@ -226,7 +226,8 @@ def _check_tensor(name, values, analytic, loss_fn, eps, max_entries, rng):
     return TensorCheck(
         name=name,
         relative_error=relative_error(analytic, numeric),
-        worst_index=tuple(int(i) for i in np.unravel_index(indices[worst], values.shape)) if len(indices) else (),
+        worst_index=(tuple(int(i) for i in np.unravel_index(indices[worst], values.shape))
+                     if len(indices) else ()),
         worst_analytic=float(analytic[worst]) if len(indices) else 0.0,
         worst_numeric=float(numeric[worst]) if len(indices) else 0.0,
         n_checked=len(indices),

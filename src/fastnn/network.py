@@ -6,8 +6,18 @@ import numpy as np
 from fastnn import initializers
 from fastnn import losses as _losses
 from fastnn._validation import check_array, check_dtype, check_number, check_rng
-from fastnn.layers import (HIDDEN_ACTIVATIONS, LAYERS, Activation, BatchNorm, Dense, Dropout,
-                           ExecutionPlan, Layer, PReLU, RReLU)
+from fastnn.layers import (
+    HIDDEN_ACTIVATIONS,
+    LAYERS,
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    ExecutionPlan,
+    Layer,
+    PReLU,
+    RReLU,
+)
 from fastnn_c import regularization as _regularization
 
 #: Rows per chunk when predicting on large inputs (bounds the buffers' memory).

@@ -43,7 +43,6 @@ from fastnn.layers import Parameter
 from fastnn_c import optim as _optim
 
 
-
 def _check_params(params):
     params = list(params)
     if not params:

@@ -39,8 +39,7 @@ from tqdm import tqdm
 
 from fastnn import _seeding, schedules
 from fastnn._validation import check_array, check_positive_int
-from fastnn.callbacks import (Callback, EarlyStopping, History, MetricsLogger,  # noqa: F401
-                              ModelCheckpoint, Trainer)
+from fastnn.callbacks import Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint, Trainer  # noqa: F401
 from fastnn.datasets import iterate_blocks, iterate_minibatches, train_val_split
 from fastnn.io import restore  # noqa: F401
 from fastnn.optimizers import Optimizer, global_grad_norm, make_optimizer
