@@ -15,7 +15,9 @@ builds carry no debug info. Every extension links the CBLAS of ``scipy-openblas3
 
 Environment switches
 --------------------
-FASTNN_DEBUG_CYTHON=1   bounds checks and wraparound on, -O1 -g, generic level only.
+FASTNN_DEBUG_CYTHON=1   -O1 -g and Cython's checks, generic level only: the build
+                        scripts/sanitize.sh instruments (the kernels' pointer loops are guarded
+                        by AddressSanitizer, not by boundscheck).
 FASTNN_MARCH_NATIVE=1   compile with ``-march=native`` (local builds only, not for wheels).
 FASTNN_NO_OPENMP=1      build without OpenMP even if the compiler has it.
 FASTNN_NO_AVX2=1        build the generic level only.

@@ -35,7 +35,8 @@ if [ ${#tests[@]} -eq 0 ]; then
     tests=(tests/test_dense.py tests/test_activations.py tests/test_losses.py tests/test_properties.py
            tests/test_idx.py tests/test_gradcheck.py tests/test_network.py)
     for t in tests/test_batchnorm.py tests/test_dropout.py tests/test_regularization.py \
-             tests/test_optimizers.py tests/test_diagnostics.py; do
+             tests/test_optimizers.py tests/test_diagnostics.py tests/test_kernel_arguments.py \
+             tests/test_prelu_rrelu.py; do
         [ -f "$t" ] && tests+=("$t")
     done
 fi
