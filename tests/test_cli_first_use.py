@@ -7,16 +7,19 @@ import sys
 import numpy as np
 import pytest
 
+import fastnn as _package
 from conftest import MNIST_SMALL
 from fastnn import datasets, io
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+#: Where the fastnn under test comes from (installed, or src/ for an in-place build): the
+#: subprocesses import the same one.
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(_package.__file__)))
 
 
 def fastnn(*argv, env=None, umask=None, timeout=300):
     """Run ``python -m fastnn argv`` with no data folder configured and no cache to fall back on."""
     base = {k: v for k, v in os.environ.items() if k != datasets.DATA_DIR_ENV}
-    base["PYTHONPATH"] = os.pathsep.join([SRC, base.get("PYTHONPATH", "")])
+    base["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT, base.get("PYTHONPATH", "")])
     base.update(env or {})
     old = os.umask(umask) if umask is not None else None
     try:
