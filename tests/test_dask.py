@@ -13,10 +13,11 @@ import warnings
 import numpy as np
 import pytest
 
-da = pytest.importorskip("dask.array")
-distributed = pytest.importorskip("dask.distributed")
-dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers")
-pytest.importorskip("sklearn")
+WHY = "the Dask extra is not installed (pip install 'fastnn[dask]'); CI installs it"
+da = pytest.importorskip("dask.array", reason=WHY)
+distributed = pytest.importorskip("dask.distributed", reason=WHY)
+dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers", reason=WHY)
+pytest.importorskip("sklearn", reason=WHY)
 import joblib  # noqa: E402
 from sklearn.datasets import make_blobs, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402

@@ -153,9 +153,7 @@ def _layer_nodes(graph, layers, x):
             x = graph.node("PRelu", [x, slope])
         elif isinstance(layer, RReLU):
             x = graph.node("LeakyRelu", [x], alpha=float(layer.slope))
-        elif isinstance(layer, Dropout):
-            pass  # the identity at inference
-        else:
+        elif not isinstance(layer, Dropout):  # Dropout is the identity at inference: no node
             raise ValueError(f"layer {i} ({layer!r}) has no ONNX form; supported: Dense, the "
                              "activations, PReLU, RReLU, BatchNorm, Dropout")
         i += 1
