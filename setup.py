@@ -23,6 +23,7 @@ FASTNN_NO_OPENMP=1      build without OpenMP even if the compiler has it.
 FASTNN_NO_AVX2=1        build the generic level only.
 """
 import contextlib
+import glob
 import os
 import platform
 import runpy
@@ -46,11 +47,17 @@ def _flag(name):
 
 
 def extensions():
-    """Every module the manifest names, at every level; build_ext drops what cannot build."""
+    """Every module the manifest names, at every level; build_ext drops what cannot build.
+
+    Each depends on every C header of fastnn_c: Cython tracks the .pxd files a module
+    cimports, not the headers it includes, and a header change must rebuild every level."""
+    headers = sorted(glob.glob("src/fastnn_c/*.h"))
     modules = [Extension(SHARED, sources=[])]
-    modules += [Extension(f"fastnn_c.{name}", [f"src/fastnn_c/{name}.pyx"]) for name in PLAIN]
+    modules += [Extension(f"fastnn_c.{name}", [f"src/fastnn_c/{name}.pyx"], depends=headers)
+                for name in PLAIN]
     for level in LEVELS:
-        modules += [Extension(f"fastnn_c.{level.name}.{family}", [f"src/fastnn_c/{family}.pyx"])
+        modules += [Extension(f"fastnn_c.{level.name}.{family}", [f"src/fastnn_c/{family}.pyx"],
+                              depends=headers)
                     for family in FAMILIES]
     return modules
 

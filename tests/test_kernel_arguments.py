@@ -15,10 +15,19 @@ TANH = activations.KINDS["tanh"]
 
 
 class Arr:
-    """An array argument: its name, shape, kind of values, and whether the kernel writes it."""
+    """An array argument: its name, shape (or a function of the float dtype giving it), kind
+    of values, and whether the kernel writes it."""
 
     def __init__(self, name, shape, kind="float", out=False):
-        self.name, self.shape, self.kind, self.out = name, shape, kind, out
+        self.name, self._shape, self.kind, self.out = name, shape, kind, out
+
+    def shape(self, dtype):
+        return self._shape(dtype) if callable(self._shape) else self._shape
+
+
+def packed(n_in, n_out):
+    """The shape of a packed (n_in, n_out) weight matrix, which depends on the float dtype."""
+    return lambda dtype: (dense.packed_size(n_in, n_out, dtype),)
 
 
 # Element types and the wrong type each is given in the dtype test. "float" is the call's
@@ -98,6 +107,13 @@ def kernel_cases(n, d):
             Arr("X", f), Arr("W", (d, o), out=True), Arr("A", fo), Arr("dA", fo),
             Arr("dZ", fo, out=True), Arr("b", (o,), out=True), Arr("dX", f, out=True), RELU, 0.0,
             0.1], 1),
+        "dense_pack": (dense.dense_pack, [Arr("W", (d, o)), Arr("packed", packed(d, o), out=True)], 1),
+        "dense_packed_forward": (dense.dense_packed_forward, [
+            Arr("X", f), Arr("packed", packed(d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU,
+            0.0], 1),
+        "dense_small_forward": (dense.dense_small_forward, [
+            Arr("X", f), Arr("W", (d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU, 0.0], 1),
+        "read_sum": (dense.read_sum, [Arr("values", f)], 1),
         # losses
         "softmax_cross_entropy": (losses.softmax_cross_entropy, [
             Arr("logits", (n, k)), Arr("labels", (n,), "labels"), Arr("grad", (n, k), out=True)], 1),
@@ -166,10 +182,11 @@ def build(kernel, dtype, n=3, d=5, seed=0):
             args.append(p)
             continue
         element = KINDS[p.kind] or dtype
-        size = int(np.prod(p.shape))
+        shape = p.shape(dtype)
+        size = int(np.prod(shape))
         buffer = np.full(size + PAD, SENTINEL.get(np.dtype(element), 77), dtype=element)
-        buffer[:size] = values(rng, p.shape, p.kind, dtype, d + 1)
-        array = buffer[:size].reshape(p.shape)
+        buffer[:size] = values(rng, shape, p.kind, dtype, d + 1)
+        array = buffer[:size].reshape(shape)
         args.append(array)
         arrays[p.name] = (array, buffer, p)
     return fn, args, arrays
@@ -276,9 +293,13 @@ def test_a_list_is_a_type_error_naming_the_argument(kernel, name, dtype):
         call_with(kernel, dtype, name, lambda a: a.tolist())
 
 
+#: Public functions of the families that take no arrays (sizes), so are not kernels.
+NOT_KERNELS = {"packed_size"}
+
+
 def test_every_kernel_of_every_family_is_covered():
     modules = (activations, batchnorm, dense, diagnostics, dropout, losses, optim, regularization)
     kernels = {name for m in modules for name, obj in vars(m).items()
                if callable(obj) and not name.startswith("_") and type(obj).__name__ in
                ("builtin_function_or_method", "cython_function_or_method")}
-    assert kernels == set(KERNELS)
+    assert kernels - NOT_KERNELS == set(KERNELS)

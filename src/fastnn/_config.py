@@ -9,6 +9,9 @@ otherwise they run on the calling thread. Measurements: benchmarks/README.md, "O
 policy" and "Threads for elementwise loops".
 """
 import os
+import time
+
+import numpy as np
 
 from fastnn_c import _blas
 
@@ -41,3 +44,65 @@ def elementwise_threads(n_elements, compute_bound, minimum=PARALLEL_MIN_ELEMENTS
     if _OPENMP_WORKERS_SLEEP and compute_bound and n_elements >= minimum:
         return _blas.blas_get_num_threads()
     return 1
+
+
+#: Set to a row count to skip the calibration below (e.g. to keep one measured earlier).
+_SMALL_BATCH_ROWS_ENV = "FASTNN_SMALL_BATCH_ROWS"
+_small_batch_rows = {}  # (packed, dtype name, BLAS threads) -> rows
+
+
+def small_batch_rows(dtype, packed):
+    """The most rows for which a dense product runs on fastnn's small-batch micro-kernel, on
+    the calling thread, rather than through the BLAS's GEMM: from packed weights
+    (``fastnn_c.dense.dense_packed_forward``, prediction) or from W where it is
+    (``dense_small_forward``, training, where W changes every step).
+
+    Where they cross depends on the machine: on the BLAS's kernels for this CPU, the caches,
+    the thread count. So it is measured here, once per process, kernel, dtype and BLAS thread
+    count, on a 512x512 layer: the micro-kernel and GEMM are timed (best of 5, interleaved) at 16, 32, 64,
+    ... rows until GEMM wins, 10-50 ms in all. ``FASTNN_SMALL_BATCH_ROWS`` in the environment
+    replaces the measurement with its value (0: always GEMM).
+    """
+    dtype = np.dtype(dtype)
+    key = (packed, dtype.name, _blas.blas_get_num_threads())
+    rows = _small_batch_rows.get(key)
+    if rows is None:
+        override = os.environ.get(_SMALL_BATCH_ROWS_ENV, "").strip()
+        if override:
+            if not override.isdigit():
+                raise ValueError(f"{_SMALL_BATCH_ROWS_ENV} must be a row count >= 0, got {override!r}")
+            rows = int(override)
+        else:
+            rows = _calibrate(dtype, packed)
+        _small_batch_rows[key] = rows
+    return rows
+
+
+def _calibrate(dtype, packed, width=512, start=16, stop=1024):
+    from fastnn_c import dense  # the kernels are timed, not the Python around them
+
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((width, width)).astype(dtype)
+    b = np.zeros(width, dtype)
+    weights, kernel = W, dense.dense_small_forward
+    if packed:
+        weights = np.empty(dense.packed_size(width, width, dtype), dtype)
+        dense.dense_pack(W, weights)
+        kernel = dense.dense_packed_forward
+
+    rows = start
+    while rows <= stop:
+        X = rng.standard_normal((rows, width)).astype(dtype)
+        Y = np.empty((rows, width), dtype)
+        mine = blas = np.inf
+        for _ in range(5):  # interleaved, so that a noisy spell hits both alike
+            t = time.perf_counter()
+            kernel(X, weights, b, Y, 0)
+            mine = min(mine, time.perf_counter() - t)
+            t = time.perf_counter()
+            dense.dense_activation_forward(X, W, b, Y, 0)
+            blas = min(blas, time.perf_counter() - t)
+        if mine > blas:
+            return rows // 2
+        rows *= 2
+    return stop

@@ -447,6 +447,7 @@ class _BaseMLP(BaseEstimator):
         def loss_and_grad(x):
             for p, shape, lo, hi in zip(parameters, shapes, bounds[:-1], bounds[1:]):
                 np.copyto(p.data, x[lo:hi].reshape(shape), casting="unsafe")
+                p.mark_changed()
             value = net.loss(X, y)
             net.backward()
             for p, lo, hi in zip(parameters, bounds[:-1], bounds[1:]):
@@ -532,6 +533,7 @@ class _BaseMLP(BaseEstimator):
     def coefs_(self, values):
         for layer, value in zip(self._dense_layers(), values, strict=True):
             np.copyto(layer.weight.data, np.asarray(value).reshape(layer.weight.data.shape))
+            layer.weight.mark_changed()
 
     @property
     def intercepts_(self):
@@ -546,6 +548,7 @@ class _BaseMLP(BaseEstimator):
         for layer, value in zip(self._dense_layers(), values, strict=True):
             if layer.bias is not None:
                 np.copyto(layer.bias.data, np.asarray(value).reshape(layer.bias.data.shape))
+                layer.bias.mark_changed()
 
     # -- pickling: plain arrays, no scratch buffers ------------------------------------
     def __getstate__(self):

@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from fastnn import initializers
-from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, elementwise_threads
+from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, elementwise_threads, small_batch_rows
 from fastnn._validation import check_array, check_dtype, check_number, check_positive_int, check_rng
 from fastnn_c import SIMD as _simd_level
 from fastnn_c import activations as _activations
@@ -41,15 +41,32 @@ class Parameter:
     regularize : bool
         Whether L1/L2 penalties and weight decay apply (True for weights, False for
         biases and normalization parameters, following CS224n).
+    version : int
+        Counts the writes to ``data``: every fastnn code path that changes it (optimizer
+        steps, the fused SGD step, max-norm constraints, ``load_state_dict``, the
+        estimators' setters and L-BFGS) calls ``mark_changed()``. Prediction keeps the
+        weights packed for its small-batch kernels and repacks when a version moved.
+
+    Notes
+    -----
+    The contract, as for PyTorch's tensor version counter: if you write ``data`` in place
+    yourself (``p.data[...] = values``), call ``p.mark_changed()`` afterwards, or the next
+    ``predict`` may use the previous values. Binding a new array (``p.data = values``) is
+    noticed without it.
     """
 
-    __slots__ = ("data", "grad", "name", "regularize")
+    __slots__ = ("data", "grad", "name", "regularize", "version")
 
     def __init__(self, data, name, regularize=True):
         self.data = data
         self.grad = np.zeros_like(data)
         self.name = name
         self.regularize = regularize
+        self.version = 0
+
+    def mark_changed(self):
+        """Record that ``data`` was written in place (see the class notes)."""
+        self.version += 1
 
     def __repr__(self):
         return f"Parameter({self.name}, shape={self.data.shape}, dtype={self.data.dtype})"
@@ -68,6 +85,9 @@ class Layer:
         self._buffers = {}
         self._views = {}  # key -> the view _buffer returned last (same shape: returned again)
         self._output = None
+        #: Counts the writes to the arrays of ``_state_buffers`` (running statistics), as
+        #: ``Parameter.version`` counts those of a parameter.
+        self.state_version = 0
 
     # -- public API --------------------------------------------------------------------
     def forward(self, X):
@@ -128,6 +148,9 @@ class Layer:
                 raise ValueError(f"{type(self).__name__}.{key}: shape {value.shape}, "
                                  f"expected {target.shape}")
             np.copyto(target, value, casting="same_kind")
+        for p in self.parameters():
+            p.mark_changed()
+        self.state_version += 1
 
     def train(self, mode=True):
         """Training mode (batch statistics, dropout on); ``train(False)`` is ``eval()``."""
@@ -243,6 +266,7 @@ class Dense(Layer):
         """Rescale columns of W whose L2 norm exceeds ``max_norm`` (no-op without it)."""
         if self.max_norm is not None:
             _regularization.max_norm_constraint(self.weight.data, self.max_norm)
+            self.weight.mark_changed()
 
     def input_features(self):
         return self.in_features
@@ -252,7 +276,11 @@ class Dense(Layer):
 
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
-        _dense.dense_forward(X, self.weight.data, None if self.bias is None else self.bias.data, Y)
+        b = None if self.bias is None else self.bias.data
+        if X.shape[0] <= small_batch_rows(self.dtype, packed=False):
+            _dense.dense_small_forward(X, self.weight.data, b, Y)
+        else:
+            _dense.dense_forward(X, self.weight.data, b, Y)
         self._input = X
         self._output = Y
         return Y
@@ -269,9 +297,12 @@ class Dense(Layer):
         The activation's output is its usual buffer; the pre-activation is never stored.
         """
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
-        _dense.dense_activation_forward(X, self.weight.data,
-                                        None if self.bias is None else self.bias.data,
-                                        A, activation.kind, activation.alpha)
+        b = None if self.bias is None else self.bias.data
+        # the small-batch micro-kernel where it beats GEMM here (measured, _config)
+        forward = (_dense.dense_small_forward
+                   if X.shape[0] <= small_batch_rows(self.dtype, packed=False)
+                   else _dense.dense_activation_forward)
+        forward(X, self.weight.data, b, A, activation.kind, activation.alpha)
         self._input = X
         self._output = None  # Z = X W + b was folded into the activation's output
         activation._output = A
@@ -282,7 +313,12 @@ class Dense(Layer):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_sgd_backward(self._input, self.weight.data, dY,
                                   None if self.bias is None else self.bias.data, dX, lr)
+        self._mark_changed()
         return dX
+
+    def _mark_changed(self):
+        for p in self.parameters():
+            p.mark_changed()
 
     def _sgd_backward_activation(self, activation, lr, dA):
         """``_backward_activation`` fused with a plain SGD step of rate ``lr``."""
@@ -291,6 +327,7 @@ class Dense(Layer):
         _dense.dense_activation_sgd_backward(self._input, self.weight.data, activation._output, dA,
                                              dZ, None if self.bias is None else self.bias.data, dX,
                                              activation.kind, activation.alpha, lr)
+        self._mark_changed()
         return dX
 
     def _backward_activation(self, activation, dA):
@@ -509,6 +546,7 @@ class BatchNorm(Layer):
         """Running mean back to 0 and running variance back to 1."""
         self.running_mean.fill(0)
         self.running_var.fill(1)
+        self.state_version += 1
 
     def get_config(self):
         return {"n_features": self.n_features, "momentum": self.momentum, "eps": self.eps,
@@ -529,6 +567,7 @@ class BatchNorm(Layer):
             _batchnorm.batchnorm_forward_train(X, self.gamma.data, self.beta.data, self.running_mean,
                                                self.running_var, self.momentum, self.eps, Y,
                                                self._mean, self._inv_std, self._threads(X.size))
+            self.state_version += 1
         else:
             _batchnorm.batchnorm_forward_eval(X, self.gamma.data, self.beta.data, self.running_mean,
                                               self.running_var, self.eps, Y, self._mean, self._inv_std)
@@ -897,6 +936,7 @@ def _backward_then_sgd(layer, lr, grad):
     grad = layer._backward(grad)
     for p in layer.parameters():
         _optim.sgd_update(p.data, p.grad, lr)
+        p.mark_changed()
     return grad
 
 

@@ -5,7 +5,9 @@ import numpy as np
 
 from fastnn import initializers
 from fastnn import losses as _losses
+from fastnn._config import small_batch_rows
 from fastnn._validation import check_array, check_dtype, check_number, check_rng
+from fastnn.inference import compile_forward, parameter_versions
 from fastnn.layers import (
     HIDDEN_ACTIVATIONS,
     LAYERS,
@@ -20,7 +22,7 @@ from fastnn.layers import (
 )
 from fastnn_c import regularization as _regularization
 
-#: Rows per chunk when predicting on large inputs (bounds the buffers' memory).
+#: Rows per chunk of ``forward`` on large inputs (bounds the buffers' memory).
 PREDICT_CHUNK = 4096
 
 
@@ -55,7 +57,14 @@ class Sequential:
 
     Modes. ``forward`` and ``loss`` use the current mode (``train()``/``eval()``; batch
     statistics and dropout in training mode), as in PyTorch; ``predict``, ``predict_proba``
-    and ``evaluate`` always run in evaluation mode and then restore the previous mode.
+    and ``evaluate`` always compute in evaluation mode, whatever the mode.
+
+    Prediction. ``predict``, ``predict_proba`` and ``evaluate`` run the whole evaluation-mode
+    pass as one compiled call (``fastnn.inference``: batch norm folded into the Dense layers,
+    then the softmax or argmax) when the layers fold, which every network of ``mlp`` does;
+    otherwise layer by layer. The compiled pass keeps the weights packed and builds again when
+    a parameter's ``version`` moves: after writing ``p.data`` in place yourself, call
+    ``p.mark_changed()`` (see ``fastnn.layers.Parameter``).
 
     Examples
     --------
@@ -93,6 +102,7 @@ class Sequential:
         self._constrained = [layer for layer in layers
                              if type(layer).apply_constraints is not Layer.apply_constraints]
         self._parameters = tuple(self.parameters())
+        self._compiled = {}  # head -> (parameter_versions, DenseStack or None)
         self.training = True
         self.l2 = check_number(l2, "l2", low=0)
         self.l1 = check_number(l1, "l1", low=0)
@@ -196,36 +206,61 @@ class Sequential:
                 layer.train(mode)
             self.training = training
 
+    def _evaluation_output(self, X, head):
+        """``head`` ("logits", "argmax" or "softmax") of the evaluation-mode output for X."""
+        X = self._check_X(X)
+        stack = self._compiled_stack(head)
+        if stack is None:
+            with self._evaluation_mode():
+                output = self.forward(X)
+            if head == "argmax":
+                return output.argmax(axis=1)
+            if head == "softmax":
+                output -= output.max(axis=1, keepdims=True)
+                np.exp(output, out=output)
+                output /= output.sum(axis=1, keepdims=True)
+            return output
+        if head == "argmax":
+            out = np.empty(X.shape[0], dtype=np.int64)
+        else:
+            out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
+        stack(X, out)
+        return out
+
+    def _compiled_stack(self, head):
+        """The compiled evaluation-mode pass ending in ``head``, rebuilt when a weight changed."""
+        versions = parameter_versions(self.layers)
+        cached = self._compiled.get(head)
+        if cached is None or cached[0] != versions:
+            cached = self._compiled[head] = (versions, compile_forward(self.layers, self.dtype, head))
+        stack = cached[1]
+        if stack is not None:  # the crossover depends on the BLAS's thread count, set any time
+            stack.max_packed_rows = small_batch_rows(self.dtype, packed=True)
+        return stack
+
     def predict(self, X):
         """Class labels (argmax of the logits) for classification losses; outputs for MSE."""
-        with self._evaluation_mode():
-            output = self.forward(X)
         if self.loss_fn.target_kind == "labels":
-            return output.argmax(axis=1)
+            return self._evaluation_output(X, "argmax")
+        output = self._evaluation_output(X, "logits")
         if isinstance(self.loss_fn, _losses.BinaryCrossEntropy):
             return (output > 0).astype(np.int64)
         return output
 
     def predict_proba(self, X):
         """Class probabilities: softmax for cross-entropy, sigmoid per unit for binary CE."""
-        with self._evaluation_mode():
-            output = self.forward(X)
         if isinstance(self.loss_fn, _losses.BinaryCrossEntropy):
-            return 1 / (1 + np.exp(-output))
+            return 1 / (1 + np.exp(-self._evaluation_output(X, "logits")))
         if not isinstance(self.loss_fn, _losses.SoftmaxCrossEntropy):
             raise ValueError(f"predict_proba needs a probabilistic loss, not {self.loss_fn.name}")
-        output -= output.max(axis=1, keepdims=True)
-        np.exp(output, out=output)
-        output /= output.sum(axis=1, keepdims=True)
-        return output
+        return self._evaluation_output(X, "softmax")
 
     def evaluate(self, X, y):
         """Mean loss and, for classification, accuracy over (X, y): ``{"loss": .., "accuracy": ..}``.
 
         Runs in evaluation mode; the loss is the data loss, without the regularization penalty.
         """
-        with self._evaluation_mode():
-            output = self.forward(X)
+        output = self._evaluation_output(X, "logits")
         target = self.loss_fn.check_target(y, output.shape, self.dtype)
         result = {"loss": self.loss_fn.value(output, target)}
         if self.loss_fn.target_kind == "labels":
@@ -233,6 +268,11 @@ class Sequential:
         return result
 
     # -- state -------------------------------------------------------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_compiled"] = {}  # compiled passes are rebuilt, not copied or pickled
+        return state
+
     def parameters(self):
         """All trainable parameters, in layer order."""
         return [p for layer in self.layers for p in layer.parameters()]

@@ -205,6 +205,7 @@ class Optimizer:
         for p, state in zip(self.params, self.state):
             decay = self.weight_decay if p.regularize else 0.0
             self._update(p.data, p.grad, state, decay, scale, clip)
+            p.mark_changed()
 
     def get_config(self):
         """Constructor hyper-parameters (JSON-serialisable): ``get(name, params, **config)``."""

@@ -6,14 +6,42 @@ db is a column sum done in one pass over dY. The dense+activation kernels fuse a
 activation: bias and f run on each output row right after GEMM while the row is in L1,
 and backward forms dA ⊙ f' and its column sum in one pass.
 Shapes: X (n, in), W (in, out), b (out,), Y (n, out).
+
+Small batches: below a few dozen rows a GEMM call re-packs all of W every time and its
+threads cost more than they bring, so ``dense_pack`` packs W once into column panels
+(``_packed_gemm.h``) and ``dense_packed_forward`` runs the product from them on one
+thread. ``DenseStack`` runs a whole evaluation-mode network (Dense layers with their
+activations, batch norm folded in) and its head (logits, argmax or softmax) in one call.
 """
 cimport numpy as cnp
 from cython cimport floating
+from libc.math cimport isnan
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 
 from fastnn_c._activation cimport IDENTITY, SOFTPLUS, activation_backward_run, activation_forward_run
 from fastnn_c._arrays cimport (array_data, blas_sized, check_shape, dim, float_type, matrix_data,
                                vector_data)
 from fastnn_c._blas cimport gemm
+from fastnn_c._math cimport fexp
+
+cdef extern from "_packed_gemm.h" nogil:
+    const int FNN_NR_FLOAT
+    const int FNN_NR_DOUBLE
+    size_t fnn_packed_size_float(size_t K, size_t N)
+    size_t fnn_packed_size_double(size_t K, size_t N)
+    void fnn_pack_float(const float* W, ptrdiff_t K, ptrdiff_t N, float* packed)
+    void fnn_pack_double(const double* W, ptrdiff_t K, ptrdiff_t N, double* packed)
+    void fnn_packed_gemm_float(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const float* X,
+                               const float* packed, const float* bias, float* Y)
+    void fnn_packed_gemm_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
+                                const double* packed, const double* bias, double* Y)
+    void fnn_rowmajor_gemm_float(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const float* X,
+                                 const float* W, const float* bias, float* Y, float* tail)
+    void fnn_rowmajor_gemm_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
+                                  const double* W, const double* bias, double* Y, double* tail)
+    float fnn_read_sum_float(const float* values, ptrdiff_t n)
+    double fnn_read_sum_double(const double* values, ptrdiff_t n)
 
 cnp.import_array()
 
@@ -302,3 +330,384 @@ def dense_activation_sgd_backward(X, W, A, dA, dZ, b, dX, int kind, double alpha
         else:
             _activation_sgd_backward(<double>0, x, w, a, da, dz, bias, dx, n, n_in, n_out, kind,
                                      alpha, lr)
+
+
+# -- small batches: packed weights -----------------------------------------------------------
+cdef enum Head:
+    LOGITS = 0
+    ARGMAX = 1
+    SOFTMAX = 2
+
+#: The outputs ``DenseStack`` can end in, by name.
+HEADS = {"logits": LOGITS, "argmax": ARGMAX, "softmax": SOFTMAX}
+
+
+cdef void _pack(floating zero, const void* W, void* packed, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    if floating is float:
+        fnn_pack_float(<const float*>W, K, N, <float*>packed)
+    else:
+        fnn_pack_double(<const double*>W, K, N, <double*>packed)
+
+
+cdef void _packed_product(const floating* X, const floating* packed, const floating* b,
+                          floating* Y, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+    if floating is float:
+        fnn_packed_gemm_float(n, n_in, n_out, X, packed, b, Y)
+    else:
+        fnn_packed_gemm_double(n, n_in, n_out, X, packed, b, Y)
+
+
+cdef void _packed_forward(floating zero, const void* X_, const void* packed_, const void* b_,
+                          void* A_, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, int kind,
+                          double alpha) noexcept nogil:
+    cdef floating* A = <floating*>A_
+    cdef Py_ssize_t i
+    _packed_product(<const floating*>X_, <const floating*>packed_, <const floating*>b_, A, n,
+                    n_in, n_out)
+    if kind != IDENTITY:
+        for i in range(n):
+            activation_forward_run(kind, &A[i * n_out], &A[i * n_out], n_out, <floating>alpha)
+
+
+cdef int _small_forward(floating zero, const void* X_, const void* W_, const void* b_, void* A_,
+                        Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, int kind,
+                        double alpha) except -1 nogil:
+    cdef floating* A = <floating*>A_
+    cdef Py_ssize_t i
+    cdef int nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
+    cdef floating* tail = <floating*>malloc(n_in * nr * sizeof(floating) + 1)
+    if tail == NULL:
+        with gil:
+            raise MemoryError()
+    if floating is float:
+        fnn_rowmajor_gemm_float(n, n_in, n_out, <const float*>X_, <const float*>W_,
+                                <const float*>b_, A, tail)
+    else:
+        fnn_rowmajor_gemm_double(n, n_in, n_out, <const double*>X_, <const double*>W_,
+                                 <const double*>b_, A, tail)
+    free(tail)
+    if kind != IDENTITY:
+        for i in range(n):
+            activation_forward_run(kind, &A[i * n_out], &A[i * n_out], n_out, <floating>alpha)
+    return 0
+
+
+cdef Py_ssize_t _packed_size(int t, Py_ssize_t n_in, Py_ssize_t n_out) noexcept:
+    if t == cnp.NPY_FLOAT:
+        return fnn_packed_size_float(n_in, n_out)
+    return fnn_packed_size_double(n_in, n_out)
+
+
+def packed_size(Py_ssize_t n_in, Py_ssize_t n_out, dtype):
+    """Length of the packed form of an (n_in, n_out) weight matrix of ``dtype`` (float32 or
+    float64): n_in times n_out rounded up to whole panels of this build's width."""
+    if n_in < 0 or n_out < 0:
+        raise ValueError(f"packed_size: n_in and n_out must be >= 0, got {n_in}, {n_out}")
+    t = cnp.dtype(dtype).num
+    if t != cnp.NPY_FLOAT and t != cnp.NPY_DOUBLE:
+        raise TypeError(f"packed_size: dtype must be float32 or float64, got {cnp.dtype(dtype)}")
+    return _packed_size(t, n_in, n_out)
+
+
+cdef void* _packed_data(object packed, str kernel, str name, int t, Py_ssize_t n_in,
+                        Py_ssize_t n_out, bint writable=False) except NULL:
+    return vector_data(packed, kernel, name, t, _packed_size(t, n_in, n_out), writable)
+
+
+def dense_pack(W, packed):
+    """packed := W (in, out) in the column panels ``dense_packed_forward`` reads; ``packed``
+    is 1-D of ``packed_size(in, out, W.dtype)``. Repack whenever W changes."""
+    cdef str kernel = "dense_pack"
+    cdef int t = float_type(W, kernel, "W")
+    cdef void* w = array_data(W, kernel, "W", t, 2)
+    cdef Py_ssize_t n_in = dim(W, 0), n_out = dim(W, 1)
+    cdef void* p = _packed_data(packed, kernel, "packed", t, n_in, n_out, writable=True)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            _pack(<float>0, w, p, n_in, n_out)
+        else:
+            _pack(<double>0, w, p, n_in, n_out)
+
+
+def dense_packed_forward(X, packed, b, A, int kind=IDENTITY, double alpha=0.0):
+    """A := f(X W + b) from W packed by ``dense_pack``, on the calling thread.
+
+    ``X`` (n, in), ``packed`` (packed_size(in, out),), ``b`` (out,) or None, ``A`` (n, out);
+    ``kind`` an activation code (IDENTITY: none). Fast at few rows, where it beats a GEMM call.
+    """
+    cdef str kernel = "dense_packed_forward"
+    cdef int t = float_type(X, kernel, "X")
+    cdef void* x = array_data(X, kernel, "X", t, 2)
+    cdef void* a = array_data(A, kernel, "A", t, 2, writable=True)
+    cdef Py_ssize_t n = dim(X, 0), n_in = dim(X, 1), n_out = dim(A, 1)
+    check_shape(A, kernel, "A", n, n_out)
+    cdef void* p = _packed_data(packed, kernel, "packed", t, n_in, n_out)
+    cdef void* bias = NULL if b is None else vector_data(b, kernel, "b", t, n_out)
+    _check_kind(kind, kernel)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            _packed_forward(<float>0, x, p, bias, a, n, n_in, n_out, kind, alpha)
+        else:
+            _packed_forward(<double>0, x, p, bias, a, n, n_in, n_out, kind, alpha)
+
+
+def dense_small_forward(X, W, b, A, int kind=IDENTITY, double alpha=0.0):
+    """A := f(X W + b) with the small-batch micro-kernel of ``dense_packed_forward`` reading
+    W where it is (no packing: for weights that change between calls, as in training)."""
+    cdef str kernel = "dense_small_forward"
+    cdef int t = float_type(X, kernel, "X")
+    cdef void* x = array_data(X, kernel, "X", t, 2)
+    cdef void* w = array_data(W, kernel, "W", t, 2)
+    cdef Py_ssize_t n, n_in, n_out
+    _check_layer(kernel, X, W, &n, &n_in, &n_out)
+    cdef void* bias = NULL if b is None else vector_data(b, kernel, "b", t, n_out)
+    cdef void* a = matrix_data(A, kernel, "A", t, n, n_out, writable=True)
+    _check_kind(kind, kernel)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            _small_forward(<float>0, x, w, bias, a, n, n_in, n_out, kind, alpha)
+        else:
+            _small_forward(<double>0, x, w, bias, a, n, n_in, n_out, kind, alpha)
+
+
+def read_sum(values):
+    """Σ values in one vectorised pass: the time of reading an array once (the floor a
+    batch-1 forward pass is measured against)."""
+    cdef str kernel = "read_sum"
+    cdef int t = float_type(values, kernel, "values")
+    cdef void* v = array_data(values, kernel, "values", t, -1)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(<cnp.ndarray>values)
+    cdef double total
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            total = fnn_read_sum_float(<const float*>v, n)
+        else:
+            total = fnn_read_sum_double(<const double*>v, n)
+    return total
+
+
+# -- a whole evaluation-mode network in one call ---------------------------------------------
+cdef struct Stage:
+    const void* W          # (n_in, n_out), for the GEMM path
+    const void* packed     # W packed, for the small-batch path
+    const void* bias       # (n_out,) or NULL
+    const void* slopes     # (n_out,) per-unit slopes of negative values (PReLU), or NULL
+    Py_ssize_t n_in, n_out
+    int kind
+    double alpha
+
+
+cdef void _stage_run(const Stage* s, const floating* X, floating* Y, Py_ssize_t n,
+                     Py_ssize_t max_packed_rows) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating* y
+    cdef const floating* slopes = <const floating*>s.slopes
+    cdef floating zero = 0
+    if n <= max_packed_rows:
+        _packed_forward(<floating>0, X, s.packed, s.bias, Y, n, s.n_in, s.n_out, s.kind, s.alpha)
+    else:
+        _activation_forward(<floating>0, X, s.W, s.bias, Y, n, s.n_in, s.n_out, s.kind, s.alpha)
+    if slopes != NULL:
+        for i in range(n):
+            y = &Y[i * s.n_out]
+            for j in range(s.n_out):
+                y[j] = slopes[j] * y[j] if y[j] < zero else y[j]
+
+
+cdef void _head_run(floating zero, int head, const floating* Z, void* out_, Py_ssize_t n,
+                    Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t i, j, best
+    cdef const floating* z
+    cdef floating* p
+    cdef floating top, total
+    cdef int64_t* labels = <int64_t*>out_
+    cdef floating* out = <floating*>out_
+    for i in range(n):
+        z = &Z[i * k]
+        if head == ARGMAX:  # numpy.argmax's answer: the first maximum, or the first NaN
+            best = 0
+            for j in range(k):
+                if isnan(z[j]):
+                    best = j
+                    break
+                if z[j] > z[best]:
+                    best = j
+            labels[i] = best
+        elif head == SOFTMAX:  # exp(z − max z) / Σ, as Sequential.predict_proba computes it
+            p = &out[i * k]
+            top = z[0]
+            for j in range(k):
+                top = z[j] if z[j] > top else top
+            total = 0
+            for j in range(k):
+                p[j] = fexp(z[j] - top)
+                total = total + p[j]
+            for j in range(k):
+                p[j] = p[j] / total
+        else:
+            for j in range(k):
+                out[i * k + j] = z[j]
+
+
+cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head, const void* X_,
+                     void* out_, Py_ssize_t n, Py_ssize_t chunk, Py_ssize_t max_packed_rows,
+                     void* scratch, Py_ssize_t width) noexcept nogil:
+    cdef const floating* X = <const floating*>X_
+    cdef floating* buffers[2]
+    cdef Py_ssize_t start = 0, rows, n_out = stages[n_stages - 1].n_out
+    cdef const floating* source
+    cdef int l
+    buffers[0] = <floating*>scratch
+    buffers[1] = buffers[0] + chunk * width
+    while start < n:
+        rows = min(chunk, n - start)
+        source = &X[start * stages[0].n_in]
+        for l in range(n_stages):
+            _stage_run(&stages[l], source, buffers[l % 2], rows, max_packed_rows)
+            source = buffers[l % 2]
+        if head == ARGMAX:
+            _head_run(<floating>0, head, source, &(<int64_t*>out_)[start], rows, n_out)
+        else:
+            _head_run(<floating>0, head, source, &(<floating*>out_)[start * n_out], rows, n_out)
+        start += rows
+
+
+cdef class DenseStack:
+    """Dense layers run back to back in one compiled call: A_l = f_l(A_{l−1} W_l + b_l), then
+    a head (the logits, their argmax, or their softmax), over preallocated buffers.
+
+    Built once from the arrays of an evaluation-mode network (``fastnn.network`` folds batch
+    norm into W and b); the arrays are kept by reference and must not change afterwards
+    (build a new stack instead). Batches of at most ``max_packed_rows`` rows run on the
+    packed weights on the calling thread, larger ones through GEMM, in chunks of
+    ``chunk_rows`` rows. Concurrent calls are safe: a call that finds the buffers in use
+    allocates its own.
+
+    Parameters
+    ----------
+    weights : list of (in, out) arrays, one float dtype
+    packed : list of the weights packed by ``dense_pack``
+    biases, slopes : lists of (out,) arrays or None
+        ``slopes`` (PReLU's per-unit α): negative outputs are multiplied by them after f.
+    kinds : list of activation codes; alphas : list of float
+    head : "logits", "argmax" or "softmax"
+    max_packed_rows, chunk_rows : int
+    """
+    cdef list _arrays
+    cdef Stage* _stages
+    cdef int _n_stages, _typenum, _head
+    cdef Py_ssize_t _width
+    cdef void* _scratch
+    cdef Py_ssize_t _scratch_rows
+    cdef bint _busy
+    cdef readonly Py_ssize_t n_in, n_out, chunk_rows
+    cdef public Py_ssize_t max_packed_rows
+
+    def __cinit__(self):
+        self._stages = NULL
+        self._scratch = NULL
+
+    def __init__(self, weights, packed, biases, slopes, kinds, alphas, str head,
+                 Py_ssize_t max_packed_rows, Py_ssize_t chunk_rows=4096):
+        cdef str kernel = "DenseStack"
+        cdef Py_ssize_t l, n_layers = len(weights)
+        if n_layers == 0:
+            raise ValueError(f"{kernel}: weights is empty")
+        for name, values in (("packed", packed), ("biases", biases), ("slopes", slopes),
+                             ("kinds", kinds), ("alphas", alphas)):
+            if len(values) != n_layers:
+                raise ValueError(f"{kernel}: {name} has {len(values)} entries, expected {n_layers}")
+        if head not in HEADS:
+            raise ValueError(f"{kernel}: head must be one of {sorted(HEADS)}, got {head!r}")
+        if chunk_rows < 1:
+            raise ValueError(f"{kernel}: chunk_rows must be >= 1, got {chunk_rows}")
+        self._typenum = float_type(weights[0], kernel, "weights[0]")
+        self._stages = <Stage*>malloc(n_layers * sizeof(Stage))
+        if self._stages == NULL:
+            raise MemoryError()
+        self._n_stages = <int>n_layers
+        self._arrays = []
+        self._width = 0
+        cdef Stage* s
+        cdef int t = self._typenum
+        for l in range(n_layers):
+            s = &self._stages[l]
+            W = weights[l]
+            s.W = array_data(W, kernel, f"weights[{l}]", t, 2)
+            blas_sized(W, kernel, f"weights[{l}]")
+            s.n_in, s.n_out = dim(W, 0), dim(W, 1)
+            if l > 0 and s.n_in != self._stages[l - 1].n_out:
+                raise ValueError(f"{kernel}: weights[{l}] has {s.n_in} rows, expected "
+                                 f"{self._stages[l - 1].n_out} (weights[{l - 1}]'s columns)")
+            s.packed = _packed_data(packed[l], kernel, f"packed[{l}]", t, s.n_in, s.n_out)
+            s.bias = NULL if biases[l] is None else vector_data(biases[l], kernel, f"biases[{l}]",
+                                                                 t, s.n_out)
+            s.slopes = NULL if slopes[l] is None else vector_data(slopes[l], kernel,
+                                                                   f"slopes[{l}]", t, s.n_out)
+            s.kind = kinds[l]
+            _check_kind(s.kind, kernel)
+            s.alpha = alphas[l]
+            self._width = max(self._width, s.n_out)
+            self._arrays += [W, packed[l], biases[l], slopes[l]]
+        self._head = HEADS[head]
+        self.n_in, self.n_out = self._stages[0].n_in, self._stages[n_layers - 1].n_out
+        self.max_packed_rows, self.chunk_rows = max_packed_rows, chunk_rows
+        self._scratch_rows = 0
+        self._busy = False
+
+    def __dealloc__(self):
+        free(self._stages)
+        free(self._scratch)
+
+    @property
+    def dtype(self):
+        return cnp.PyArray_DescrFromType(self._typenum)
+
+    @property
+    def head(self):
+        return next(name for name, code in HEADS.items() if code == self._head)
+
+    def __call__(self, X, out):
+        """out := head(network(X)); ``X`` (n, n_in); ``out`` (n,) int64 for "argmax", else
+        (n, n_out) of the stack's dtype."""
+        cdef str kernel = "DenseStack"
+        cdef int t = self._typenum
+        cdef void* x = array_data(X, kernel, "X", t, 2)
+        cdef Py_ssize_t n = dim(X, 0)
+        check_shape(X, kernel, "X", n, self.n_in)
+        blas_sized(X, kernel, "X")
+        cdef void* o
+        if self._head == ARGMAX:
+            o = vector_data(out, kernel, "out", cnp.NPY_INT64, n, writable=True)
+        else:
+            o = matrix_data(out, kernel, "out", t, n, self.n_out, writable=True)
+        if n == 0:
+            return
+        cdef Py_ssize_t rows = min(n, self.chunk_rows)
+        cdef Py_ssize_t itemsize = 4 if t == cnp.NPY_FLOAT else 8
+        cdef void* scratch
+        cdef bint own = self._busy or rows > self._scratch_rows
+        if own:
+            scratch = malloc(2 * rows * self._width * itemsize)
+            if scratch == NULL:
+                raise MemoryError()
+            if not self._busy:  # keep the larger buffer for the next calls
+                free(self._scratch)
+                self._scratch, self._scratch_rows, own = scratch, rows, False
+        else:
+            scratch = self._scratch
+        if not own:
+            self._busy = True
+        try:
+            with nogil:
+                if t == cnp.NPY_FLOAT:
+                    _stack_run(<float>0, self._stages, self._n_stages, self._head, x, o, n,
+                               rows, self.max_packed_rows, scratch, self._width)
+                else:
+                    _stack_run(<double>0, self._stages, self._n_stages, self._head, x, o, n,
+                               rows, self.max_packed_rows, scratch, self._width)
+        finally:
+            if own:
+                free(scratch)
+            else:
+                self._busy = False

@@ -1,0 +1,95 @@
+/* Small-batch products Y = X W (+ b) from W packed once into column panels.
+ *
+ * At a few rows a BLAS GEMM re-packs all of W on every call, and its threads cost more
+ * than they bring; here W is packed once, when it changes, and each call streams the
+ * panels once per block of MR rows, single-threaded. benchmarks/README.md, "Small-batch
+ * dense kernels", has the measurements behind the layout and the crossover.
+ *
+ * Packed layout: panels of NR = two SIMD vectors of columns (32 float32 columns with
+ * AVX-512, 16 with AVX2, 8 with SSE2; half as many float64 columns); panel p holds
+ * W[k, p*NR + j] at packed[p*K*NR + k*NR + j], and the last panel is zero-padded. The layout
+ * depends on the SIMD level of the module that packed it.
+ *
+ * Micro-kernel: an MR x NR tile of Y held in registers, one pass over k with two panel
+ * loads and MR broadcasts per step, the k loop split over two accumulator sets (even and odd
+ * k) so that a single row still has four independent FMA chains in flight. Every row is
+ * computed in the same order whatever the tile it falls in, so a row's result does not
+ * depend on the batch around it (scikit-learn checks that predictions are invariant to
+ * sample order and to batching). The bias is added as the tile is stored.
+ *
+ * Written with GCC/Clang vector extensions, compiled at each SIMD level of the build; other
+ * compilers get a plain loop with the same layout.
+ */
+#ifndef FASTNN_PACKED_GEMM_H
+#define FASTNN_PACKED_GEMM_H
+
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#define FNN_VBYTES 64
+#elif defined(__AVX__)
+#define FNN_VBYTES 32
+#else
+#define FNN_VBYTES 16
+#endif
+
+/* Rows per tile: 2 splits x MR rows x 2 vectors accumulators, plus 3 more registers, must
+ * fit the register file (32 vector registers with AVX-512, 16 below it). */
+#if defined(__AVX512F__)
+#define FNN_MR 6
+#else
+#define FNN_MR 3
+#endif
+#define FNN_SPLITS 2
+#define FNN_NR_FLOAT (2 * FNN_VBYTES / 4)
+#define FNN_NR_DOUBLE (2 * FNN_VBYTES / 8)
+
+#if defined(__GNUC__)
+#define FNN_VECTOR_EXTENSIONS 1
+#define FNN_ALWAYS_INLINE static inline __attribute__((always_inline))
+typedef float fnn_vfloat __attribute__((vector_size(FNN_VBYTES)));
+typedef double fnn_vdouble __attribute__((vector_size(FNN_VBYTES)));
+/* c + a b as one explicit FMA where the level has it: left to the compiler, whether a
+ * product is fused varied with the tile's shape, and with it a row's rounding. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define FNN_FMA_float(a, b, c) ((fnn_vfloat)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define FNN_FMA_double(a, b, c) ((fnn_vdouble)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#elif defined(__AVX__) && defined(__FMA__)
+#include <immintrin.h>
+#define FNN_FMA_float(a, b, c) ((fnn_vfloat)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define FNN_FMA_double(a, b, c) ((fnn_vdouble)_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
+#else  /* no FMA instruction at this level, so nothing can be fused */
+#define FNN_FMA_float(a, b, c) ((a) * (b) + (c))
+#define FNN_FMA_double(a, b, c) ((a) * (b) + (c))
+#endif
+#else
+#define FNN_ALWAYS_INLINE static inline
+#endif
+
+#define FNN_T float
+#define FNN_VT fnn_vfloat
+#define FNN_NR FNN_NR_FLOAT
+#define FNN_NAME(name) name##_float
+#define FNN_FMA FNN_FMA_float
+#include "_packed_gemm_body.h"
+#undef FNN_T
+#undef FNN_VT
+#undef FNN_NR
+#undef FNN_NAME
+#undef FNN_FMA
+
+#define FNN_T double
+#define FNN_VT fnn_vdouble
+#define FNN_NR FNN_NR_DOUBLE
+#define FNN_NAME(name) name##_double
+#define FNN_FMA FNN_FMA_double
+#include "_packed_gemm_body.h"
+#undef FNN_T
+#undef FNN_VT
+#undef FNN_NR
+#undef FNN_NAME
+#undef FNN_FMA
+
+#endif

@@ -1,0 +1,303 @@
+"""The small-batch dense kernels (packed and in place), the compiled evaluation-mode pass
+(``fastnn.inference``, ``fastnn_c.dense.DenseStack``) and the parameter versions that keep
+it in step with the weights."""
+import copy
+import pickle
+import threading
+
+import numpy as np
+import pytest
+import reference as ref
+
+import fastnn
+from fastnn import inference
+from fastnn._config import small_batch_rows
+from fastnn.layers import BatchNorm, Dense, Dropout, ReLU, Tanh
+from fastnn_c import activations, dense
+
+RELU = activations.KINDS["relu"]
+ROWS = (1, 7, 8, 31, 32, 33)
+WIDTHS = ((1, 1), (3, 3), (784, 3), (3, 784), (784, 33))
+
+
+def _packed(W):
+    packed = np.empty(dense.packed_size(*W.shape, W.dtype), W.dtype)
+    dense.dense_pack(W, packed)
+    return packed
+
+
+@pytest.mark.parametrize("n_in,n_out", WIDTHS)
+@pytest.mark.parametrize("n", ROWS)
+def test_small_batch_kernels_match_numpy_and_gemm(n, n_in, n_out, dtype):
+    rng = np.random.default_rng(n * 1000 + n_in + n_out)
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    expected = np.maximum(ref.dense_forward(X, W, b), 0)
+    gemm, packed, small = (np.empty((n, n_out), dtype) for _ in range(3))
+    dense.dense_activation_forward(X, W, b, gemm, RELU)
+    dense.dense_packed_forward(X, _packed(W), b, packed, RELU)
+    dense.dense_small_forward(X, W, b, small, RELU)
+    scale = max(np.abs(expected).max(), 1.0)
+    for name, out in (("gemm", gemm), ("packed", packed), ("small", small)):
+        assert np.abs(out - expected).max() <= 1e-5 * scale, name
+    np.testing.assert_array_equal(packed, small)  # same micro-kernel, same order of sums
+
+
+def test_a_row_does_not_depend_on_the_batch_around_it(dtype):
+    """Same values bit for bit in any order and any batch: scikit-learn checks predictions
+    for sample-order and subset invariance."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 19)).astype(dtype)
+    W = rng.standard_normal((19, 45)).astype(dtype)
+    packed = _packed(W)
+    whole = np.empty((40, 45), dtype)
+    dense.dense_packed_forward(X, packed, None, whole)
+    perm = rng.permutation(40)
+    shuffled = np.empty_like(whole)
+    dense.dense_packed_forward(X[perm], packed, None, shuffled)
+    np.testing.assert_array_equal(shuffled, whole[perm])
+    for i in range(0, 40, 7):
+        row = np.empty((1, 45), dtype)
+        dense.dense_packed_forward(X[i:i + 1], packed, None, row)
+        np.testing.assert_array_equal(row[0], whole[i])
+
+
+def test_nan_and_inf_propagate_like_gemm(dtype):
+    X = np.ones((3, 4), dtype)
+    X[1, 2], X[2, 0] = np.nan, np.inf
+    W = np.ones((4, 5), dtype)
+    expected, packed = np.empty((3, 5), dtype), np.empty((3, 5), dtype)
+    dense.dense_forward(X, W, None, expected)
+    dense.dense_packed_forward(X, _packed(W), None, packed)
+    np.testing.assert_array_equal(packed, expected)
+    assert np.isnan(packed[1]).all() and np.isposinf(packed[2]).all()
+
+
+def test_read_sum_reads_every_value(dtype):
+    values = np.arange(1, 1000, dtype=dtype)
+    assert dense.read_sum(values) == pytest.approx(values.sum())
+
+
+def test_packed_size_rounds_up_to_whole_panels(dtype):
+    size = dense.packed_size(5, 1, dtype)
+    assert size % 5 == 0 and size >= 5
+    assert dense.packed_size(5, size // 5, dtype) == size  # exactly one panel
+    with pytest.raises(TypeError, match="packed_size: dtype must be float32 or float64"):
+        dense.packed_size(5, 1, np.int32)
+
+
+NETWORKS = {
+    "relu": dict(activation="relu"),
+    "prelu+bn": dict(activation="prelu", batch_norm=True, dropout=0.2),
+    "rrelu+bn-after": dict(activation="rrelu", batch_norm="after"),
+    "elu": dict(activation="elu", dropout=0.1),
+    "tanh": dict(activation="tanh"),
+}
+
+
+def _trained(options, dtype, sizes=(20, 17, 9, 4), steps=3):
+    net = fastnn.mlp(list(sizes), rng=0, dtype=dtype, **options)
+    rng = np.random.default_rng(1)
+    opt = fastnn.Adam(net.parameters(), lr=0.01)
+    for _ in range(steps):  # moves the weights and the running statistics off their start
+        net.train_step(rng.standard_normal((16, sizes[0])).astype(dtype),
+                       rng.integers(0, sizes[-1], 16), opt)
+    return net
+
+
+def _layer_by_layer(net, X):
+    modes = [layer.training for layer in net.layers]
+    net.eval()
+    try:
+        return net.forward(X)
+    finally:
+        for layer, mode in zip(net.layers, modes):
+            layer.train(mode)
+
+
+@pytest.mark.parametrize("rows_limit", [0, 10**6], ids=["gemm", "packed"])
+@pytest.mark.parametrize("n", (1, 7, 33, 70))
+@pytest.mark.parametrize("options", NETWORKS.values(), ids=NETWORKS)
+def test_compiled_pass_matches_the_layers(options, n, rows_limit, dtype):
+    net = _trained(options, dtype)
+    X = np.random.default_rng(2).standard_normal((n, 20)).astype(dtype)
+    logits = _layer_by_layer(net, X)
+    scale = np.abs(logits).max()
+    for head in ("logits", "softmax", "argmax"):
+        stack = inference.compile_forward(net.layers, net.dtype, head)
+        stack.max_packed_rows = rows_limit
+        out = np.empty(n, np.int64) if head == "argmax" else np.empty((n, 4), dtype)
+        stack(X, out)
+        if head == "logits":
+            assert np.abs(out - logits).max() <= 1e-5 * scale
+        elif head == "softmax":
+            p = np.exp(logits - logits.max(axis=1, keepdims=True))
+            np.testing.assert_allclose(out, p / p.sum(axis=1, keepdims=True), atol=1e-5)
+        else:
+            margin = np.sort(logits, axis=1)
+            clear = margin[:, -1] - margin[:, -2] > 1e-4 * scale  # rows without a near tie
+            np.testing.assert_array_equal(out[clear], logits.argmax(axis=1)[clear])
+
+
+def test_predict_runs_compiled_in_chunks(dtype):
+    net = _trained(NETWORKS["prelu+bn"], dtype)
+    X = np.random.default_rng(3).standard_normal((50, 20)).astype(dtype)
+    expected = net.predict_proba(X)
+    stack = inference.compile_forward(net.layers, net.dtype, "softmax")
+    chunked = _stack_with(stack, net, "softmax", chunk_rows=7)
+    out = np.empty((50, 4), dtype)
+    chunked(X, out)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert net._compiled_stack("softmax") is not None
+
+
+def _stack_with(stack, net, head, chunk_rows):
+    """A DenseStack like ``compile_forward``'s, with another chunk size."""
+    original = inference.CHUNK_ROWS
+    inference.CHUNK_ROWS = chunk_rows
+    try:
+        return inference.compile_forward(net.layers, net.dtype, head)
+    finally:
+        inference.CHUNK_ROWS = original
+
+
+def test_argmax_head_follows_numpy_on_ties_and_nan():
+    W = np.eye(3, dtype=np.float32)
+    stack = dense.DenseStack([W], [_packed(W)], [None], [None], [0], [0.0], "argmax", 10)
+    X = np.array([[1, 1, 0], [0, np.nan, np.nan], [0, 2, 2], [-1, -1, -1]], np.float32)
+    out = np.empty(4, np.int64)
+    stack(X, out)
+    np.testing.assert_array_equal(out, (X @ W).argmax(axis=1))  # NaN rows: the first NaN
+
+
+def test_layers_that_do_not_fold_run_one_by_one(dtype):
+    net = fastnn.Sequential([Tanh(), Dense(6, 3, rng=0, dtype=dtype)])
+    assert inference.compile_forward(net.layers, net.dtype, "logits") is None
+    tail = fastnn.Sequential([Dense(6, 3, rng=0, dtype=dtype), ReLU(), BatchNorm(3, dtype=dtype)],
+                             loss="mse")
+    assert inference.compile_forward(tail.layers, tail.dtype, "logits") is None
+    X = np.random.default_rng(0).standard_normal((5, 6)).astype(dtype)
+    np.testing.assert_allclose(net.predict_proba(X).sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(tail.predict(X), _layer_by_layer(tail, X))
+
+
+def test_batch_norm_before_the_first_dense_layer_folds(dtype):
+    bn = BatchNorm(6, dtype=dtype)
+    bn.running_mean[:] = np.arange(6)
+    bn.running_var[:] = np.arange(1, 7)
+    net = fastnn.Sequential([bn, Dense(6, 3, rng=0, dtype=dtype), Dropout(0.5)])
+    X = np.random.default_rng(0).standard_normal((5, 6)).astype(dtype)
+    assert inference.compile_forward(net.layers, net.dtype, "logits") is not None
+    np.testing.assert_allclose(net.evaluate(X, np.zeros(5, np.int64))["loss"],
+                               net.loss_fn.value(_layer_by_layer(net, X), np.zeros(5, np.int64)),
+                               rtol=1e-5)
+
+
+def test_every_write_path_moves_the_prediction():
+    net = _trained(NETWORKS["relu"], np.float32)
+    X = np.random.default_rng(4).standard_normal((6, 20)).astype(np.float32)
+
+    def check():
+        np.testing.assert_allclose(net.predict_proba(X),
+                                   fastnn.Sequential.predict_proba(net.astype(np.float32), X),
+                                   rtol=1e-5, atol=1e-6)
+
+    check()
+    opt = fastnn.SGD(net.parameters(), lr=0.5)  # fused plain-SGD step
+    net.train_step(X, np.zeros(6, np.int64), opt)
+    check()
+    fastnn.Adam(net.parameters(), lr=0.5).step()  # unfused optimizer step
+    check()
+    net.load_state_dict({k: v * 2 for k, v in net.state_dict().items()})
+    check()
+    dense_layer = net.layers[0]
+    dense_layer.max_norm = 0.1
+    dense_layer.apply_constraints()
+    check()
+    dense_layer.weight.data = dense_layer.weight.data * 3  # a new array is noticed by itself
+    check()
+
+
+def test_in_place_writes_need_mark_changed():
+    net = _trained(NETWORKS["relu"], np.float32)
+    X = np.random.default_rng(5).standard_normal((4, 20)).astype(np.float32)
+    before = net.predict_proba(X)
+    last = net.layers[-1]
+    for p in last.parameters():
+        p.data[...] = 0
+    np.testing.assert_array_equal(net.predict_proba(X), before)  # the documented contract
+    for p in last.parameters():
+        p.mark_changed()
+    np.testing.assert_allclose(net.predict_proba(X), 0.25, rtol=1e-6)
+
+
+def test_batch_norm_running_statistics_move_the_prediction():
+    net = _trained(NETWORKS["prelu+bn"], np.float32)
+    X = np.random.default_rng(6).standard_normal((8, 20)).astype(np.float32)
+    before = net.predict_proba(X)
+    net.train()
+    net.forward(X * 5)  # a training-mode pass updates the running statistics
+    after = net.predict_proba(X)
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, fastnn.Sequential.predict_proba(net.astype(np.float32), X),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_concurrent_predictions_are_correct():
+    net = _trained(NETWORKS["relu"], np.float32)
+    X = np.random.default_rng(7).standard_normal((300, 20)).astype(np.float32)
+    expected = net.predict(X)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(20):
+                results.append(np.array_equal(net.predict(X), expected))
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and all(results) and len(results) == 80
+
+
+def test_a_network_with_a_compiled_pass_copies_and_pickles():
+    net = _trained(NETWORKS["relu"], np.float32)
+    X = np.random.default_rng(8).standard_normal((3, 20)).astype(np.float32)
+    expected = net.predict(X)
+    for clone in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        np.testing.assert_array_equal(clone.predict(X), expected)
+
+
+def test_small_batch_rows_is_measured_or_taken_from_the_environment(monkeypatch):
+    from fastnn import _config
+
+    rows = small_batch_rows(np.float32, packed=True)
+    assert isinstance(rows, int) and 8 <= rows <= 1024
+    monkeypatch.setattr(_config, "_small_batch_rows", {})
+    monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", "0")
+    assert small_batch_rows(np.float64, packed=False) == 0
+    monkeypatch.setattr(_config, "_small_batch_rows", {})
+    monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", "many")
+    with pytest.raises(ValueError, match="FASTNN_SMALL_BATCH_ROWS must be a row count"):
+        small_batch_rows(np.float32, packed=True)
+
+
+def test_dense_stack_checks_its_arguments():
+    W = np.ones((3, 2), np.float32)
+    with pytest.raises(ValueError, match="DenseStack: head must be one of"):
+        dense.DenseStack([W], [_packed(W)], [None], [None], [0], [0.0], "max", 8)
+    with pytest.raises(ValueError, match=r"DenseStack: weights\[1\] has 3 rows, expected 2"):
+        dense.DenseStack([W, W], [_packed(W)] * 2, [None] * 2, [None] * 2, [0] * 2, [0.0] * 2,
+                         "logits", 8)
+    with pytest.raises(ValueError, match=r"DenseStack: packed\[0\] has shape"):
+        dense.DenseStack([W], [np.ones(5, np.float32)], [None], [None], [0], [0.0], "logits", 8)
+    stack = dense.DenseStack([W], [_packed(W)], [None], [None], [0], [0.0], "argmax", 8)
+    with pytest.raises(ValueError, match="DenseStack: X has shape"):
+        stack(np.ones((2, 4), np.float32), np.empty(2, np.int64))
+    with pytest.raises(TypeError, match="DenseStack: out has dtype"):
+        stack(np.ones((2, 3), np.float32), np.empty(2, np.int32))
