@@ -116,17 +116,15 @@ def _layer_by_layer(net, X):
             layer.train(mode)
 
 
-@pytest.mark.parametrize("rows_limit", [0, 10**6], ids=["gemm", "packed"])
 @pytest.mark.parametrize("n", (1, 7, 33, 70))
 @pytest.mark.parametrize("options", NETWORKS.values(), ids=NETWORKS)
-def test_compiled_pass_matches_the_layers(options, n, rows_limit, dtype):
+def test_compiled_pass_matches_the_layers(options, n, dtype):
     net = _trained(options, dtype)
     X = np.random.default_rng(2).standard_normal((n, 20)).astype(dtype)
     logits = _layer_by_layer(net, X)
     scale = np.abs(logits).max()
     for head in ("logits", "softmax", "argmax"):
         stack = inference.compile_forward(net.layers, net.dtype, head)
-        stack.max_packed_rows = rows_limit
         out = np.empty(n, np.int64) if head == "argmax" else np.empty((n, 4), dtype)
         stack(X, out)
         if head == "logits":
@@ -140,31 +138,21 @@ def test_compiled_pass_matches_the_layers(options, n, rows_limit, dtype):
             np.testing.assert_array_equal(out[clear], logits.argmax(axis=1)[clear])
 
 
-def test_predict_runs_compiled_in_chunks(dtype):
+@pytest.mark.parametrize("block_rows,n_threads", [(7, 1), (7, 2), (3, 4), (256, 3)])
+def test_blocks_and_threads_give_the_same_bits(block_rows, n_threads, dtype):
     net = _trained(NETWORKS["prelu+bn"], dtype)
     X = np.random.default_rng(3).standard_normal((50, 20)).astype(dtype)
-    expected = net.predict_proba(X)
     stack = inference.compile_forward(net.layers, net.dtype, "softmax")
-    chunked = _stack_with(stack, net, "softmax", chunk_rows=7)
-    out = np.empty((50, 4), dtype)
-    chunked(X, out)
-    np.testing.assert_allclose(out, expected, atol=1e-6)
-    assert net._compiled_stack("softmax") is not None
-
-
-def _stack_with(stack, net, head, chunk_rows):
-    """A DenseStack like ``compile_forward``'s, with another chunk size."""
-    original = inference.CHUNK_ROWS
-    inference.CHUNK_ROWS = chunk_rows
-    try:
-        return inference.compile_forward(net.layers, net.dtype, head)
-    finally:
-        inference.CHUNK_ROWS = original
+    expected, out = np.empty((50, 4), dtype), np.empty((50, 4), dtype)
+    stack(X, expected)
+    stack(X, out, block_rows, n_threads)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(net.predict_proba(X), expected)
 
 
 def test_argmax_head_follows_numpy_on_ties_and_nan():
     W = np.eye(3, dtype=np.float32)
-    stack = dense.DenseStack([W], [_packed(W)], [None], [None], [0], [0.0], "argmax", 10)
+    stack = dense.DenseStack([W.shape], [_packed(W)], [None], [None], [0], [0.0], "argmax")
     X = np.array([[1, 1, 0], [0, np.nan, np.nan], [0, 2, 2], [-1, -1, -1]], np.float32)
     out = np.empty(4, np.int64)
     stack(X, out)
@@ -276,28 +264,34 @@ def test_a_network_with_a_compiled_pass_copies_and_pickles():
 def test_small_batch_rows_is_measured_or_taken_from_the_environment(monkeypatch):
     from fastnn import _config
 
-    rows = small_batch_rows(np.float32, packed=True)
+    rows = small_batch_rows(np.float32)
     assert isinstance(rows, int) and 8 <= rows <= 1024
     monkeypatch.setattr(_config, "_small_batch_rows", {})
     monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", "0")
-    assert small_batch_rows(np.float64, packed=False) == 0
+    assert small_batch_rows(np.float64) == 0
     monkeypatch.setattr(_config, "_small_batch_rows", {})
     monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", "many")
     with pytest.raises(ValueError, match="FASTNN_SMALL_BATCH_ROWS must be a row count"):
-        small_batch_rows(np.float32, packed=True)
+        small_batch_rows(np.float32)
 
 
 def test_dense_stack_checks_its_arguments():
     W = np.ones((3, 2), np.float32)
+    one = ([W.shape], [_packed(W)], [None], [None], [0], [0.0])
     with pytest.raises(ValueError, match="DenseStack: head must be one of"):
-        dense.DenseStack([W], [_packed(W)], [None], [None], [0], [0.0], "max", 8)
-    with pytest.raises(ValueError, match=r"DenseStack: weights\[1\] has 3 rows, expected 2"):
-        dense.DenseStack([W, W], [_packed(W)] * 2, [None] * 2, [None] * 2, [0] * 2, [0.0] * 2,
-                         "logits", 8)
+        dense.DenseStack(*one, "max")
+    with pytest.raises(ValueError, match=r"DenseStack: shapes\[1\] has n_in 3, expected 2"):
+        dense.DenseStack([W.shape] * 2, [_packed(W)] * 2, [None] * 2, [None] * 2, [0] * 2,
+                         [0.0] * 2, "logits")
     with pytest.raises(ValueError, match=r"DenseStack: packed\[0\] has shape"):
-        dense.DenseStack([W], [np.ones(5, np.float32)], [None], [None], [0], [0.0], "logits", 8)
-    stack = dense.DenseStack([W], [_packed(W)], [None], [None], [0], [0.0], "argmax", 8)
+        dense.DenseStack([W.shape], [np.ones(5, np.float32)], [None], [None], [0], [0.0], "logits")
+    with pytest.raises(ValueError, match=r"DenseStack: biases\[0\] has shape"):
+        dense.DenseStack([W.shape], [_packed(W)], [np.ones(3, np.float32)], [None], [0], [0.0],
+                         "logits")
+    stack = dense.DenseStack(*one, "argmax")
     with pytest.raises(ValueError, match="DenseStack: X has shape"):
         stack(np.ones((2, 4), np.float32), np.empty(2, np.int64))
     with pytest.raises(TypeError, match="DenseStack: out has dtype"):
         stack(np.ones((2, 3), np.float32), np.empty(2, np.int32))
+    with pytest.raises(ValueError, match="DenseStack: block_rows and n_threads must be >= 1"):
+        stack(np.ones((2, 3), np.float32), np.empty(2, np.int64), 0, 1)

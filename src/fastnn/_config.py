@@ -48,23 +48,22 @@ def elementwise_threads(n_elements, compute_bound, minimum=PARALLEL_MIN_ELEMENTS
 
 #: Set to a row count to skip the calibration below (e.g. to keep one measured earlier).
 _SMALL_BATCH_ROWS_ENV = "FASTNN_SMALL_BATCH_ROWS"
-_small_batch_rows = {}  # (packed, dtype name, BLAS threads) -> rows
+_small_batch_rows = {}  # (dtype name, BLAS threads) -> rows
 
 
-def small_batch_rows(dtype, packed):
-    """The most rows for which a dense product runs on fastnn's small-batch micro-kernel, on
-    the calling thread, rather than through the BLAS's GEMM: from packed weights
-    (``fastnn_c.dense.dense_packed_forward``, prediction) or from W where it is
-    (``dense_small_forward``, training, where W changes every step).
+def small_batch_rows(dtype):
+    """The most rows for which a training-mode dense forward product runs on fastnn's
+    micro-kernel (``fastnn_c.dense.dense_small_forward``, reading W where it is, on the
+    calling thread) rather than through the BLAS's GEMM (threaded).
 
     Where they cross depends on the machine: on the BLAS's kernels for this CPU, the caches,
-    the thread count. So it is measured here, once per process, kernel, dtype and BLAS thread
-    count, on a 512x512 layer: the micro-kernel and GEMM are timed (best of 5, interleaved) at 16, 32, 64,
-    ... rows until GEMM wins, 10-50 ms in all. ``FASTNN_SMALL_BATCH_ROWS`` in the environment
-    replaces the measurement with its value (0: always GEMM).
+    the thread count. So it is measured here, once per process, dtype and BLAS thread count,
+    on a 512x512 layer: the micro-kernel and GEMM are timed (best of 5, interleaved) at 16,
+    32, 64, ... rows until GEMM wins, 10-50 ms in all. ``FASTNN_SMALL_BATCH_ROWS`` in the
+    environment replaces the measurement with its value (0: always GEMM).
     """
     dtype = np.dtype(dtype)
-    key = (packed, dtype.name, _blas.blas_get_num_threads())
+    key = (dtype.name, _blas.blas_get_num_threads())
     rows = _small_batch_rows.get(key)
     if rows is None:
         override = os.environ.get(_SMALL_BATCH_ROWS_ENV, "").strip()
@@ -73,22 +72,17 @@ def small_batch_rows(dtype, packed):
                 raise ValueError(f"{_SMALL_BATCH_ROWS_ENV} must be a row count >= 0, got {override!r}")
             rows = int(override)
         else:
-            rows = _calibrate(dtype, packed)
+            rows = _calibrate(dtype)
         _small_batch_rows[key] = rows
     return rows
 
 
-def _calibrate(dtype, packed, width=512, start=16, stop=1024):
+def _calibrate(dtype, width=512, start=16, stop=1024):
     from fastnn_c import dense  # the kernels are timed, not the Python around them
 
     rng = np.random.default_rng(0)
     W = rng.standard_normal((width, width)).astype(dtype)
     b = np.zeros(width, dtype)
-    weights, kernel = W, dense.dense_small_forward
-    if packed:
-        weights = np.empty(dense.packed_size(width, width, dtype), dtype)
-        dense.dense_pack(W, weights)
-        kernel = dense.dense_packed_forward
 
     rows = start
     while rows <= stop:
@@ -97,7 +91,7 @@ def _calibrate(dtype, packed, width=512, start=16, stop=1024):
         mine = blas = np.inf
         for _ in range(5):  # interleaved, so that a noisy spell hits both alike
             t = time.perf_counter()
-            kernel(X, weights, b, Y, 0)
+            dense.dense_small_forward(X, W, b, Y, 0)
             mine = min(mine, time.perf_counter() - t)
             t = time.perf_counter()
             dense.dense_activation_forward(X, W, b, Y, 0)

@@ -987,8 +987,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         dtype = self._output_dtype(X)
         X = self._forward(X)
-        self.net_.eval()
-        logits = self.net_.forward(X).astype(dtype, copy=False)
+        logits = self.net_.decision_function(X).astype(dtype, copy=False)
         if self._kind == "multiclass":
             logits -= logits.max(axis=1, keepdims=True)
             proba = np.exp(logits, out=logits)

@@ -14,18 +14,21 @@ each:
 ``compile_forward`` builds the stack, or returns None for a network that does not fold
 (another layer kind, an activation not preceded by a Dense layer, a batch norm after the last
 Dense layer); the caller then runs the layers one by one. The weights are folded in float64
-and packed for the small-batch kernels; ``parameter_versions`` tells the caller when to
-build again.
+and packed for fastnn's dense micro-kernel; ``parameter_versions`` tells the caller when to
+build again, and ``run`` runs a stack on the rows of a batch split over the threads.
 """
 import numpy as np
 
-from fastnn._config import small_batch_rows
+from fastnn._config import get_num_threads
 from fastnn.layers import Activation, BatchNorm, Dense, Dropout, PReLU, RReLU
 from fastnn_c import activations as _activations
 from fastnn_c import dense as _dense
 
-#: Rows per chunk of a large input (bounds the buffers' memory).
-CHUNK_ROWS = 4096
+#: Most rows per block: a block's activations (rows x widest layer, twice) stay in a core's L2.
+BLOCK_ROWS = 256
+#: Fewest rows per thread: below it, waking another thread costs more than it saves
+#: (benchmarks/README.md, "Small-batch dense kernels").
+MIN_ROWS_PER_THREAD = 16
 
 _IDENTITY = _activations.KINDS["identity"]
 _LEAKY_RELU = _activations.KINDS["leaky_relu"]
@@ -93,14 +96,22 @@ def compile_forward(layers, dtype, head):
             return None
     if not stages or pending is not None:
         return None
-    weights = [np.ascontiguousarray(stage.W, dtype=dtype) for stage in stages]
     packed = []
-    for W in weights:
-        packed.append(np.empty(_dense.packed_size(*W.shape, dtype), dtype))
-        _dense.dense_pack(W, packed[-1])
+    for stage in stages:
+        packed.append(np.empty(_dense.packed_size(*stage.W.shape, dtype), dtype))
+        _dense.dense_pack(np.ascontiguousarray(stage.W, dtype=dtype), packed[-1])
     return _dense.DenseStack(
-        weights, packed, [np.ascontiguousarray(stage.b, dtype=dtype) for stage in stages],
+        [stage.W.shape for stage in stages], packed,
+        [np.ascontiguousarray(stage.b, dtype=dtype) for stage in stages],
         [None if stage.slopes is None else np.ascontiguousarray(stage.slopes, dtype=dtype)
          for stage in stages],
-        [stage.kind for stage in stages], [stage.alpha for stage in stages], head,
-        max_packed_rows=small_batch_rows(dtype, packed=True), chunk_rows=CHUNK_ROWS)
+        [stage.kind for stage in stages], [stage.alpha for stage in stages], head)
+
+
+def run(stack, X, out):
+    """out := stack(X), the rows split into blocks over fastnn's threads: one block per
+    thread, each of at least ``MIN_ROWS_PER_THREAD`` and at most ``BLOCK_ROWS`` rows."""
+    n = X.shape[0]
+    threads = get_num_threads()
+    block = min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, -(-n // threads)))
+    stack(X, out, block, threads)

@@ -277,7 +277,7 @@ class Dense(Layer):
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
         b = None if self.bias is None else self.bias.data
-        if X.shape[0] <= small_batch_rows(self.dtype, packed=False):
+        if X.shape[0] <= small_batch_rows(self.dtype):
             _dense.dense_small_forward(X, self.weight.data, b, Y)
         else:
             _dense.dense_forward(X, self.weight.data, b, Y)
@@ -300,7 +300,7 @@ class Dense(Layer):
         b = None if self.bias is None else self.bias.data
         # the small-batch micro-kernel where it beats GEMM here (measured, _config)
         forward = (_dense.dense_small_forward
-                   if X.shape[0] <= small_batch_rows(self.dtype, packed=False)
+                   if X.shape[0] <= small_batch_rows(self.dtype)
                    else _dense.dense_activation_forward)
         forward(X, self.weight.data, b, A, activation.kind, activation.alpha)
         self._input = X

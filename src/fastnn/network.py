@@ -5,9 +5,8 @@ import numpy as np
 
 from fastnn import initializers
 from fastnn import losses as _losses
-from fastnn._config import small_batch_rows
 from fastnn._validation import check_array, check_dtype, check_number, check_rng
-from fastnn.inference import compile_forward, parameter_versions
+from fastnn import inference
 from fastnn.layers import (
     HIDDEN_ACTIVATIONS,
     LAYERS,
@@ -224,33 +223,36 @@ class Sequential:
             out = np.empty(X.shape[0], dtype=np.int64)
         else:
             out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
-        stack(X, out)
+        inference.run(stack, X, out)
         return out
 
     def _compiled_stack(self, head):
         """The compiled evaluation-mode pass ending in ``head``, rebuilt when a weight changed."""
-        versions = parameter_versions(self.layers)
+        versions = inference.parameter_versions(self.layers)
         cached = self._compiled.get(head)
         if cached is None or cached[0] != versions:
-            cached = self._compiled[head] = (versions, compile_forward(self.layers, self.dtype, head))
-        stack = cached[1]
-        if stack is not None:  # the crossover depends on the BLAS's thread count, set any time
-            stack.max_packed_rows = small_batch_rows(self.dtype, packed=True)
-        return stack
+            stack = inference.compile_forward(self.layers, self.dtype, head)
+            cached = self._compiled[head] = (versions, stack)
+        return cached[1]
 
     def predict(self, X):
         """Class labels (argmax of the logits) for classification losses; outputs for MSE."""
         if self.loss_fn.target_kind == "labels":
             return self._evaluation_output(X, "argmax")
-        output = self._evaluation_output(X, "logits")
+        output = self.decision_function(X)
         if isinstance(self.loss_fn, _losses.BinaryCrossEntropy):
             return (output > 0).astype(np.int64)
         return output
 
+    def decision_function(self, X):
+        """The evaluation-mode network output (logits, or the regression outputs) for X, as a
+        new array: ``forward`` in evaluation mode, through the compiled pass where it applies."""
+        return self._evaluation_output(X, "logits")
+
     def predict_proba(self, X):
         """Class probabilities: softmax for cross-entropy, sigmoid per unit for binary CE."""
         if isinstance(self.loss_fn, _losses.BinaryCrossEntropy):
-            return 1 / (1 + np.exp(-self._evaluation_output(X, "logits")))
+            return 1 / (1 + np.exp(-self.decision_function(X)))
         if not isinstance(self.loss_fn, _losses.SoftmaxCrossEntropy):
             raise ValueError(f"predict_proba needs a probabilistic loss, not {self.loss_fn.name}")
         return self._evaluation_output(X, "softmax")
@@ -260,7 +262,7 @@ class Sequential:
 
         Runs in evaluation mode; the loss is the data loss, without the regularization penalty.
         """
-        output = self._evaluation_output(X, "logits")
+        output = self.decision_function(X)
         target = self.loss_fn.check_target(y, output.shape, self.dtype)
         result = {"loss": self.loss_fn.value(output, target)}
         if self.loss_fn.target_kind == "labels":

@@ -50,20 +50,6 @@
 #define FNN_ALWAYS_INLINE static inline __attribute__((always_inline))
 typedef float fnn_vfloat __attribute__((vector_size(FNN_VBYTES)));
 typedef double fnn_vdouble __attribute__((vector_size(FNN_VBYTES)));
-/* c + a b as one explicit FMA where the level has it: left to the compiler, whether a
- * product is fused varied with the tile's shape, and with it a row's rounding. */
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define FNN_FMA_float(a, b, c) ((fnn_vfloat)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
-#define FNN_FMA_double(a, b, c) ((fnn_vdouble)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
-#elif defined(__AVX__) && defined(__FMA__)
-#include <immintrin.h>
-#define FNN_FMA_float(a, b, c) ((fnn_vfloat)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
-#define FNN_FMA_double(a, b, c) ((fnn_vdouble)_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
-#else  /* no FMA instruction at this level, so nothing can be fused */
-#define FNN_FMA_float(a, b, c) ((a) * (b) + (c))
-#define FNN_FMA_double(a, b, c) ((a) * (b) + (c))
-#endif
 #else
 #define FNN_ALWAYS_INLINE static inline
 #endif
@@ -72,24 +58,20 @@ typedef double fnn_vdouble __attribute__((vector_size(FNN_VBYTES)));
 #define FNN_VT fnn_vfloat
 #define FNN_NR FNN_NR_FLOAT
 #define FNN_NAME(name) name##_float
-#define FNN_FMA FNN_FMA_float
 #include "_packed_gemm_body.h"
 #undef FNN_T
 #undef FNN_VT
 #undef FNN_NR
 #undef FNN_NAME
-#undef FNN_FMA
 
 #define FNN_T double
 #define FNN_VT fnn_vdouble
 #define FNN_NR FNN_NR_DOUBLE
 #define FNN_NAME(name) name##_double
-#define FNN_FMA FNN_FMA_double
 #include "_packed_gemm_body.h"
 #undef FNN_T
 #undef FNN_VT
 #undef FNN_NR
 #undef FNN_NAME
-#undef FNN_FMA
 
 #endif

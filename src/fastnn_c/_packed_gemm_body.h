@@ -29,13 +29,6 @@ FNN_ALWAYS_INLINE FNN_VT FNN_NAME(fnn_load)(const FNN_T* p) {
     return v;
 }
 
-FNN_ALWAYS_INLINE FNN_VT FNN_NAME(fnn_broadcast)(FNN_T a) {
-    FNN_VT v;
-    for (int l = 0; l < FNN_V; l++)
-        v[l] = a;
-    return v;
-}
-
 /* Y[0:mr, 0:width] := bias + X[0:mr, :] P, P one panel (K rows of FNN_NR columns, ldp
  * apart); mr is a constant after inlining, so the accumulators live in registers. */
 FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, ptrdiff_t K, const FNN_T* X,
@@ -54,9 +47,9 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, ptrdiff_t K, const FNN_T* X,
             FNN_VT b0 = FNN_NAME(fnn_load)(P + (k + s) * ldp);
             FNN_VT b1 = FNN_NAME(fnn_load)(P + (k + s) * ldp + FNN_V);
             for (int r = 0; r < mr; r++) {
-                FNN_VT a = FNN_NAME(fnn_broadcast)(X[r * ldx + k + s]);
-                acc[s][r][0] = FNN_FMA(a, b0, acc[s][r][0]);
-                acc[s][r][1] = FNN_FMA(a, b1, acc[s][r][1]);
+                FNN_T a = X[r * ldx + k + s];
+                acc[s][r][0] += a * b0;
+                acc[s][r][1] += a * b1;
             }
         }
     }
@@ -64,9 +57,9 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, ptrdiff_t K, const FNN_T* X,
         FNN_VT b0 = FNN_NAME(fnn_load)(P + k * ldp);
         FNN_VT b1 = FNN_NAME(fnn_load)(P + k * ldp + FNN_V);
         for (int r = 0; r < mr; r++) {
-            FNN_VT a = FNN_NAME(fnn_broadcast)(X[r * ldx + k]);
-            acc[0][r][0] = FNN_FMA(a, b0, acc[0][r][0]);
-            acc[0][r][1] = FNN_FMA(a, b1, acc[0][r][1]);
+            FNN_T a = X[r * ldx + k];
+            acc[0][r][0] += a * b0;
+            acc[0][r][1] += a * b1;
         }
     }
     for (int s = 1; s < splits; s++)

@@ -15,6 +15,7 @@ activations, batch norm folded in) and its head (logits, argmax or softmax) in o
 """
 cimport numpy as cnp
 from cython cimport floating
+from cython.parallel cimport prange, threadid
 from libc.math cimport isnan
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
@@ -488,8 +489,7 @@ def read_sum(values):
 
 # -- a whole evaluation-mode network in one call ---------------------------------------------
 cdef struct Stage:
-    const void* W          # (n_in, n_out), for the GEMM path
-    const void* packed     # W packed, for the small-batch path
+    const void* packed     # W (n_in, n_out) packed
     const void* bias       # (n_out,) or NULL
     const void* slopes     # (n_out,) per-unit slopes of negative values (PReLU), or NULL
     Py_ssize_t n_in, n_out
@@ -497,16 +497,12 @@ cdef struct Stage:
     double alpha
 
 
-cdef void _stage_run(const Stage* s, const floating* X, floating* Y, Py_ssize_t n,
-                     Py_ssize_t max_packed_rows) noexcept nogil:
+cdef void _stage_run(const Stage* s, const floating* X, floating* Y, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef floating* y
     cdef const floating* slopes = <const floating*>s.slopes
     cdef floating zero = 0
-    if n <= max_packed_rows:
-        _packed_forward(<floating>0, X, s.packed, s.bias, Y, n, s.n_in, s.n_out, s.kind, s.alpha)
-    else:
-        _activation_forward(<floating>0, X, s.W, s.bias, Y, n, s.n_in, s.n_out, s.kind, s.alpha)
+    _packed_forward(<floating>0, X, s.packed, s.bias, Y, n, s.n_in, s.n_out, s.kind, s.alpha)
     if slopes != NULL:
         for i in range(n):
             y = &Y[i * s.n_out]
@@ -549,79 +545,90 @@ cdef void _head_run(floating zero, int head, const floating* Z, void* out_, Py_s
                 out[i * k + j] = z[j]
 
 
-cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head, const void* X_,
-                     void* out_, Py_ssize_t n, Py_ssize_t chunk, Py_ssize_t max_packed_rows,
-                     void* scratch, Py_ssize_t width) noexcept nogil:
-    cdef const floating* X = <const floating*>X_
+cdef void _block_run(const Stage* stages, int n_stages, int head, const floating* X,
+                     void* out_, Py_ssize_t start, Py_ssize_t rows,
+                     floating* buffer) noexcept nogil:
+    """Rows start .. start + rows through every stage (two buffers of rows x width in turn),
+    then the head."""
     cdef floating* buffers[2]
-    cdef Py_ssize_t start = 0, rows, n_out = stages[n_stages - 1].n_out
-    cdef const floating* source
+    cdef const floating* source = &X[start * stages[0].n_in]
+    cdef Py_ssize_t width = 0, n_out = stages[n_stages - 1].n_out
     cdef int l
-    buffers[0] = <floating*>scratch
-    buffers[1] = buffers[0] + chunk * width
-    while start < n:
-        rows = min(chunk, n - start)
-        source = &X[start * stages[0].n_in]
-        for l in range(n_stages):
-            _stage_run(&stages[l], source, buffers[l % 2], rows, max_packed_rows)
-            source = buffers[l % 2]
-        if head == ARGMAX:
-            _head_run(<floating>0, head, source, &(<int64_t*>out_)[start], rows, n_out)
-        else:
-            _head_run(<floating>0, head, source, &(<floating*>out_)[start * n_out], rows, n_out)
-        start += rows
+    for l in range(n_stages):
+        width = max(width, stages[l].n_out)
+    buffers[0], buffers[1] = buffer, buffer + rows * width
+    for l in range(n_stages):
+        _stage_run(&stages[l], source, buffers[l % 2], rows)
+        source = buffers[l % 2]
+    if head == ARGMAX:
+        _head_run(<floating>0, head, source, &(<int64_t*>out_)[start], rows, n_out)
+    else:
+        _head_run(<floating>0, head, source, &(<floating*>out_)[start * n_out], rows, n_out)
+
+
+cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head, const void* X,
+                     void* out, Py_ssize_t n, Py_ssize_t block, int n_threads,
+                     void* scratch, Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t b, n_blocks = (n + block - 1) // block
+    cdef floating* buffers = <floating*>scratch
+    if n_threads <= 1 or n_blocks == 1:
+        for b in range(n_blocks):
+            _block_run(stages, n_stages, head, <const floating*>X, out, b * block,
+                       min(block, n - b * block), buffers)
+        return
+    for b in prange(n_blocks, num_threads=n_threads, schedule="static"):
+        _block_run(stages, n_stages, head, <const floating*>X, out, b * block,
+                   min(block, n - b * block), &buffers[threadid() * 2 * block * width])
 
 
 cdef class DenseStack:
     """Dense layers run back to back in one compiled call: A_l = f_l(A_{l−1} W_l + b_l), then
-    a head (the logits, their argmax, or their softmax), over preallocated buffers.
+    a head (the logits, their argmax, or their softmax).
 
-    Built once from the arrays of an evaluation-mode network (``fastnn.network`` folds batch
-    norm into W and b); the arrays are kept by reference and must not change afterwards
-    (build a new stack instead). Batches of at most ``max_packed_rows`` rows run on the
-    packed weights on the calling thread, larger ones through GEMM, in chunks of
-    ``chunk_rows`` rows. Concurrent calls are safe: a call that finds the buffers in use
-    allocates its own.
+    Built once from the packed weights of an evaluation-mode network (``fastnn.inference``
+    folds batch norm into W and b); the arrays are kept by reference and must not change
+    afterwards (build a new stack instead). Every batch runs on the packed micro-kernel, in
+    blocks of rows, one block per thread: a row's result is the same bit for bit whatever
+    the batch around it and the thread count (scikit-learn checks predictions for sample
+    order and subset invariance). Concurrent calls are safe: a call that finds the buffers in
+    use allocates its own.
 
     Parameters
     ----------
-    weights : list of (in, out) arrays, one float dtype
-    packed : list of the weights packed by ``dense_pack``
-    biases, slopes : lists of (out,) arrays or None
+    shapes : list of (n_in, n_out)
+        The Dense layers' weight shapes, each n_in the previous n_out.
+    packed : list of arrays
+        Each W packed by ``dense_pack``; one float dtype.
+    biases, slopes : lists of (n_out,) arrays or None
         ``slopes`` (PReLU's per-unit α): negative outputs are multiplied by them after f.
     kinds : list of activation codes; alphas : list of float
     head : "logits", "argmax" or "softmax"
-    max_packed_rows, chunk_rows : int
     """
     cdef list _arrays
     cdef Stage* _stages
     cdef int _n_stages, _typenum, _head
     cdef Py_ssize_t _width
     cdef void* _scratch
-    cdef Py_ssize_t _scratch_rows
+    cdef Py_ssize_t _scratch_size
     cdef bint _busy
-    cdef readonly Py_ssize_t n_in, n_out, chunk_rows
-    cdef public Py_ssize_t max_packed_rows
+    cdef readonly Py_ssize_t n_in, n_out
 
     def __cinit__(self):
         self._stages = NULL
         self._scratch = NULL
 
-    def __init__(self, weights, packed, biases, slopes, kinds, alphas, str head,
-                 Py_ssize_t max_packed_rows, Py_ssize_t chunk_rows=4096):
+    def __init__(self, shapes, packed, biases, slopes, kinds, alphas, str head):
         cdef str kernel = "DenseStack"
-        cdef Py_ssize_t l, n_layers = len(weights)
+        cdef Py_ssize_t l, n_layers = len(shapes)
         if n_layers == 0:
-            raise ValueError(f"{kernel}: weights is empty")
+            raise ValueError(f"{kernel}: shapes is empty")
         for name, values in (("packed", packed), ("biases", biases), ("slopes", slopes),
                              ("kinds", kinds), ("alphas", alphas)):
             if len(values) != n_layers:
                 raise ValueError(f"{kernel}: {name} has {len(values)} entries, expected {n_layers}")
         if head not in HEADS:
             raise ValueError(f"{kernel}: head must be one of {sorted(HEADS)}, got {head!r}")
-        if chunk_rows < 1:
-            raise ValueError(f"{kernel}: chunk_rows must be >= 1, got {chunk_rows}")
-        self._typenum = float_type(weights[0], kernel, "weights[0]")
+        self._typenum = float_type(packed[0], kernel, "packed[0]")
         self._stages = <Stage*>malloc(n_layers * sizeof(Stage))
         if self._stages == NULL:
             raise MemoryError()
@@ -632,13 +639,12 @@ cdef class DenseStack:
         cdef int t = self._typenum
         for l in range(n_layers):
             s = &self._stages[l]
-            W = weights[l]
-            s.W = array_data(W, kernel, f"weights[{l}]", t, 2)
-            blas_sized(W, kernel, f"weights[{l}]")
-            s.n_in, s.n_out = dim(W, 0), dim(W, 1)
+            s.n_in, s.n_out = shapes[l]
+            if s.n_in < 1 or s.n_out < 1:
+                raise ValueError(f"{kernel}: shapes[{l}] must be two positive widths, got {shapes[l]}")
             if l > 0 and s.n_in != self._stages[l - 1].n_out:
-                raise ValueError(f"{kernel}: weights[{l}] has {s.n_in} rows, expected "
-                                 f"{self._stages[l - 1].n_out} (weights[{l - 1}]'s columns)")
+                raise ValueError(f"{kernel}: shapes[{l}] has n_in {s.n_in}, expected "
+                                 f"{self._stages[l - 1].n_out} (the n_out of shapes[{l - 1}])")
             s.packed = _packed_data(packed[l], kernel, f"packed[{l}]", t, s.n_in, s.n_out)
             s.bias = NULL if biases[l] is None else vector_data(biases[l], kernel, f"biases[{l}]",
                                                                  t, s.n_out)
@@ -648,11 +654,10 @@ cdef class DenseStack:
             _check_kind(s.kind, kernel)
             s.alpha = alphas[l]
             self._width = max(self._width, s.n_out)
-            self._arrays += [W, packed[l], biases[l], slopes[l]]
+            self._arrays += [packed[l], biases[l], slopes[l]]
         self._head = HEADS[head]
         self.n_in, self.n_out = self._stages[0].n_in, self._stages[n_layers - 1].n_out
-        self.max_packed_rows, self.chunk_rows = max_packed_rows, chunk_rows
-        self._scratch_rows = 0
+        self._scratch_size = 0
         self._busy = False
 
     def __dealloc__(self):
@@ -667,33 +672,37 @@ cdef class DenseStack:
     def head(self):
         return next(name for name, code in HEADS.items() if code == self._head)
 
-    def __call__(self, X, out):
+    def __call__(self, X, out, Py_ssize_t block_rows=256, int n_threads=1):
         """out := head(network(X)); ``X`` (n, n_in); ``out`` (n,) int64 for "argmax", else
-        (n, n_out) of the stack's dtype."""
+        (n, n_out) of the stack's dtype. The rows run in blocks of at most ``block_rows``, on
+        up to ``n_threads`` threads."""
         cdef str kernel = "DenseStack"
         cdef int t = self._typenum
         cdef void* x = array_data(X, kernel, "X", t, 2)
         cdef Py_ssize_t n = dim(X, 0)
         check_shape(X, kernel, "X", n, self.n_in)
-        blas_sized(X, kernel, "X")
         cdef void* o
         if self._head == ARGMAX:
             o = vector_data(out, kernel, "out", cnp.NPY_INT64, n, writable=True)
         else:
             o = matrix_data(out, kernel, "out", t, n, self.n_out, writable=True)
+        if block_rows < 1 or n_threads < 1:
+            raise ValueError(f"{kernel}: block_rows and n_threads must be >= 1, got "
+                             f"{block_rows}, {n_threads}")
         if n == 0:
             return
-        cdef Py_ssize_t rows = min(n, self.chunk_rows)
-        cdef Py_ssize_t itemsize = 4 if t == cnp.NPY_FLOAT else 8
+        cdef Py_ssize_t block = min(n, block_rows)
+        n_threads = <int>min(n_threads, (n + block - 1) // block)
+        cdef Py_ssize_t size = n_threads * 2 * block * self._width * (4 if t == cnp.NPY_FLOAT else 8)
         cdef void* scratch
-        cdef bint own = self._busy or rows > self._scratch_rows
+        cdef bint own = self._busy or size > self._scratch_size
         if own:
-            scratch = malloc(2 * rows * self._width * itemsize)
+            scratch = malloc(size)
             if scratch == NULL:
                 raise MemoryError()
             if not self._busy:  # keep the larger buffer for the next calls
                 free(self._scratch)
-                self._scratch, self._scratch_rows, own = scratch, rows, False
+                self._scratch, self._scratch_size, own = scratch, size, False
         else:
             scratch = self._scratch
         if not own:
@@ -702,10 +711,10 @@ cdef class DenseStack:
             with nogil:
                 if t == cnp.NPY_FLOAT:
                     _stack_run(<float>0, self._stages, self._n_stages, self._head, x, o, n,
-                               rows, self.max_packed_rows, scratch, self._width)
+                               block, n_threads, scratch, self._width)
                 else:
                     _stack_run(<double>0, self._stages, self._n_stages, self._head, x, o, n,
-                               rows, self.max_packed_rows, scratch, self._width)
+                               block, n_threads, scratch, self._width)
         finally:
             if own:
                 free(scratch)
