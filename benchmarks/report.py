@@ -76,8 +76,17 @@ def _ints(text):
 
 
 # -- per-process sections -----------------------------------------------------------------
+def _libraries(run, args, section):
+    wanted = [lib for lib in PEERS[section] if lib in args.libs]
+    missing = [f"{lib} {run.libraries[lib]['missing']}" for lib in wanted
+               if "missing" in run.libraries.get(lib, {})]
+    if missing:
+        print(f"\n({section}: {'; '.join(missing)}: left out)", end="")
+    return run.available(wanted)
+
+
 def inference(run, args):
-    libs = run.available([lib for lib in PEERS["inference"] if lib in args.libs])
+    libs = _libraries(run, args, "inference")
     print(f"\n## Inference: `predict` (class labels), {'-'.join(map(str, w.MLP))} ReLU MLP, float32; µs\n")
     with tempfile.TemporaryDirectory() as folder:
         onnx_model = os.path.join(folder, "mlp.onnx")
@@ -121,7 +130,7 @@ def _check_labels(run, libs, batches, onnx_model):
 
 
 def train(run, args):
-    libs = run.available([lib for lib in PEERS["train"] if lib in args.libs])
+    libs = _libraries(run, args, "train")
     print("\n## Training step: ReLU MLP + softmax cross-entropy, float32; µs\n")
     print("sgd: 784-256-128-10, plain SGD (JAX: the whole step under one `jax.jit`, parameters "
           "donated); adam: the same with Adam; bn: 784-[512]x4-10 with batch norm, SGD.\n")
@@ -142,7 +151,7 @@ def _elementwise_cases(kernels, shape):
 
 
 def elementwise(run, args):
-    libs = run.available([lib for lib in PEERS["elementwise"] if lib in args.libs])
+    libs = _libraries(run, args, "elementwise")
     print("\n## Elementwise passes, float32, outputs preallocated; µs\n")
     print("traffic: the fastest NumPy pass moving as many bytes (a copy for one input, an add for "
           "two), single-threaded: the memory floor of one core.\n")
@@ -172,7 +181,7 @@ def elementwise(run, args):
 
 
 def dense(run, args):
-    libs = run.available([lib for lib in PEERS["dense"] if lib in args.libs])
+    libs = _libraries(run, args, "dense")
     print("\n## Dense forward (X W + b into a preallocated output), float32; µs\n")
     cases = [{"kind": "dense", "shape": list(shape)} for shape in w.DENSE_SHAPES]
     cells = Cells(run.rounds("dense", [{lib: cases for lib in libs}], args.rounds), args.spread)
@@ -197,7 +206,7 @@ def floor(args):
         mine, gemms = w.best_times([
             w.fastnn_step(sizes, n, optimizer=optimizer, lr=lr, batch_norm=batch_norm),
             w.adam_floor_step(sizes, n) if optimizer == "adam" else w.gemm_floor_step(sizes, n)],
-            args.repeats)
+            args.repeats, min_seconds=args.min_time)
         table.append([f"{row} batch {n}", us(mine), us(gemms), f"{mine / gemms:.2f}x"])
     markdown(["step", "fastnn", "floor", "floor x"], table)
 
@@ -211,6 +220,9 @@ def epoch(args):
     from fastnn.training import fit
 
     fastnn.set_num_threads(args.threads)
+    threadpoolctl = w.optional("threadpoolctl")
+    if threadpoolctl is not None:  # NumPy's OpenBLAS too (fastnn's is set already)
+        threadpoolctl.threadpool_limits(args.threads, user_api="blas")  # stays until the process ends
     print("\n## One epoch of Fashion-MNIST (60,000 images, batch 64), in this process; samples/s\n")
     try:
         X, y, _, _ = datasets.load_dataset("fashion-mnist", download_missing=False, progress=False)

@@ -50,9 +50,6 @@ RECORDED_PREFIXES = ("OMP_", "OPENBLAS_", "MKL_", "KMP_", "GOMP_", "XLA_", "JAX_
 
 
 # -- the worker ---------------------------------------------------------------------------
-_LIMITS = []
-
-
 def _set_threads(lib, threads):
     """Import ``lib`` with ``threads`` threads; return (module, what the library reports)."""
     if lib == "jax":
@@ -67,7 +64,7 @@ def _set_threads(lib, threads):
         threadpoolctl = w.optional("threadpoolctl")
         if threadpoolctl is None:
             return module, {"blas": f"{os.environ.get('OPENBLAS_NUM_THREADS')} (environment)"}
-        _LIMITS.append(threadpoolctl.threadpool_limits(threads))  # in force while the worker runs
+        threadpoolctl.threadpool_limits(threads)  # called, not a with block: in force from here on
         return module, {"blas": [p["num_threads"] for p in threadpoolctl.threadpool_info()
                                  if p["user_api"] == "blas"]}
     if lib == "torch":
