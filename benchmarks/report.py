@@ -276,6 +276,10 @@ def header(run, args, info):
           f"{'; ' + cores if cores else ''}); caches: {info['caches'] or 'unknown'}")
     print(f"- {info['system']}, Python {info['python']}, {info['date']}, load average at start "
           f"{' / '.join(f'{x:.2f}' for x in info['load'])}")
+    if info["load"][0] >= 0.5:
+        print(f"- **warning**: load average {info['load'][0]:.2f} at the start: other processes are "
+              "running, and libraries whose thread pools spin (fastnn, NumPy, torch) slow down "
+              "most when one takes a core they use")
     env = ", ".join(f"{k}={v}" for k, v in info["environment"].items()) or "none set"
     print(f"- threads: {args.threads} per library (runner.py says how each takes it); the "
           f"environment's thread-related variables before that: {env}")
