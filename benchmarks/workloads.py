@@ -1,21 +1,39 @@
-"""The workloads every benchmark compares: fastnn, hand-written NumPy, and PyTorch (if installed).
+"""The workloads every benchmark compares: fastnn, hand-written NumPy, PyTorch, onnxruntime and JAX.
 
 The NumPy reference is the code a careful user writes by hand: preallocated buffers,
 ``out=`` arguments, in-place updates. ``gemm_floor_step`` does the same GEMMs a training
 step does, alone, through fastnn's BLAS, so a step can be quoted as a multiple of them.
+
+Every library is imported where a workload first needs it, not at import: ``runner.py``
+measures each library in a process of its own, and a process that loads only the library it
+measures carries no other library's thread pool. ``from workloads import torch`` still gives
+torch, or None where it is not installed.
 """
+import functools
+import importlib
 import time
 
 import numpy as np
 
-import fastnn
-from fastnn_c import _blas
-from fastnn_c import optim as _optim
+#: The network of the inference and training-step comparisons.
+MLP = (784, 256, 128, 10)
+#: The deep batch-norm network of the "bn" training step.
+DEEP = (784, 512, 512, 512, 512, 10)
 
-try:
-    import torch
-except ImportError:  # torch is an optional comparison target
-    torch = None
+
+def optional(name):
+    """The module ``name``, or None if it is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def __getattr__(name):
+    # ``workloads.torch``: imported on first use (PEP 562), None without torch.
+    if name == "torch":
+        return optional("torch")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def best_times(fns, repeats=7, min_seconds=0.05, settle=0.15):
@@ -195,6 +213,8 @@ def numpy_batch_norm_step(sizes, n, dtype=np.float32):
 
 def fastnn_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=False):
     """A closure running one fastnn training step on a fixed batch."""
+    import fastnn
+
     net = (fastnn.mlp(sizes, rng=0, dtype=dtype, batch_norm=True) if batch_norm
            else fastnn.mlp(sizes, rng=0, dtype=dtype))
     if optimizer == "sgd":
@@ -214,6 +234,7 @@ def numpy_step(sizes, n, dtype=np.float32):
 
 def torch_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=False):
     """PyTorch CPU step of the same network, or None without torch."""
+    torch = optional("torch")
     if torch is None:
         return None
     tdtype = torch.float32 if dtype == np.float32 else torch.float64
@@ -241,8 +262,33 @@ def torch_step(sizes, n, dtype=np.float32, optimizer="sgd", lr=0.01, batch_norm=
     return step
 
 
+#: Training steps by row name: (network, optimizer, learning rate, batch norm).
+STEP_ROWS = {"sgd": (MLP, "sgd", 0.01, False), "adam": (MLP, "adam", 1e-3, False),
+             "bn": (DEEP, "sgd", 0.01, True)}
+
+
+def step_case(lib, row, n, dtype=np.float32):
+    """A closure running one training step of ``STEP_ROWS[row]`` at batch n in ``lib``
+    (fastnn, numpy, torch or jax), or None where that library has no such step here (NumPy
+    and JAX: plain SGD; NumPy also the batch-norm step)."""
+    sizes, optimizer, lr, batch_norm = STEP_ROWS[row]
+    if lib == "fastnn":
+        return fastnn_step(sizes, n, dtype, optimizer=optimizer, lr=lr, batch_norm=batch_norm)
+    if lib == "torch":
+        return torch_step(sizes, n, dtype, optimizer=optimizer, lr=lr, batch_norm=batch_norm)
+    if optimizer != "sgd":
+        return None
+    if lib == "numpy":
+        return numpy_batch_norm_step(sizes, n, dtype) if batch_norm else numpy_step(sizes, n, dtype)
+    if lib == "jax" and not batch_norm:
+        return jax_step(sizes, n, dtype, lr)
+    return None
+
+
 def gemm_floor_step(sizes, n, dtype=np.float32):
     """A closure doing the GEMMs of one training step once through fastnn's BLAS (the "GEMM floor")."""
+    from fastnn_c import _blas
+
     return _blas.GemmSequence(_step_gemms(sizes, n, dtype)).run
 
 
@@ -250,6 +296,8 @@ def adam_floor_step(sizes, n, dtype=np.float32):
     """The GEMM floor plus one Adam update over every weight and bias (fastnn's fused kernel,
     on gradients with no zeros, so its state stays out of the subnormals): what an Adam step
     cannot avoid, the products and one pass over θ, g, m and v."""
+    from fastnn_c import optim as _optim
+
     gemms = gemm_floor_step(sizes, n, dtype)
     rng = np.random.default_rng(0)
     shapes = [shape for a, b in zip(sizes[:-1], sizes[1:]) for shape in ((a, b), (b,))]
@@ -337,6 +385,7 @@ NUMPY_BACKWARD = {
 
 def torch_elementwise():
     """(forward, backward) callables per activation using the kernels torch's autograd runs."""
+    torch = optional("torch")
     if torch is None:
         return {}, {}
     aten = torch.ops.aten
@@ -394,6 +443,7 @@ class NumpySoftmaxCE:
 
 def torch_softmax_ce(logits, labels):
     """torch's fused log-softmax + NLL forward and backward (what CrossEntropyLoss runs)."""
+    torch = optional("torch")
     tl = torch.from_numpy(logits).requires_grad_(True)
     ty = torch.from_numpy(labels)
 
@@ -432,6 +482,7 @@ class NumpyBatchNorm:
 
 def torch_batch_norm(X, dY):
     """torch's native batch-norm forward and backward kernels (what autograd runs)."""
+    torch = optional("torch")
     aten = torch.ops.aten
     x, dy = torch.from_numpy(X), torch.from_numpy(dY)
     d = X.shape[1]
@@ -443,3 +494,332 @@ def torch_batch_norm(X, dY):
         aten.native_batch_norm_backward(dy, x, w, rm, rv, mean, invstd, True, 1e-5, [True, True, True])
 
     return step
+
+
+def numpy_dropout(Z, p=0.5, seed=0):
+    """The usual inverted dropout in NumPy, buffers preallocated: a uniform draw, a mask, a
+    scaled product."""
+    rng = np.random.default_rng(seed)
+    mask, out = np.empty(Z.shape, bool), np.empty_like(Z)
+    scale = Z.dtype.type(1 / (1 - p))
+
+    def dropout():
+        np.less(rng.random(Z.shape, dtype=Z.dtype), p, out=mask)
+        np.multiply(Z, mask, out=out)
+        np.multiply(out, scale, out=out)
+
+    return dropout
+
+
+# -- elementwise passes, one library at a time (runner.py's "elementwise" section) ----------
+#: Passes timed as one call: forward and backward together, or dropout's forward alone.
+COMBINED = {"batch_norm": "fwd+bwd", "dropout": "forward", "softmax_ce": "fwd+bwd"}
+
+
+def elementwise_data(shape, dtype=np.float32, seed=0):
+    """(Z, dA): pre-activations N(0, 3²) and an upstream gradient N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    return ((3 * rng.standard_normal(shape)).astype(dtype), rng.standard_normal(shape).astype(dtype))
+
+
+def elementwise_case(lib, kernel, direction, shape, dtype=np.float32):
+    """A closure running ``lib``'s ``kernel`` pass ("forward" or "backward"; for the passes in
+    ``COMBINED`` the direction named there) on ``shape`` into preallocated outputs, or None
+    where ``lib`` has no such pass. fastnn runs its layers' ``_forward``/``_backward`` (the
+    kernels without the public methods' argument checks), torch the kernels its autograd runs."""
+    Z, dA = elementwise_data(shape, dtype)
+    if kernel in COMBINED:
+        return _combined_case(lib, kernel, Z, dA)
+    forward = direction == "forward"
+    if lib == "fastnn":
+        from fastnn.layers import Activation
+
+        layer = Activation(kernel)
+        layer._forward(Z)
+        return functools.partial(layer._forward, Z) if forward else functools.partial(layer._backward, dA)
+    if lib == "numpy":
+        A, out = np.empty_like(Z), np.empty_like(Z)
+        NUMPY_FORWARD[kernel](Z, A)
+        return (functools.partial(NUMPY_FORWARD[kernel], Z, out) if forward
+                else functools.partial(NUMPY_BACKWARD[kernel], A, dA, out))
+    if lib == "torch":
+        torch = optional("torch")
+        torch_forward, torch_backward = torch_elementwise()
+        tZ, tdA = torch.from_numpy(Z), torch.from_numpy(dA)
+        tA, tout = torch.empty_like(tZ), torch.empty_like(tZ)
+        torch_forward[kernel](tZ, tA)
+        source = tZ if kernel == "softplus" else tA  # torch's softplus_backward takes the input
+        return (functools.partial(torch_forward[kernel], tZ, tout) if forward
+                else functools.partial(torch_backward[kernel], source, tdA, tout))
+    return None
+
+
+def _combined_case(lib, kernel, Z, dA):
+    n, d = Z.shape
+    if lib == "fastnn":
+        import fastnn
+        from fastnn_c import losses
+
+        if kernel == "batch_norm":
+            bn = fastnn.BatchNorm(d, dtype=Z.dtype)
+            return lambda: (bn._forward(Z), bn._backward(dA))
+        if kernel == "dropout":
+            return functools.partial(fastnn.Dropout(0.5, rng=0)._forward, Z)
+        grad = np.empty_like(Z)
+        return functools.partial(losses.softmax_cross_entropy, Z, _ce_labels(n, d), grad)
+    if lib == "numpy":
+        if kernel == "batch_norm":
+            return functools.partial(NumpyBatchNorm(n, d, Z.dtype), Z, dA)
+        if kernel == "dropout":
+            return numpy_dropout(Z)
+        return functools.partial(NumpySoftmaxCE(n, d, Z.dtype), Z, _ce_labels(n, d))
+    if lib == "torch":
+        torch = optional("torch")
+        if kernel == "batch_norm":
+            return torch_batch_norm(Z, dA)
+        if kernel == "dropout":
+            return functools.partial(torch.nn.functional.dropout, torch.from_numpy(Z), 0.5, True)
+        return torch_softmax_ce(Z, _ce_labels(n, d))
+    return None
+
+
+def _ce_labels(n, k):
+    return np.random.default_rng(1).integers(0, k, n)
+
+
+def traffic_passes(kernel, direction):
+    """The memory-traffic floor of a pass as NumPy passes: 1 = a copy (one array in, one
+    out), 2 = an add (two in, one out). Identity's backward reads dA alone."""
+    if kernel == "batch_norm":
+        return (1, 2)
+    if direction == "forward" or kernel in ("identity", "dropout", "softmax_ce"):
+        return (1,)
+    return (2,)
+
+
+def traffic_case(shape, passes, dtype=np.float32):
+    """The fastest NumPy passes moving as many bytes as a kernel (``traffic_passes``)."""
+    Z, dA = elementwise_data(shape, dtype)
+    out = np.empty_like(Z)
+    calls = [functools.partial(np.copyto, out, Z) if inputs == 1
+             else functools.partial(np.add, Z, dA, out=out) for inputs in passes]
+    return calls[0] if len(calls) == 1 else lambda: [call() for call in calls]
+
+
+# -- dense forward/backward, one library at a time ----------------------------------------
+DENSE_SHAPES = [(n, a, b) for n in (32, 128, 512) for a, b in ((784, 256), (256, 128), (128, 10))]
+
+
+def dense_case(lib, n, a, b, dtype=np.float32, direction="forward"):
+    """``lib``'s dense forward (X W + b) or backward (dW, db, dX) at batch n, in → out, outputs
+    preallocated; None where ``lib`` is not fastnn, numpy or torch."""
+    rng = np.random.default_rng(0)
+    X, W = rng.random((n, a)).astype(dtype), rng.random((a, b)).astype(dtype)
+    bias, dY = rng.random(b).astype(dtype), rng.random((n, b)).astype(dtype)
+    Y, dX, dW, db = np.empty((n, b), dtype), np.empty_like(X), np.empty_like(W), np.empty_like(bias)
+    forward = direction == "forward"
+    if lib == "fastnn":
+        from fastnn_c import dense
+
+        return (functools.partial(dense.dense_forward, X, W, bias, Y) if forward
+                else functools.partial(dense.dense_backward, X, W, dY, dW, db, dX))
+    if lib == "numpy":
+        if forward:
+            return lambda: (np.matmul(X, W, out=Y), np.add(Y, bias, out=Y))
+        return lambda: (np.matmul(X.T, dY, out=dW), np.sum(dY, axis=0, out=db), np.matmul(dY, W.T, out=dX))
+    if lib == "torch":
+        torch = optional("torch")
+        tX, tW, tb, tdY = map(torch.from_numpy, (X, W, bias, dY))
+        tY, tdX, tdW, tdb = map(torch.from_numpy, (Y, dX, dW, db))
+        if forward:
+            return functools.partial(torch.addmm, tb, tX, tW, out=tY)
+        return lambda: (torch.mm(tX.T, tdY, out=tdW), torch.sum(tdY, 0, out=tdb),
+                        torch.mm(tdY, tW.T, out=tdX))
+    return None
+
+
+# -- inference: predict class labels with the same weights in every library -----------------
+def mlp_weights(sizes=MLP, dtype=np.float32, seed=0):
+    """[(W (in, out), b), ...] of a ReLU MLP: He-normal weights, biases N(0, 0.1²). NumPy
+    alone draws them, so every library's process builds the same network."""
+    rng = np.random.default_rng(seed)
+    return [((rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(dtype),
+             (0.1 * rng.standard_normal(b)).astype(dtype)) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def reference_labels(weights, X, rtol=1e-3):
+    """(labels, ambiguous): the float64 argmax of the ReLU MLP's logits on X, and the rows
+    whose two largest logits are closer than ``rtol``·max(1, max |logit|), where float32
+    rounding may order them either way."""
+    x = X.astype(np.float64)
+    for i, (W, b) in enumerate(weights):
+        x = x @ W.astype(np.float64) + b
+        if i < len(weights) - 1:
+            np.maximum(x, 0, out=x)
+    top = np.sort(x, axis=1)[:, -2:]
+    ambiguous = top[:, 1] - top[:, 0] < rtol * np.maximum(1, np.abs(x).max(axis=1))
+    return x.argmax(axis=1), ambiguous
+
+
+def label_mismatches(labels, reference, ambiguous):
+    """Row indices where ``labels`` differ from the float64 reference, ambiguous rows aside."""
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape != reference.shape:
+        raise ValueError(f"got {labels.shape[0]} labels for {reference.shape[0]} rows")
+    return np.flatnonzero((labels != reference) & ~ambiguous)
+
+
+def fastnn_mlp(weights):
+    """A fastnn network holding ``weights`` (loaded through ``load_state_dict``)."""
+    import fastnn
+
+    sizes = [weights[0][0].shape[0]] + [W.shape[1] for W, _ in weights]
+    net = fastnn.mlp(sizes, rng=0, dtype=weights[0][0].dtype)
+    dense = [i for i, layer in enumerate(net.layers) if isinstance(layer, fastnn.Dense)]
+    net.load_state_dict({f"{i}.{name}": value for i, (W, b) in zip(dense, weights)
+                         for name, value in (("weight", W), ("bias", b))})
+    return net
+
+
+def onnx_label_model(weights):
+    """``fastnn.export.to_onnx`` of the network, cut down to its ``label`` output (the ArgMax
+    of the logits): Gemm, Relu, ..., Gemm, ArgMax. Returns the serialized model."""
+    import onnx
+
+    from fastnn.export import to_onnx
+
+    model = to_onnx(fastnn_mlp(weights))
+    graph = model.graph
+    outputs = [output for output in graph.output if output.name == "label"]
+    needed, nodes = {"label"}, []
+    for node in reversed(graph.node):
+        if needed.intersection(node.output):
+            nodes.append(node)
+            needed.update(node.input)
+    del graph.output[:], graph.node[:]
+    graph.output.extend(outputs)
+    graph.node.extend(reversed(nodes))
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+def predictor(lib, weights, threads=None, onnx_model=None):
+    """``prepare(X)`` for ``lib``'s forward pass + argmax: it returns a closure computing X's
+    class labels in the library's own array type, X converted once, outside the closure.
+
+    fastnn: ``net.eval()``, ``net.predict(X)``. numpy: matmul, bias, ReLU into preallocated
+    buffers, ``argmax(out=)``. torch: ``nn.Sequential`` of ``Linear``/``ReLU`` under
+    ``inference_mode`` (entered per call), ``argmax``. onnxruntime: ``onnx_model``
+    (``onnx_label_model``, bytes or a path), ``intra_op_num_threads=threads``, default graph
+    optimizations. jax: ``jax.jit`` of the forward pass and argmax, ``block_until_ready``.
+    """
+    if lib == "fastnn":
+        net = fastnn_mlp(weights).eval()
+        return lambda X: functools.partial(net.predict, X)
+    if lib == "numpy":
+        return functools.partial(_numpy_predict, weights)
+    if lib == "torch":
+        return _torch_predictor(weights)
+    if lib == "onnxruntime":
+        ort = importlib.import_module("onnxruntime")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+        return lambda X: lambda: session.run(["label"], {"input": X})[0]
+    if lib == "jax":
+        return _jax_predictor(weights)
+    raise ValueError(f"no predictor for {lib!r}")
+
+
+def _numpy_predict(weights, X):
+    Z = [np.empty((len(X), W.shape[1]), W.dtype) for W, _ in weights]
+    labels = np.empty(len(X), np.intp)
+
+    def predict():
+        x = X
+        for i, (W, b) in enumerate(weights):
+            np.matmul(x, W, out=Z[i])
+            np.add(Z[i], b, out=Z[i])
+            if i < len(weights) - 1:
+                np.maximum(Z[i], 0, out=Z[i])
+            x = Z[i]
+        return np.argmax(x, axis=1, out=labels)
+
+    return predict
+
+
+def _torch_predictor(weights):
+    torch = importlib.import_module("torch")
+    layers = []
+    for W, b in weights:
+        linear = torch.nn.Linear(*W.shape, dtype=torch.float32 if W.dtype == np.float32 else torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers += [linear, torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1]).eval()
+
+    def prepare(X):
+        tX = torch.from_numpy(X)
+
+        @torch.inference_mode()
+        def predict():
+            return model(tX).argmax(dim=1)
+
+        return predict
+
+    return prepare
+
+
+def _jax_logits(jax, params, x):
+    for W, b in params[:-1]:
+        x = jax.nn.relu(x @ W + b)
+    W, b = params[-1]
+    return x @ W + b
+
+
+def _jax_predictor(weights):
+    jax = importlib.import_module("jax")
+    params = [(jax.numpy.asarray(W), jax.numpy.asarray(b)) for W, b in weights]
+    forward = jax.jit(lambda params, x: jax.numpy.argmax(_jax_logits(jax, params, x), axis=1))
+
+    def prepare(X):
+        x = jax.numpy.asarray(X)
+        return lambda: forward(params, x).block_until_ready()
+
+    return prepare
+
+
+def jax_step(sizes, n, dtype=np.float32, lr=0.01):
+    """The whole SGD step of the ReLU MLP + softmax cross-entropy under one ``jax.jit``
+    (forward, loss, gradient, update), parameters donated. The closure does not wait for
+    the step: time it with its ``block_until_ready`` after the last call, so that a run of
+    steps costs what a training loop's does."""
+    jax = importlib.import_module("jax")
+    jnp = jax.numpy
+    params = [(jnp.asarray(W), jnp.asarray(b)) for W, b in mlp_weights(sizes, dtype)]
+    X, y = batch(sizes, n, dtype)
+    x, labels = jnp.asarray(X), jnp.asarray(y.astype(np.int32))
+
+    def loss(params, x, labels):
+        log_p = jax.nn.log_softmax(_jax_logits(jax, params, x))
+        return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def update(params, x, labels):
+        grads = jax.grad(loss)(params, x, labels)
+        return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+
+    return _JaxStep(jax, update, params, x, labels)
+
+
+class _JaxStep:
+    def __init__(self, jax, update, params, *args):
+        self.jax, self.update, self.params, self.args = jax, update, params, args
+
+    def __call__(self):
+        self.params = self.update(self.params, *self.args)
+
+    def block_until_ready(self):
+        self.jax.block_until_ready(self.params)
