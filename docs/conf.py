@@ -124,7 +124,7 @@ sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",        # every plot_*.py runs; failing examples fail the build
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "fastnn_docs.gallery_order",
     "image_scrapers": ("matplotlib", "fastnn_docs.png_scraper"),
     "reset_modules": ("matplotlib", "fastnn_docs.reset_threads"),
     "download_all_examples": False,

@@ -209,6 +209,18 @@ def png_scraper(block, block_vars, gallery_conf):
     return figure_rst(names, gallery_conf["src_dir"])
 
 
+#: The gallery's order: the texts' experiments first, then the tools.
+GALLERY_ORDER = ("plot_vanishing_gradients.py", "plot_activations.py", "plot_relu_variants.py",
+                 "plot_batch_norm.py", "plot_optimizers.py", "plot_schedules.py",
+                 "plot_gradcheck.py", "plot_monitor_warnings.py")
+
+
+def gallery_order(filename):
+    """Sort key of an example: its place in ``GALLERY_ORDER``, unknown files last by name."""
+    name = os.path.basename(filename)
+    return (GALLERY_ORDER.index(name) if name in GALLERY_ORDER else len(GALLERY_ORDER), name)
+
+
 _DEFAULT_THREADS = []
 
 
