@@ -18,7 +18,7 @@ import fastnn  # noqa: E402
 
 project = "fastnn"
 author = "the fastnn developers"
-copyright = "the fastnn developers, BSD-3-Clause"  # noqa: A001
+copyright = "the fastnn developers, BSD-3-Clause"
 release = fastnn.__version__
 version = ".".join(release.split(".")[:2])
 
