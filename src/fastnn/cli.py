@@ -644,6 +644,7 @@ def _train(args, console, monitor_factory=None):
 # -- commands ---------------------------------------------------------------------------
 
 def cmd_train(args):
+    """``fastnn train``: train an MLP as ``args`` say, report its test accuracy; the exit status."""
     from fastnn import io
 
     console = _Console(args)
@@ -676,6 +677,7 @@ def _load_model(path):
 
 
 def cmd_evaluate(args):
+    """``fastnn evaluate MODEL``: accuracy, loss and confusion matrix of a saved model; the exit status."""
     from fastnn.datasets import Preprocessor, has_files
 
     console = _Console(args)
@@ -755,6 +757,7 @@ def _read_images(path, n_features, console):
 
 
 def cmd_predict(args):
+    """``fastnn predict MODEL INPUT``: class predictions for IDX or ``.npy`` images; the exit status."""
     from fastnn.datasets import Preprocessor
 
     _check_outputs(args, "--out")
@@ -783,6 +786,7 @@ def cmd_predict(args):
 
 
 def cmd_diagnose(args):
+    """``fastnn diagnose``: train with a ``Monitor``, print its table and warnings; the exit status."""
     from fastnn import diagnostics
     from fastnn.plotting import require_matplotlib
 
@@ -842,6 +846,7 @@ def _name_list(text):
 
 
 def cmd_experiment(args):
+    """``fastnn experiment NAME``: run one of ``fastnn.experiments.EXPERIMENTS``; returns the exit status."""
     from fastnn.experiments import EXPERIMENTS
 
     console = _Console(args)
@@ -868,6 +873,7 @@ def cmd_experiment(args):
 
 
 def cmd_export(args):
+    """``fastnn export MODEL OUT.onnx``: write a saved model as an ONNX graph; returns the exit status."""
     from fastnn.export import OPSET, to_onnx
 
     console = _Console(args)

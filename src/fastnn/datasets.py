@@ -375,18 +375,22 @@ class Preprocessor:
     Methods (inputs already scaled to [0, 1] by ``flatten_and_scale``; CS224n's notes on
     data preprocessing):
 
-    ``"scale"``        x (nothing more to do)
-    ``"center"``       x − μ, μ the per-feature training mean (mean subtraction)
-    ``"standardize"``  (x − μ) / σ, σ the per-feature training std; features that are
-                       constant in training (σ < 1e-8, e.g. MNIST's border pixels) get σ = 1
-    ``"pca-whiten"``   (x − μ) U_k diag(1/√(λ + ε)): the centered data projected onto the
-                       first k eigenvectors of its covariance (the right singular vectors of
-                       the centered data matrix, whose singular values give λᵢ = sᵢ²/(n − 1))
-                       and each coordinate divided by its scale, so that the training data
-                       has covariance λᵢ/(λᵢ + ε) ≈ 1 per kept direction: identity up to ε
-    ``"zca-whiten"``   PCA whitening rotated back, (x − μ) U_k diag(1/√(λ + ε)) U_kᵀ: identity
-                       covariance as well, in the pixel basis (Bell & Sejnowski 1997), so the
-                       images stay images
+    ``"scale"``
+        x (nothing more to do)
+    ``"center"``
+        x − μ, μ the per-feature training mean (mean subtraction)
+    ``"standardize"``
+        (x − μ) / σ, σ the per-feature training std; features that are constant in
+        training (σ < 1e-8, e.g. MNIST's border pixels) get σ = 1
+    ``"pca-whiten"``
+        (x − μ) U_k diag(1/√(λ + ε)): the centered data projected onto the first k
+        eigenvectors of its covariance (the right singular vectors of the centered data
+        matrix, whose singular values give λᵢ = sᵢ²/(n − 1)) and each coordinate divided by
+        its scale, so that the training data has covariance λᵢ/(λᵢ + ε) ≈ 1 per kept
+        direction: identity up to ε
+    ``"zca-whiten"``
+        PCA whitening rotated back, (x − μ) U_k diag(1/√(λ + ε)) U_kᵀ: identity covariance
+        as well, in the pixel basis (Bell & Sejnowski 1997), so the images stay images
 
     Parameters
     ----------

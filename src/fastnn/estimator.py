@@ -1110,7 +1110,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     partial_fit = _available_if(_stochastic_only, _partial_fit)
 
     def predict(self, X):
-        """Predicted targets: shape (n,) for one output, (n, n_outputs_) otherwise."""
+        """Predicted targets: shape (n,) for one output, (n, ``n_outputs_``) otherwise."""
         dtype = self._output_dtype(X)
         X = self._forward(X)
         out = self.net_.predict(X).astype(dtype, copy=False)
