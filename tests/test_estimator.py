@@ -183,7 +183,10 @@ def test_fitted_attributes(blobs):
     assert clf.loss_ == clf.loss_curve_[-1] and clf.best_loss_ == min(clf.loss_curve_)
     assert clf.validation_scores_ is None and clf.best_validation_score_ is None
     assert clf.n_features_in_ == 5 and not hasattr(clf, "feature_names_in_")
-    assert clf.coefs_[0] is clf.net_.layers[0].weight.data  # the network's own arrays
+    weight = clf.coefs_[0]  # a read-only view of the network's own array
+    assert np.shares_memory(weight, clf.net_.layers[0].weight.data) and not weight.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        weight[...] = 0
     proba = clf.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))

@@ -7,9 +7,9 @@ import threading
 
 import numpy as np
 import pytest
-import reference as ref
 
 import fastnn
+import reference as ref
 from fastnn import inference
 from fastnn._config import small_batch_rows
 from fastnn.layers import BatchNorm, Dense, Dropout, ReLU, Tanh

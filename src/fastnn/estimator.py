@@ -139,6 +139,12 @@ STOCHASTIC_SOLVERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 
+
+def _read_only(array):
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
 class _available_if:
     """Method descriptor that exists only when ``check(estimator)`` holds (as scikit-learn's)."""
 
@@ -525,9 +531,10 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def coefs_(self):
-        """Weight matrices, one (fan_in, fan_out) array per layer: the network's own arrays."""
+        """Weight matrices, one (fan_in, fan_out) array per layer: read-only views of the
+        network's own arrays; assign a list to ``coefs_`` to change them."""
         check_is_fitted(self)
-        return [layer.weight.data for layer in self._dense_layers()]
+        return [_read_only(layer.weight.data) for layer in self._dense_layers()]
 
     @coefs_.setter
     def coefs_(self, values):
@@ -539,7 +546,7 @@ class _BaseMLP(BaseEstimator):
     def intercepts_(self):
         """Bias vectors, one per layer (zeros for layers whose bias a batch norm replaces)."""
         check_is_fitted(self)
-        return [layer.bias.data if layer.bias is not None
+        return [_read_only(layer.bias.data) if layer.bias is not None
                 else np.zeros(layer.out_features, dtype=layer.dtype)
                 for layer in self._dense_layers()]
 
@@ -805,8 +812,11 @@ _COMMON_ATTRIBUTES = """
     t_ : int
         Training samples seen by the solver.
     coefs_ : list of ndarray (fan_in, fan_out)
-        The weight matrices: the network's own arrays (writing into them changes the model).
+        The weight matrices, as read-only views of the network's own arrays: assigning a
+        list (``clf.coefs_ = [...]``) changes the model; writing into them in place raises,
+        since prediction keeps the weights packed (see ``fastnn.layers.Parameter``).
     intercepts_ : list of ndarray (fan_out,)
+        Likewise for the biases.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Defined when X had string feature names (a pandas DataFrame).

@@ -3,10 +3,9 @@ import contextlib
 
 import numpy as np
 
-from fastnn import initializers
+from fastnn import inference, initializers
 from fastnn import losses as _losses
 from fastnn._validation import check_array, check_dtype, check_number, check_rng
-from fastnn import inference
 from fastnn.layers import (
     HIDDEN_ACTIVATIONS,
     LAYERS,
