@@ -26,9 +26,12 @@ from fastnn_c import dense as _dense
 
 #: Most rows per block: a block's activations (rows x widest layer, twice) stay in a core's L2.
 BLOCK_ROWS = 256
-#: Fewest rows per thread: below it, waking another thread costs more than it saves
-#: (benchmarks/README.md, "Small-batch dense kernels").
+#: Fewest rows per thread when the rows are split over the threads.
 MIN_ROWS_PER_THREAD = 16
+#: Batches up to this many rows run as one block whose layers' columns are split over the
+#: threads instead: each core then reads only its share of the weights (measured on 2 cores,
+#: benchmarks/README.md, "Small-batch dense kernels").
+COLUMN_SPLIT_ROWS = 32
 
 _IDENTITY = _activations.KINDS["identity"]
 _LEAKY_RELU = _activations.KINDS["leaky_relu"]
@@ -109,9 +112,13 @@ def compile_forward(layers, dtype, head):
 
 
 def run(stack, X, out):
-    """out := stack(X), the rows split into blocks over fastnn's threads: one block per
+    """out := stack(X) on fastnn's threads: up to ``COLUMN_SPLIT_ROWS`` rows as one block
+    with each layer's columns split over the threads, more in blocks of rows, one per
     thread, each of at least ``MIN_ROWS_PER_THREAD`` and at most ``BLOCK_ROWS`` rows."""
     n = X.shape[0]
     threads = get_num_threads()
-    block = min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, -(-n // threads)))
+    if n <= COLUMN_SPLIT_ROWS:
+        block = max(n, 1)
+    else:
+        block = min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, -(-n // threads)))
     stack(X, out, block, threads)

@@ -136,14 +136,23 @@ static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
 }
 #endif
 
-/* Y (m x N) := X (m x K) W + bias, W packed by fnn_pack; bias may be NULL. */
-static void FNN_NAME(fnn_packed_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const FNN_T* X,
-                                      const FNN_T* packed, const FNN_T* bias, FNN_T* Y) {
-    for (ptrdiff_t j0 = 0; j0 < N; j0 += FNN_NR) {
-        int width = N - j0 < FNN_NR ? (int)(N - j0) : FNN_NR;
+/* Y[:, begin:end] (Y is m x N) := X (m x K) W + bias on those columns, W packed by fnn_pack;
+ * begin is a multiple of FNN_NR; bias may be NULL. */
+static void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
+                                              const FNN_T* X, const FNN_T* packed,
+                                              const FNN_T* bias, FNN_T* Y, ptrdiff_t begin,
+                                              ptrdiff_t end) {
+    for (ptrdiff_t j0 = begin; j0 < end; j0 += FNN_NR) {
+        int width = end - j0 < FNN_NR ? (int)(end - j0) : FNN_NR;
         FNN_NAME(fnn_panel_rows)(m, K, X, packed + j0 * K, FNN_NR,
                                  bias == NULL ? NULL : bias + j0, Y + j0, N, width);
     }
+}
+
+/* Y (m x N) := X (m x K) W + bias, W packed by fnn_pack; bias may be NULL. */
+static void FNN_NAME(fnn_packed_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const FNN_T* X,
+                                      const FNN_T* packed, const FNN_T* bias, FNN_T* Y) {
+    FNN_NAME(fnn_packed_gemm_columns)(m, K, N, X, packed, bias, Y, 0, N);
 }
 
 /* The same product from W as it is (K x N, row-major): whole panels are read in place, FNN_NR

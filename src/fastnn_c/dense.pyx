@@ -37,6 +37,12 @@ cdef extern from "_packed_gemm.h" nogil:
                                const float* packed, const float* bias, float* Y)
     void fnn_packed_gemm_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
                                 const double* packed, const double* bias, double* Y)
+    void fnn_packed_gemm_columns_float(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const float* X,
+                                       const float* packed, const float* bias, float* Y,
+                                       ptrdiff_t begin, ptrdiff_t end)
+    void fnn_packed_gemm_columns_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
+                                        const double* packed, const double* bias, double* Y,
+                                        ptrdiff_t begin, ptrdiff_t end)
     void fnn_rowmajor_gemm_float(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const float* X,
                                  const float* W, const float* bias, float* Y, float* tail)
     void fnn_rowmajor_gemm_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
@@ -497,17 +503,32 @@ cdef struct Stage:
     double alpha
 
 
-cdef void _stage_run(const Stage* s, const floating* X, floating* Y, Py_ssize_t n) noexcept nogil:
+cdef void _stage_columns(const Stage* s, const floating* X, floating* Y, Py_ssize_t n,
+                         Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
+    """Columns begin .. end of one stage's output for n rows: product, bias, activation,
+    PReLU slopes. ``begin`` is a multiple of the panel width."""
     cdef Py_ssize_t i, j
     cdef floating* y
     cdef const floating* slopes = <const floating*>s.slopes
     cdef floating zero = 0
-    _packed_forward(<floating>0, X, s.packed, s.bias, Y, n, s.n_in, s.n_out, s.kind, s.alpha)
-    if slopes != NULL:
-        for i in range(n):
-            y = &Y[i * s.n_out]
-            for j in range(s.n_out):
+    if floating is float:
+        fnn_packed_gemm_columns_float(n, s.n_in, s.n_out, X, <const float*>s.packed,
+                                      <const float*>s.bias, Y, begin, end)
+    else:
+        fnn_packed_gemm_columns_double(n, s.n_in, s.n_out, X, <const double*>s.packed,
+                                       <const double*>s.bias, Y, begin, end)
+    for i in range(n):
+        y = &Y[i * s.n_out]
+        if s.kind != IDENTITY:
+            activation_forward_run(s.kind, &y[begin], &y[begin], end - begin, <floating>s.alpha)
+        if slopes != NULL:
+            for j in range(begin, end):
                 y[j] = slopes[j] * y[j] if y[j] < zero else y[j]
+
+
+cdef inline void _stage_run(const Stage* s, const floating* X, floating* Y,
+                            Py_ssize_t n) noexcept nogil:
+    _stage_columns(s, X, Y, n, 0, s.n_out)
 
 
 cdef void _head_run(floating zero, int head, const floating* Z, void* out_, Py_ssize_t n,
@@ -566,11 +587,41 @@ cdef void _block_run(const Stage* stages, int n_stages, int head, const floating
         _head_run(<floating>0, head, source, &(<floating*>out_)[start * n_out], rows, n_out)
 
 
+cdef void _stack_run_columns(const Stage* stages, int n_stages, int head, const floating* X,
+                             void* out, Py_ssize_t n, int n_threads,
+                             floating* buffer, Py_ssize_t width) noexcept nogil:
+    """The whole batch through each stage in turn, the stage's panels of columns split over
+    the threads: each thread reads only its share of the weights (which stays in its core's
+    cache from call to call)."""
+    cdef floating* buffers[2]
+    cdef const floating* source = X
+    cdef Py_ssize_t c, panels, nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
+    cdef int l, threads
+    cdef const Stage* s
+    buffers[0], buffers[1] = buffer, buffer + n * width
+    for l in range(n_stages):
+        s = &stages[l]
+        panels = (s.n_out + nr - 1) // nr
+        threads = <int>min(n_threads, panels)
+        if threads <= 1:
+            _stage_columns(s, source, buffers[l % 2], n, 0, s.n_out)
+        else:
+            for c in prange(threads, num_threads=threads, schedule="static"):
+                _stage_columns(s, source, buffers[l % 2], n, c * panels // threads * nr,
+                               min((c + 1) * panels // threads * nr, s.n_out))
+        source = buffers[l % 2]
+    _head_run(<floating>0, head, source, out, n, stages[n_stages - 1].n_out)
+
+
 cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head, const void* X,
                      void* out, Py_ssize_t n, Py_ssize_t block, int n_threads,
                      void* scratch, Py_ssize_t width) noexcept nogil:
     cdef Py_ssize_t b, n_blocks = (n + block - 1) // block
     cdef floating* buffers = <floating*>scratch
+    if n_threads > 1 and n_blocks == 1:
+        _stack_run_columns(stages, n_stages, head, <const floating*>X, out, n, n_threads,
+                           buffers, width)
+        return
     if n_threads <= 1 or n_blocks == 1:
         for b in range(n_blocks):
             _block_run(stages, n_stages, head, <const floating*>X, out, b * block,
@@ -588,8 +639,9 @@ cdef class DenseStack:
     Built once from the packed weights of an evaluation-mode network (``fastnn.inference``
     folds batch norm into W and b); the arrays are kept by reference and must not change
     afterwards (build a new stack instead). Every batch runs on the packed micro-kernel, in
-    blocks of rows, one block per thread: a row's result is the same bit for bit whatever
-    the batch around it and the thread count (scikit-learn checks predictions for sample
+    blocks of rows, one block per thread, or for a single block with each layer's columns
+    split over the threads: a row's result is the same bit for bit whatever the batch
+    around it and the thread count (scikit-learn checks predictions for sample
     order and subset invariance). Concurrent calls are safe: a call that finds the buffers in
     use allocates its own.
 
@@ -674,8 +726,9 @@ cdef class DenseStack:
 
     def __call__(self, X, out, Py_ssize_t block_rows=256, int n_threads=1):
         """out := head(network(X)); ``X`` (n, n_in); ``out`` (n,) int64 for "argmax", else
-        (n, n_out) of the stack's dtype. The rows run in blocks of at most ``block_rows``, on
-        up to ``n_threads`` threads."""
+        (n, n_out) of the stack's dtype. The rows run in blocks of at most ``block_rows``, one
+        block per thread, on up to ``n_threads`` threads; a batch of one block splits each
+        layer's columns over the threads instead."""
         cdef str kernel = "DenseStack"
         cdef int t = self._typenum
         cdef void* x = array_data(X, kernel, "X", t, 2)
@@ -691,9 +744,11 @@ cdef class DenseStack:
                              f"{block_rows}, {n_threads}")
         if n == 0:
             return
-        cdef Py_ssize_t block = min(n, block_rows)
-        n_threads = <int>min(n_threads, (n + block - 1) // block)
-        cdef Py_ssize_t size = n_threads * 2 * block * self._width * (4 if t == cnp.NPY_FLOAT else 8)
+        cdef Py_ssize_t block = min(n, block_rows), n_blocks = (n + block - 1) // block
+        if n_blocks > 1:  # one block per thread; a single block splits its columns instead
+            n_threads = <int>min(n_threads, n_blocks)
+        cdef Py_ssize_t size = ((n_threads if n_blocks > 1 else 1) * 2 * block * self._width
+                                * (4 if t == cnp.NPY_FLOAT else 8))
         cdef void* scratch
         cdef bint own = self._busy or size > self._scratch_size
         if own:
