@@ -138,9 +138,10 @@ def test_compiled_pass_matches_the_layers(options, n, dtype):
             np.testing.assert_array_equal(out[clear], logits.argmax(axis=1)[clear])
 
 
-@pytest.mark.parametrize("block_rows,n_threads", [(7, 1), (7, 2), (3, 4), (256, 3)])
+@pytest.mark.parametrize("block_rows,n_threads", [(7, 1), (7, 2), (3, 4), (256, 3), (256, 8)])
 def test_blocks_and_threads_give_the_same_bits(block_rows, n_threads, dtype):
-    net = _trained(NETWORKS["prelu+bn"], dtype)
+    """Rows split over threads, or (one block) each layer's 3-5 panels of columns."""
+    net = _trained(NETWORKS["prelu+bn"], dtype, sizes=(20, 130, 70, 4))
     X = np.random.default_rng(3).standard_normal((50, 20)).astype(dtype)
     stack = inference.compile_forward(net.layers, net.dtype, "softmax")
     expected, out = np.empty((50, 4), dtype), np.empty((50, 4), dtype)
