@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The many-core measurement of benchmarks/README.md ("Many cores"), as one prepared script:
+# run from the repository root on a machine that has Python with NumPy, torch, onnxruntime
+# and JAX but cannot install anything, with the wheels fastnn's build needs in .whl/
+# (scipy-openblas32, Cython, setuptools; see the README section for the download command).
+# Builds fastnn in place, then runs benchmarks/report.py at one thread per core. Results go
+# to $OUT (default /tmp/many_cores): report.md, the JSON files, lscpu.txt, build.log.
+set -uo pipefail
+OUT=${OUT:-/tmp/many_cores}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+python3 setup.py -q build_ext --inplace -j "$(nproc)" > "$OUT/build.log" 2>&1 \
+    || { tail -30 "$OUT/build.log"; exit 1; }
+export PYTHONPATH=src:/tmp/site
+lscpu > "$OUT/lscpu.txt"
+threads=$(nproc)
+common=(--rounds 2 --repeats 5 --warmup 0.1)
+python3 benchmarks/report.py --threads "$threads" --only inference --batches 1,8,32,128,256,512 \
+    "${common[@]}" --json "$OUT/inference.json" 2>>"$OUT/stderr.txt" | tee "$OUT/report.md"
+python3 benchmarks/report.py --threads "$threads" --only train,elementwise \
+    --libs fastnn,numpy,torch,jax --train-batches 32,512,4096 --shapes 512x1024,4096x1024 \
+    "${common[@]}" --json "$OUT/train.json" 2>>"$OUT/stderr.txt" | tee -a "$OUT/report.md"
+# Thread scaling of predict at batch 256: fastnn and torch at 4 threads.
+python3 benchmarks/report.py --threads 4 --only inference --libs fastnn,torch --batches 256 \
+    "${common[@]}" 2>>"$OUT/stderr.txt" | tee -a "$OUT/report.md"
+# fastnn's own elementwise loops thread only where idle OpenMP workers sleep (fastnn/_config.py):
+# the same passes with OMP_WAIT_POLICY=PASSIVE.
+OMP_WAIT_POLICY=PASSIVE python3 benchmarks/report.py --threads "$threads" --only elementwise \
+    --libs fastnn --shapes 512x1024,4096x1024 "${common[@]}" 2>>"$OUT/stderr.txt" | tee -a "$OUT/report.md"
