@@ -124,9 +124,9 @@ def test_compiled_pass_matches_the_layers(options, n, dtype):
     logits = _layer_by_layer(net, X)
     scale = np.abs(logits).max()
     for head in ("logits", "softmax", "argmax"):
-        stack = inference.compile_forward(net.layers, net.dtype, head)
+        compiled = inference.compile_forward(net.layers, net.dtype, head)
         out = np.empty(n, np.int64) if head == "argmax" else np.empty((n, 4), dtype)
-        stack(X, out)
+        compiled(X, out)
         if head == "logits":
             assert np.abs(out - logits).max() <= 1e-5 * scale
         elif head == "softmax":
@@ -138,15 +138,17 @@ def test_compiled_pass_matches_the_layers(options, n, dtype):
             np.testing.assert_array_equal(out[clear], logits.argmax(axis=1)[clear])
 
 
-@pytest.mark.parametrize("block_rows,n_threads", [(7, 1), (7, 2), (3, 4), (256, 3), (256, 8)])
-def test_blocks_and_threads_give_the_same_bits(block_rows, n_threads, dtype):
+@pytest.mark.parametrize("block_rows,n_threads,stage_threads",
+                         [(7, 1, None), (7, 2, None), (3, 4, None), (256, 3, None), (256, 8, None),
+                          (256, 1, (3, 1, 2))])
+def test_blocks_and_threads_give_the_same_bits(block_rows, n_threads, stage_threads, dtype):
     """Rows split over threads, or (one block) each layer's 3-5 panels of columns."""
     net = _trained(NETWORKS["prelu+bn"], dtype, sizes=(20, 130, 70, 4))
     X = np.random.default_rng(3).standard_normal((50, 20)).astype(dtype)
-    stack = inference.compile_forward(net.layers, net.dtype, "softmax")
+    stack = inference.compile_forward(net.layers, net.dtype, "softmax").stack
     expected, out = np.empty((50, 4), dtype), np.empty((50, 4), dtype)
     stack(X, expected)
-    stack(X, out, block_rows, n_threads)
+    stack(X, out, block_rows, n_threads, stage_threads)
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(net.predict_proba(X), expected)
 
@@ -158,6 +160,27 @@ def test_argmax_head_follows_numpy_on_ties_and_nan():
     out = np.empty(4, np.int64)
     stack(X, out)
     np.testing.assert_array_equal(out, (X @ W).argmax(axis=1))  # NaN rows: the first NaN
+
+
+@pytest.mark.parametrize("n", (1, 20, 33, 300))
+def test_the_schedule_threads_only_work_that_pays(n, monkeypatch):
+    net = _trained(NETWORKS["relu"], np.float32, sizes=(20, 130, 70, 4))
+    compiled = inference.compile_forward(net.layers, net.dtype, "argmax")
+    costs = inference.machine_costs(4, np.float32)
+    assert costs.overhead > 0 and costs.rate > 0 and costs.bandwidth > 0
+    monkeypatch.setattr(costs, "overhead", 1e9)  # nothing pays for a thread
+    block, threads, stage_threads = compiled._schedule(n, 4)
+    assert threads == 1 and (stage_threads is None or set(stage_threads) == {1})
+    monkeypatch.setattr(costs, "overhead", 1e-12)  # everything does
+    block, threads, stage_threads = compiled._schedule(n, 4)
+    if n <= inference.COLUMN_SPLIT_ROWS:
+        assert block == n and stage_threads == (4, 4, 4)
+    else:
+        assert threads == 4 and block == max(inference.MIN_ROWS_PER_THREAD, -(-n // 4))
+    X = np.random.default_rng(9).standard_normal((n, 20)).astype(np.float32)
+    out = np.empty(n, np.int64)
+    compiled.stack(X, out, block, threads, stage_threads)
+    np.testing.assert_array_equal(out, net.predict(X))
 
 
 def test_layers_that_do_not_fold_run_one_by_one(dtype):
@@ -296,3 +319,8 @@ def test_dense_stack_checks_its_arguments():
         stack(np.ones((2, 3), np.float32), np.empty(2, np.int32))
     with pytest.raises(ValueError, match="DenseStack: block_rows and n_threads must be >= 1"):
         stack(np.ones((2, 3), np.float32), np.empty(2, np.int64), 0, 1)
+    with pytest.raises(ValueError, match="DenseStack: stage_threads has 2 entries, expected 1"):
+        stack(np.ones((2, 3), np.float32), np.empty(2, np.int64), 8, 1, (1, 1))
+    with pytest.raises(ValueError, match="parallel_region: n_threads must be >= 1"):
+        dense.parallel_region(0)
+    assert dense.parallel_region(3) == 3

@@ -293,8 +293,8 @@ def test_a_list_is_a_type_error_naming_the_argument(kernel, name, dtype):
         call_with(kernel, dtype, name, lambda a: a.tolist())
 
 
-#: Public functions of the families that take no arrays (sizes), so are not kernels.
-NOT_KERNELS = {"packed_size"}
+#: Public functions of the families that take no arrays (a size, a timing probe): not kernels.
+NOT_KERNELS = {"packed_size", "parallel_region"}
 
 
 def test_every_kernel_of_every_family_is_covered():

@@ -15,8 +15,11 @@ each:
 (another layer kind, an activation not preceded by a Dense layer, a batch norm after the last
 Dense layer); the caller then runs the layers one by one. The weights are folded in float64
 and packed for fastnn's dense micro-kernel; ``parameter_versions`` tells the caller when to
-build again, and ``run`` runs a stack on the rows of a batch split over the threads.
+build again. ``CompiledForward`` runs it, on as many threads as pay on this machine.
 """
+import math
+import time
+
 import numpy as np
 
 from fastnn._config import get_num_threads
@@ -32,9 +35,100 @@ MIN_ROWS_PER_THREAD = 16
 #: threads instead: each core then reads only its share of the weights (measured on 2 cores,
 #: benchmarks/README.md, "Small-batch dense kernels").
 COLUMN_SPLIT_ROWS = 32
+#: Most layers a compiled pass takes (a fixed-size array in the kernel).
+MAX_STAGES = 64
 
 _IDENTITY = _activations.KINDS["identity"]
 _LEAKY_RELU = _activations.KINDS["leaky_relu"]
+_machine = {}  # (threads, dtype name) -> _MachineCosts
+
+
+class _MachineCosts:
+    """What threading costs and what one thread does here, measured once per process, thread
+    count and dtype (a few milliseconds): an empty parallel region of all the threads, the
+    micro-kernel's multiply-adds per second on one thread (a 32x512x512 product) and the
+    rate at which one thread reads packed weights (1 MB)."""
+
+    def __init__(self, threads, dtype):
+        self.overhead = 0.0
+        if threads > 1:
+            for _ in range(20):  # start the pool
+                _dense.parallel_region(threads)
+            times = []
+            for _ in range(50):
+                t = time.perf_counter()
+                _dense.parallel_region(threads)
+                times.append(time.perf_counter() - t)
+            self.overhead = float(np.median(times))
+        rng = np.random.default_rng(0)
+        W = rng.standard_normal((512, 512)).astype(dtype)
+        packed = np.empty(_dense.packed_size(512, 512, dtype), dtype)
+        _dense.dense_pack(W, packed)
+        X = rng.standard_normal((32, 512)).astype(dtype)
+        A = np.empty((32, 512), dtype)
+        self.rate = 32 * 512 * 512 / _best(lambda: _dense.dense_packed_forward(X, packed, None, A))
+        self.bandwidth = packed.nbytes / _best(lambda: _dense.read_sum(packed))
+
+
+def _best(call, repeats=5):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def machine_costs(threads, dtype):
+    """The ``_MachineCosts`` of this machine for ``threads`` threads and ``dtype``."""
+    key = (threads, np.dtype(dtype).name)
+    costs = _machine.get(key)
+    if costs is None:
+        costs = _machine[key] = _MachineCosts(threads, dtype)
+    return costs
+
+
+class CompiledForward:
+    """A network's evaluation-mode pass: a ``DenseStack`` and how to spread a batch over
+    fastnn's threads.
+
+    A layer's time on one thread is estimated as the larger of its multiply-adds at the
+    measured rate and its packed weights at the measured read rate; a part of the work gets
+    another thread only when it is at least the cost of a parallel region (``machine_costs``):
+    a batch of up to ``COLUMN_SPLIT_ROWS`` rows runs as one block with each layer's columns
+    over as many threads as its time pays for; a larger one in blocks of rows, one per
+    thread, as many as the whole pass's time pays for, each of at least
+    ``MIN_ROWS_PER_THREAD`` and at most ``BLOCK_ROWS`` rows. Either way a row's result is the
+    same bit for bit.
+    """
+
+    def __init__(self, stack, shapes, packed_bytes):
+        self.stack = stack
+        self._work = [(n_in * n_out, nbytes) for (n_in, n_out), nbytes in zip(shapes, packed_bytes)]
+        self._schedules = {}  # (rows, threads) -> arguments of the stack's call
+
+    def __call__(self, X, out):
+        n, threads = X.shape[0], get_num_threads()
+        schedule = self._schedules.get((n, threads))
+        if schedule is None:
+            schedule = self._schedules[(n, threads)] = self._schedule(n, threads)
+        self.stack(X, out, *schedule)
+
+    def _schedule(self, n, threads):
+        """(block rows, threads for blocks of rows, threads per layer for a single block)."""
+        if threads == 1:
+            return max(n, 1), 1, None
+        costs = machine_costs(threads, self.stack.dtype)
+        seconds = [max(max(n, 1) * fma / costs.rate, nbytes / costs.bandwidth)
+                   for fma, nbytes in self._work]
+
+        def paid(t):  # threads whose share of t is at least a parallel region's cost
+            return max(1, min(threads, int(t / costs.overhead))) if costs.overhead > 0 else threads
+
+        if n <= COLUMN_SPLIT_ROWS:
+            return max(n, 1), 1, tuple(paid(t) for t in seconds)
+        useful = paid(sum(seconds))
+        return min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(n / useful))), useful, None
 
 
 def parameter_versions(layers):
@@ -69,8 +163,9 @@ def _batch_norm_affine(layer):
 
 
 def compile_forward(layers, dtype, head):
-    """A ``DenseStack`` running ``layers`` in evaluation mode and then ``head`` ("logits",
-    "argmax" or "softmax"), or None where the layers do not fold into Dense stages."""
+    """A ``CompiledForward`` running ``layers`` in evaluation mode and then ``head``
+    ("logits", "argmax" or "softmax"), or None where the layers do not fold into Dense
+    stages (or fold into more than ``MAX_STAGES``)."""
     stages, pending = [], None
     for layer in layers:
         last = stages[-1] if stages else None
@@ -97,28 +192,17 @@ def compile_forward(layers, dtype, head):
             last.activated = True
         else:
             return None
-    if not stages or pending is not None:
+    if not stages or pending is not None or len(stages) > MAX_STAGES:
         return None
     packed = []
     for stage in stages:
         packed.append(np.empty(_dense.packed_size(*stage.W.shape, dtype), dtype))
         _dense.dense_pack(np.ascontiguousarray(stage.W, dtype=dtype), packed[-1])
-    return _dense.DenseStack(
-        [stage.W.shape for stage in stages], packed,
-        [np.ascontiguousarray(stage.b, dtype=dtype) for stage in stages],
+    shapes = [stage.W.shape for stage in stages]
+    stack = _dense.DenseStack(
+        shapes, packed, [np.ascontiguousarray(stage.b, dtype=dtype) for stage in stages],
         [None if stage.slopes is None else np.ascontiguousarray(stage.slopes, dtype=dtype)
          for stage in stages],
         [stage.kind for stage in stages], [stage.alpha for stage in stages], head)
+    return CompiledForward(stack, shapes, [p.nbytes for p in packed])
 
-
-def run(stack, X, out):
-    """out := stack(X) on fastnn's threads: up to ``COLUMN_SPLIT_ROWS`` rows as one block
-    with each layer's columns split over the threads, more in blocks of rows, one per
-    thread, each of at least ``MIN_ROWS_PER_THREAD`` and at most ``BLOCK_ROWS`` rows."""
-    n = X.shape[0]
-    threads = get_num_threads()
-    if n <= COLUMN_SPLIT_ROWS:
-        block = max(n, 1)
-    else:
-        block = min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, -(-n // threads)))
-    stack(X, out, block, threads)

@@ -100,7 +100,7 @@ class Sequential:
         self._constrained = [layer for layer in layers
                              if type(layer).apply_constraints is not Layer.apply_constraints]
         self._parameters = tuple(self.parameters())
-        self._compiled = {}  # head -> (parameter_versions, DenseStack or None)
+        self._compiled = {}  # head -> (parameter_versions, CompiledForward or None)
         self.training = True
         self.l2 = check_number(l2, "l2", low=0)
         self.l1 = check_number(l1, "l1", low=0)
@@ -207,8 +207,8 @@ class Sequential:
     def _evaluation_output(self, X, head):
         """``head`` ("logits", "argmax" or "softmax") of the evaluation-mode output for X."""
         X = self._check_X(X)
-        stack = self._compiled_stack(head)
-        if stack is None:
+        compiled = self._compiled_forward(head)
+        if compiled is None:
             with self._evaluation_mode():
                 output = self.forward(X)
             if head == "argmax":
@@ -222,16 +222,16 @@ class Sequential:
             out = np.empty(X.shape[0], dtype=np.int64)
         else:
             out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
-        inference.run(stack, X, out)
+        compiled(X, out)
         return out
 
-    def _compiled_stack(self, head):
+    def _compiled_forward(self, head):
         """The compiled evaluation-mode pass ending in ``head``, rebuilt when a weight changed."""
         versions = inference.parameter_versions(self.layers)
         cached = self._compiled.get(head)
         if cached is None or cached[0] != versions:
-            stack = inference.compile_forward(self.layers, self.dtype, head)
-            cached = self._compiled[head] = (versions, stack)
+            compiled = inference.compile_forward(self.layers, self.dtype, head)
+            cached = self._compiled[head] = (versions, compiled)
         return cached[1]
 
     def predict(self, X):

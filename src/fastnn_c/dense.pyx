@@ -477,6 +477,19 @@ def dense_small_forward(X, W, b, A, int kind=IDENTITY, double alpha=0.0):
             _small_forward(<double>0, x, w, bias, a, n, n_in, n_out, kind, alpha)
 
 
+def parallel_region(int n_threads):
+    """Run an empty OpenMP parallel region of ``n_threads`` threads: what waking and joining
+    them costs on this machine (``fastnn.inference`` measures it to decide when to thread)."""
+    cdef int i
+    cdef int done = 0
+    if n_threads < 1:
+        raise ValueError(f"parallel_region: n_threads must be >= 1, got {n_threads}")
+    with nogil:
+        for i in prange(n_threads, num_threads=n_threads, schedule="static"):
+            done += 1
+    return done
+
+
 def read_sum(values):
     """Σ values in one vectorised pass: the time of reading an array once (the floor a
     batch-1 forward pass is measured against)."""
@@ -588,7 +601,7 @@ cdef void _block_run(const Stage* stages, int n_stages, int head, const floating
 
 
 cdef void _stack_run_columns(const Stage* stages, int n_stages, int head, const floating* X,
-                             void* out, Py_ssize_t n, int n_threads,
+                             void* out, Py_ssize_t n, const int* stage_threads,
                              floating* buffer, Py_ssize_t width) noexcept nogil:
     """The whole batch through each stage in turn, the stage's panels of columns split over
     the threads: each thread reads only its share of the weights (which stays in its core's
@@ -602,7 +615,7 @@ cdef void _stack_run_columns(const Stage* stages, int n_stages, int head, const 
     for l in range(n_stages):
         s = &stages[l]
         panels = (s.n_out + nr - 1) // nr
-        threads = <int>min(n_threads, panels)
+        threads = <int>min(stage_threads[l], panels)
         if threads <= 1:
             _stage_columns(s, source, buffers[l % 2], n, 0, s.n_out)
         else:
@@ -615,11 +628,11 @@ cdef void _stack_run_columns(const Stage* stages, int n_stages, int head, const 
 
 cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head, const void* X,
                      void* out, Py_ssize_t n, Py_ssize_t block, int n_threads,
-                     void* scratch, Py_ssize_t width) noexcept nogil:
+                     const int* stage_threads, void* scratch, Py_ssize_t width) noexcept nogil:
     cdef Py_ssize_t b, n_blocks = (n + block - 1) // block
     cdef floating* buffers = <floating*>scratch
-    if n_threads > 1 and n_blocks == 1:
-        _stack_run_columns(stages, n_stages, head, <const floating*>X, out, n, n_threads,
+    if n_blocks == 1:
+        _stack_run_columns(stages, n_stages, head, <const floating*>X, out, n, stage_threads,
                            buffers, width)
         return
     if n_threads <= 1 or n_blocks == 1:
@@ -724,11 +737,12 @@ cdef class DenseStack:
     def head(self):
         return next(name for name, code in HEADS.items() if code == self._head)
 
-    def __call__(self, X, out, Py_ssize_t block_rows=256, int n_threads=1):
+    def __call__(self, X, out, Py_ssize_t block_rows=256, int n_threads=1, stage_threads=None):
         """out := head(network(X)); ``X`` (n, n_in); ``out`` (n,) int64 for "argmax", else
         (n, n_out) of the stack's dtype. The rows run in blocks of at most ``block_rows``, one
         block per thread, on up to ``n_threads`` threads; a batch of one block splits each
-        layer's columns over the threads instead."""
+        layer's columns over the threads instead: over ``stage_threads[l]`` threads for
+        layer l (a sequence, one count per layer), or ``n_threads`` for every layer."""
         cdef str kernel = "DenseStack"
         cdef int t = self._typenum
         cdef void* x = array_data(X, kernel, "X", t, 2)
@@ -742,6 +756,17 @@ cdef class DenseStack:
         if block_rows < 1 or n_threads < 1:
             raise ValueError(f"{kernel}: block_rows and n_threads must be >= 1, got "
                              f"{block_rows}, {n_threads}")
+        cdef int per_stage[64]
+        cdef int l
+        if stage_threads is not None and len(stage_threads) != self._n_stages:
+            raise ValueError(f"{kernel}: stage_threads has {len(stage_threads)} entries, "
+                             f"expected {self._n_stages}")
+        if self._n_stages > 64:
+            raise ValueError(f"{kernel}: more than 64 layers")
+        for l in range(self._n_stages):
+            per_stage[l] = n_threads if stage_threads is None else stage_threads[l]
+            if per_stage[l] < 1:
+                raise ValueError(f"{kernel}: stage_threads must be >= 1, got {stage_threads}")
         if n == 0:
             return
         cdef Py_ssize_t block = min(n, block_rows), n_blocks = (n + block - 1) // block
@@ -766,10 +791,10 @@ cdef class DenseStack:
             with nogil:
                 if t == cnp.NPY_FLOAT:
                     _stack_run(<float>0, self._stages, self._n_stages, self._head, x, o, n,
-                               block, n_threads, scratch, self._width)
+                               block, n_threads, per_stage, scratch, self._width)
                 else:
                     _stack_run(<double>0, self._stages, self._n_stages, self._head, x, o, n,
-                               block, n_threads, scratch, self._width)
+                               block, n_threads, per_stage, scratch, self._width)
         finally:
             if own:
                 free(scratch)
