@@ -162,7 +162,7 @@ def test_argmax_head_follows_numpy_on_ties_and_nan():
     np.testing.assert_array_equal(out, (X @ W).argmax(axis=1))  # NaN rows: the first NaN
 
 
-@pytest.mark.parametrize("n", (1, 20, 33, 300))
+@pytest.mark.parametrize("n", (1, 8, 9, 33, 300))
 def test_the_schedule_threads_only_work_that_pays(n, monkeypatch):
     net = _trained(NETWORKS["relu"], np.float32, sizes=(20, 130, 70, 4))
     compiled = inference.compile_forward(net.layers, net.dtype, "argmax")
@@ -174,7 +174,7 @@ def test_the_schedule_threads_only_work_that_pays(n, monkeypatch):
     monkeypatch.setattr(costs, "overhead", 1e-12)  # everything does
     block, threads, stage_threads = compiled._schedule(n, 4)
     if n <= inference.COLUMN_SPLIT_ROWS:
-        assert block == n and stage_threads == (4, 4, 4)
+        assert block == n and stage_threads == (inference.COLUMN_SPLIT_THREADS,) * 3
     else:
         assert threads == 4 and block == max(inference.MIN_ROWS_PER_THREAD, -(-n // 4))
     X = np.random.default_rng(9).standard_normal((n, 20)).astype(np.float32)

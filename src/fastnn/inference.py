@@ -30,11 +30,14 @@ from fastnn_c import dense as _dense
 #: Most rows per block: a block's activations (rows x widest layer, twice) stay in a core's L2.
 BLOCK_ROWS = 256
 #: Fewest rows per thread when the rows are split over the threads.
-MIN_ROWS_PER_THREAD = 16
-#: Batches up to this many rows run as one block whose layers' columns are split over the
-#: threads instead: each core then reads only its share of the weights (measured on 2 cores,
-#: benchmarks/README.md, "Small-batch dense kernels").
-COLUMN_SPLIT_ROWS = 32
+MIN_ROWS_PER_THREAD = 8
+#: Batches up to this many rows run as one block whose layers' columns are split over at
+#: most ``COLUMN_SPLIT_THREADS`` threads instead: each core then reads only its share of the
+#: weights. More threads lost there on a 16-core VM, where a parallel region whose team size
+#: differs from the last one's costs tens of µs (benchmarks/README.md, "Small-batch dense
+#: kernels").
+COLUMN_SPLIT_ROWS = 8
+COLUMN_SPLIT_THREADS = 2
 #: Most layers a compiled pass takes (a fixed-size array in the kernel).
 MAX_STAGES = 64
 
@@ -96,9 +99,9 @@ class CompiledForward:
     measured rate and its packed weights at the measured read rate; a part of the work gets
     another thread only when it is at least the cost of a parallel region (``machine_costs``):
     a batch of up to ``COLUMN_SPLIT_ROWS`` rows runs as one block with each layer's columns
-    over as many threads as its time pays for; a larger one in blocks of rows, one per
-    thread, as many as the whole pass's time pays for, each of at least
-    ``MIN_ROWS_PER_THREAD`` and at most ``BLOCK_ROWS`` rows. Either way a row's result is the
+    over as many threads as its time pays for, at most ``COLUMN_SPLIT_THREADS``; a larger
+    one in blocks of rows, one per thread, as many as the whole pass's time pays for, each
+    of at least ``MIN_ROWS_PER_THREAD`` and at most ``BLOCK_ROWS`` rows. Either way a row's result is the
     same bit for bit.
     """
 
@@ -126,7 +129,7 @@ class CompiledForward:
             return max(1, min(threads, int(t / costs.overhead))) if costs.overhead > 0 else threads
 
         if n <= COLUMN_SPLIT_ROWS:
-            return max(n, 1), 1, tuple(paid(t) for t in seconds)
+            return max(n, 1), 1, tuple(min(paid(t), COLUMN_SPLIT_THREADS) for t in seconds)
         useful = paid(sum(seconds))
         return min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(n / useful))), useful, None
 
