@@ -134,11 +134,11 @@ class CompiledForward:
         return min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(n / useful))), useful, None
 
 
-def parameter_versions(layers):
-    """What a compiled forward pass depends on: each parameter's array and version and each
-    layer's state version (batch-norm running statistics). Equal keys, same weights."""
-    return (tuple((id(p.data), p.version) for layer in layers for p in layer.parameters())
-            + tuple(layer.state_version for layer in layers))
+def parameter_versions(parameters, layers):
+    """What a compiled forward pass depends on: the parameters' arrays and versions and the
+    layers' state versions (batch-norm running statistics). Equal keys, same weights."""
+    return (tuple([p.version for p in parameters]), tuple([id(p.data) for p in parameters]),
+            tuple([layer.state_version for layer in layers]))
 
 
 class _Stage:

@@ -227,7 +227,7 @@ class Sequential:
 
     def _compiled_forward(self, head):
         """The compiled evaluation-mode pass ending in ``head``, rebuilt when a weight changed."""
-        versions = inference.parameter_versions(self.layers)
+        versions = inference.parameter_versions(self._parameters, self.layers)
         cached = self._compiled.get(head)
         if cached is None or cached[0] != versions:
             compiled = inference.compile_forward(self.layers, self.dtype, head)

@@ -10,12 +10,13 @@
  * W[k, p*NR + j] at packed[p*K*NR + k*NR + j], and the last panel is zero-padded. The layout
  * depends on the SIMD level of the module that packed it.
  *
- * Micro-kernel: an MR x NR tile of Y held in registers, one pass over k with two panel
- * loads and MR broadcasts per step, the k loop split over two accumulator sets (even and odd
- * k) so that a single row still has four independent FMA chains in flight. Every row is
- * computed in the same order whatever the tile it falls in, so a row's result does not
- * depend on the batch around it (scikit-learn checks that predictions are invariant to
- * sample order and to batching). The bias is added as the tile is stored.
+ * Micro-kernel: an MR x NR tile of Y held in registers (MR = 12 rows with AVX-512, 6 below),
+ * one pass over k with two panel loads and MR broadcasts per step, so a batch of up to MR
+ * rows reads the weights once; batches of up to MR2 rows take tiles two panels wide, so
+ * that a single row still has four independent FMA chains in flight. Every element is
+ * summed over k in order whatever the tile it falls in, so a row's result does not depend
+ * on the batch around it (scikit-learn checks that predictions are invariant to sample
+ * order and to batching). The bias is added as the tile is stored.
  *
  * Written with GCC/Clang vector extensions, compiled at each SIMD level of the build; other
  * compilers get a plain loop with the same layout.
@@ -34,14 +35,16 @@
 #define FNN_VBYTES 16
 #endif
 
-/* Rows per tile: 2 splits x MR rows x 2 vectors accumulators, plus 3 more registers, must
- * fit the register file (32 vector registers with AVX-512, 16 below it). */
+/* Rows per tile: MR rows x 2 vectors of accumulators, plus 3 more registers, must fit the
+ * register file (32 vector registers with AVX-512, 16 below it); MR2 rows x 4 vectors (two
+ * panels) likewise, for the smallest batches. */
 #if defined(__AVX512F__)
-#define FNN_MR 6
+#define FNN_MR 12
+#define FNN_MR2 3
 #else
-#define FNN_MR 3
+#define FNN_MR 6
+#define FNN_MR2 2
 #endif
-#define FNN_SPLITS 2
 #define FNN_NR_FLOAT (2 * FNN_VBYTES / 4)
 #define FNN_NR_DOUBLE (2 * FNN_VBYTES / 8)
 

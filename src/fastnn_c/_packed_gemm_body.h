@@ -29,71 +29,85 @@ FNN_ALWAYS_INLINE FNN_VT FNN_NAME(fnn_load)(const FNN_T* p) {
     return v;
 }
 
-/* Y[0:mr, 0:width] := bias + X[0:mr, :] P, P one panel (K rows of FNN_NR columns, ldp
- * apart); mr is a constant after inlining, so the accumulators live in registers. */
-FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, ptrdiff_t K, const FNN_T* X,
+/* Y[0:mr, 0:...] := bias + X[0:mr, :] (P_0 | P_1 ...), np panels of K rows of FNN_NR columns
+ * (rows ldp apart, panels pstride apart), the last panel's first ``width`` columns valid;
+ * mr and np are constants after inlining, so the accumulators live in registers. Every
+ * element is summed over k in order, whatever the tile's shape: a row's result does not
+ * depend on the rows or panels computed beside it. */
+FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN_T* X,
                                           ptrdiff_t ldx, const FNN_T* P, ptrdiff_t ldp,
-                                          const FNN_T* bias,
-                                          FNN_T* Y, ptrdiff_t ldy, int width) {
-    enum { splits = FNN_SPLITS };
-    FNN_VT acc[FNN_SPLITS][FNN_MR][2];
+                                          ptrdiff_t pstride, const FNN_T* bias, FNN_T* Y,
+                                          ptrdiff_t ldy, int width) {
+    FNN_VT acc[FNN_MR][4];
     FNN_VT zero = {0};
-    for (int s = 0; s < splits; s++)
-        for (int r = 0; r < mr; r++)
-            acc[s][r][0] = acc[s][r][1] = zero;
-    ptrdiff_t k = 0;
-    for (; k + splits <= K; k += splits) {
-        for (int s = 0; s < splits; s++) {
-            FNN_VT b0 = FNN_NAME(fnn_load)(P + (k + s) * ldp);
-            FNN_VT b1 = FNN_NAME(fnn_load)(P + (k + s) * ldp + FNN_V);
-            for (int r = 0; r < mr; r++) {
-                FNN_T a = X[r * ldx + k + s];
-                acc[s][r][0] += a * b0;
-                acc[s][r][1] += a * b1;
-            }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < 2 * np; v++)
+            acc[r][v] = zero;
+    for (ptrdiff_t k = 0; k < K; k++) {
+        FNN_VT b[4];
+        for (int p = 0; p < np; p++) {
+            b[2 * p] = FNN_NAME(fnn_load)(P + p * pstride + k * ldp);
+            b[2 * p + 1] = FNN_NAME(fnn_load)(P + p * pstride + k * ldp + FNN_V);
         }
-    }
-    for (; k < K; k++) {
-        FNN_VT b0 = FNN_NAME(fnn_load)(P + k * ldp);
-        FNN_VT b1 = FNN_NAME(fnn_load)(P + k * ldp + FNN_V);
         for (int r = 0; r < mr; r++) {
             FNN_T a = X[r * ldx + k];
-            acc[0][r][0] += a * b0;
-            acc[0][r][1] += a * b1;
+            for (int v = 0; v < 2 * np; v++)
+                acc[r][v] += a * b[v];
         }
     }
-    for (int s = 1; s < splits; s++)
-        for (int r = 0; r < mr; r++) {
-            acc[0][r][0] += acc[s][r][0];
-            acc[0][r][1] += acc[s][r][1];
-        }
     FNN_T out[2 * FNN_V];
-    for (int r = 0; r < mr; r++) {
-        memcpy(out, &acc[0][r][0], sizeof(FNN_VT));
-        memcpy(out + FNN_V, &acc[0][r][1], sizeof(FNN_VT));
-        if (bias != NULL)
-            for (int j = 0; j < width; j++)
-                out[j] += bias[j];
-        memcpy(Y + r * ldy, out, (size_t)width * sizeof(FNN_T));
-    }
+    for (int r = 0; r < mr; r++)
+        for (int p = 0; p < np; p++) {
+            int w = p == np - 1 ? width : FNN_NR;
+            memcpy(out, &acc[r][2 * p], sizeof(FNN_VT));
+            memcpy(out + FNN_V, &acc[r][2 * p + 1], sizeof(FNN_VT));
+            if (bias != NULL)
+                for (int j = 0; j < w; j++)
+                    out[j] += bias[p * FNN_NR + j];
+            memcpy(Y + r * ldy + p * FNN_NR, out, (size_t)w * sizeof(FNN_T));
+        }
 }
 
+#define FNN_TILE_CASE(rows, np) \
+    case rows: FNN_NAME(fnn_tile)(rows, np, K, X, K, P, ldp, pstride, bias, Y, N, width); break;
+
+/* One tile of m < FNN_MR rows (m a constant per case, so each call specializes). */
+static void FNN_NAME(fnn_tile_rows)(int m, int np, ptrdiff_t K, const FNN_T* X, const FNN_T* P,
+                                    ptrdiff_t ldp, ptrdiff_t pstride, const FNN_T* bias,
+                                    FNN_T* Y, ptrdiff_t N, int width) {
+    if (np == 2) {
+        switch (m) {
+            FNN_TILE_CASE(1, 2)
+            FNN_TILE_CASE(2, 2)
+#if FNN_MR2 > 2
+            FNN_TILE_CASE(3, 2)
+#endif
+            default: break;
+        }
+        return;
+    }
+    switch (m) {
+        FNN_TILE_CASE(1, 1) FNN_TILE_CASE(2, 1) FNN_TILE_CASE(3, 1) FNN_TILE_CASE(4, 1)
+        FNN_TILE_CASE(5, 1) FNN_TILE_CASE(6, 1)
+#if FNN_MR > 6
+        FNN_TILE_CASE(7, 1) FNN_TILE_CASE(8, 1) FNN_TILE_CASE(9, 1) FNN_TILE_CASE(10, 1)
+        FNN_TILE_CASE(11, 1) FNN_TILE_CASE(12, 1)
+#endif
+        default: break;
+    }
+}
+#undef FNN_TILE_CASE
+
+/* Y[0:m, 0:width] of one panel: tiles of FNN_MR rows, then the rest. */
 static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, const FNN_T* P,
                                      ptrdiff_t ldp, const FNN_T* bias, FNN_T* Y, ptrdiff_t N,
                                      int width) {
     ptrdiff_t i = 0;
     for (; i + FNN_MR <= m; i += FNN_MR)
-        FNN_NAME(fnn_tile)(FNN_MR, K, X + i * K, K, P, ldp, bias, Y + i * N, N, width);
-    switch (m - i) {  /* the constants let each call specialize */
-        case 1: FNN_NAME(fnn_tile)(1, K, X + i * K, K, P, ldp, bias, Y + i * N, N, width); break;
-        case 2: FNN_NAME(fnn_tile)(2, K, X + i * K, K, P, ldp, bias, Y + i * N, N, width); break;
-#if FNN_MR > 3
-        case 3: FNN_NAME(fnn_tile)(3, K, X + i * K, K, P, ldp, bias, Y + i * N, N, width); break;
-        case 4: FNN_NAME(fnn_tile)(4, K, X + i * K, K, P, ldp, bias, Y + i * N, N, width); break;
-        case 5: FNN_NAME(fnn_tile)(5, K, X + i * K, K, P, ldp, bias, Y + i * N, N, width); break;
-#endif
-        default: break;
-    }
+        FNN_NAME(fnn_tile)(FNN_MR, 1, K, X + i * K, K, P, ldp, 0, bias, Y + i * N, N, width);
+    if (i < m)
+        FNN_NAME(fnn_tile_rows)((int)(m - i), 1, K, X + i * K, P, ldp, 0, bias, Y + i * N, N,
+                                width);
 }
 /* Σ values: one pass reading n values, four vector accumulators (the weight-read floor). */
 static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
@@ -137,11 +151,24 @@ static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
 #endif
 
 /* Y[:, begin:end] (Y is m x N) := X (m x K) W + bias on those columns, W packed by fnn_pack;
- * begin is a multiple of FNN_NR; bias may be NULL. */
+ * begin is a multiple of FNN_NR; bias may be NULL. Up to FNN_MR2 rows take two panels per
+ * tile, so that a single row still has four independent chains of FMAs. */
 static void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
                                               const FNN_T* X, const FNN_T* packed,
                                               const FNN_T* bias, FNN_T* Y, ptrdiff_t begin,
                                               ptrdiff_t end) {
+#ifdef FNN_VECTOR_EXTENSIONS
+    if (m <= FNN_MR2) {
+        for (ptrdiff_t j0 = begin; j0 < end; j0 += 2 * FNN_NR) {
+            int np = end - j0 > FNN_NR ? 2 : 1;
+            ptrdiff_t last = j0 + (np - 1) * FNN_NR;
+            int width = end - last < FNN_NR ? (int)(end - last) : FNN_NR;
+            FNN_NAME(fnn_tile_rows)((int)m, np, K, X, packed + j0 * K, FNN_NR, K * FNN_NR,
+                                    bias == NULL ? NULL : bias + j0, Y + j0, N, width);
+        }
+        return;
+    }
+#endif
     for (ptrdiff_t j0 = begin; j0 < end; j0 += FNN_NR) {
         int width = end - j0 < FNN_NR ? (int)(end - j0) : FNN_NR;
         FNN_NAME(fnn_panel_rows)(m, K, X, packed + j0 * K, FNN_NR,
