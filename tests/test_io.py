@@ -265,6 +265,20 @@ def test_resume_is_identical_with_a_schedule(tmp_path, single_thread, schedule):
     _resume_case("momentum", {"lr": 0.05, "momentum": 0.9}, {}, tmp_path, schedule)
 
 
+def test_restore_after_a_schedule_reached_zero(tmp_path):
+    """Cosine annealing ends at min_lr=0 by default; that optimizer state restores."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((64, 8)).astype(np.float32), rng.integers(0, 3, 64)
+    net = mlp([8, 6, 3], rng=0)
+    opt = get_optimizer("sgd", net.parameters(), lr=0.1)
+    sched = get_schedule("cosine", opt, t_max=2)
+    fit(net, X, y, optimizer=opt, epochs=2, batch_size=32, schedule=sched, rng=0)
+    assert opt.lr == 0
+    io.save(tmp_path / "end.npz", net, optimizer=opt, schedule=sched)
+    opt2, sched2 = restore(io.load(tmp_path / "end.npz"))
+    assert opt2.lr == 0 and type(sched2) is type(sched)
+
+
 def test_restore_without_training_state(tmp_path):
     net, _, _, _ = _trained_net()
     io.save(tmp_path / "m.npz", net)

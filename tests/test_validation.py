@@ -41,7 +41,7 @@ def test_check_number_accepts_and_converts():
     (lambda: fastnn.BatchNorm(3, eps=0), "eps must be > 0, got 0.0"),
     (lambda: fastnn.Dense(3, 2, max_norm=-1), "max_norm must be > 0, got -1.0"),
     (lambda: fastnn.mlp([3, 2], l2=-0.1), "l2 must be >= 0, got -0.1"),
-    (lambda: fastnn.SGD(fastnn.mlp([3, 2]).parameters(), lr=0), "lr must be > 0, got 0.0"),
+    (lambda: fastnn.SGD(fastnn.mlp([3, 2]).parameters(), lr=-1), "lr must be >= 0, got -1.0"),
     (lambda: fastnn.initializers.normal((2, 2), std=-1), "std must be >= 0, got -1.0"),
     (lambda: fastnn.initializers.variance_scaling((2, 2), scale=0), "scale must be > 0, got 0.0"),
     (lambda: fastnn.Monitor(fastnn.mlp([3, 2]), saturation_tol=0.5),

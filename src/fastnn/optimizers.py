@@ -138,7 +138,8 @@ class Optimizer:
 
     def __init__(self, params, lr, weight_decay=0.0, clip_norm=None, clip_value=None):
         self.params = _check_params(params)
-        self.lr = check_number(lr, "lr", low=0, low_open=True)
+        # lr = 0 is allowed, as in torch: a schedule can end there (cosine's min_lr=0).
+        self.lr = check_number(lr, "lr", low=0)
         self.weight_decay = check_number(weight_decay, "weight_decay", low=0)
         self.clip_norm = (None if clip_norm is None
                           else check_number(clip_norm, "clip_norm", low=0, low_open=True))
@@ -235,7 +236,7 @@ class Optimizer:
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__} state is missing {missing}, has unexpected "
                              f"{unexpected} (was it saved for the same parameters and options?)")
-        lr = check_number(scalar_value(state["lr"]), "state['lr']", low=0, low_open=True)
+        lr = check_number(scalar_value(state["lr"]), "state['lr']", low=0)
         step_count = scalar_value(state["step_count"])
         if not isinstance(step_count, numbers.Integral) or step_count < 0:
             raise ValueError(f"state['step_count'] must be an int >= 0, got {step_count!r}")

@@ -92,7 +92,7 @@ class Schedule:
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
             raise ValueError(f"state['t'] must be an int >= 0, got {t!r}")
         self._load(values)
-        self.optimizer.lr = check_number(values["lr"], "state['lr']", low=0, low_open=True)
+        self.optimizer.lr = check_number(values["lr"], "state['lr']", low=0)
 
     def _load(self, values):
         self.t = int(values["t"])
