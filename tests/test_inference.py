@@ -3,6 +3,7 @@
 it in step with the weights."""
 import copy
 import pickle
+import sys
 import threading
 
 import numpy as np
@@ -285,18 +286,34 @@ def test_a_network_with_a_compiled_pass_copies_and_pickles():
         np.testing.assert_array_equal(clone.predict(X), expected)
 
 
-def test_small_batch_rows_is_measured_or_taken_from_the_environment(monkeypatch):
+def test_small_batch_rows_follows_the_rule_or_the_environment(monkeypatch):
     from fastnn import _config
+    from fastnn_c import SIMD, _blas
 
-    rows = small_batch_rows(np.float32)
-    assert isinstance(rows, int) and 8 <= rows <= 1024
-    monkeypatch.setattr(_config, "_small_batch_rows", {})
+    wider = SIMD == "avx512" and _blas.blas_core_name().lower() not in _config._AVX512_BLAS_CORES
+    threads = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        assert small_batch_rows(np.float32) == (sys.maxsize if wider else 0)
+        fastnn.set_num_threads(2)
+        assert small_batch_rows(np.float64) == (_config.THREADED_BLAS_ROWS if wider else 0)
+    finally:
+        fastnn.set_num_threads(threads)
     monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", "0")
     assert small_batch_rows(np.float64) == 0
-    monkeypatch.setattr(_config, "_small_batch_rows", {})
     monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", "many")
     with pytest.raises(ValueError, match="FASTNN_SMALL_BATCH_ROWS must be a row count"):
         small_batch_rows(np.float32)
+
+
+def test_training_forward_takes_either_kernel_with_the_same_result(monkeypatch, dtype):
+    net = _trained(NETWORKS["relu"], dtype, steps=0)
+    X = np.random.default_rng(10).standard_normal((9, 20)).astype(dtype)
+    outputs = []
+    for rows in ("0", "1000"):
+        monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", rows)
+        outputs.append(net.forward(X).copy())
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
 
 
 def test_dense_stack_checks_its_arguments():

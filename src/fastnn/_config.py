@@ -9,10 +9,9 @@ otherwise they run on the calling thread. Measurements: benchmarks/README.md, "O
 policy" and "Threads for elementwise loops".
 """
 import os
-import time
+import sys
 
-import numpy as np
-
+from fastnn_c import SIMD as _SIMD
 from fastnn_c import _blas
 
 #: Compute-bound passes (exp, tanh, log1p, random numbers) below this many values lose more
@@ -46,57 +45,32 @@ def elementwise_threads(n_elements, compute_bound, minimum=PARALLEL_MIN_ELEMENTS
     return 1
 
 
-#: Set to a row count to skip the calibration below (e.g. to keep one measured earlier).
+#: A row count here replaces ``small_batch_rows``'s rule.
 _SMALL_BATCH_ROWS_ENV = "FASTNN_SMALL_BATCH_ROWS"
-_small_batch_rows = {}  # (dtype name, BLAS threads) -> rows
+#: OpenBLAS's kernels that use AVX-512 (the names ``blas_core_name`` returns, lower-cased).
+_AVX512_BLAS_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+#: Above this many rows, two or more OpenBLAS threads beat the micro-kernel on one
+#: (measured on a 2-core AMD EPYC VM; benchmarks/README.md, "Small-batch dense kernels").
+THREADED_BLAS_ROWS = 32
 
 
 def small_batch_rows(dtype):
     """The most rows for which a training-mode dense forward product runs on fastnn's
-    micro-kernel (``fastnn_c.dense.dense_small_forward``, reading W where it is, on the
-    calling thread) rather than through the BLAS's GEMM (threaded).
+    micro-kernel (``fastnn_c.dense.dense_small_forward``, W read where it is, on the calling
+    thread) rather than through OpenBLAS's GEMM.
 
-    Where they cross depends on the machine: on the BLAS's kernels for this CPU, the caches,
-    the thread count. So it is measured here, once per process, dtype and BLAS thread count,
-    on a 512x512 layer: the micro-kernel and GEMM are timed (best of 5, interleaved) at 16,
-    32, 64, ... rows until GEMM wins, 10-50 ms in all. ``FASTNN_SMALL_BATCH_ROWS`` in the
-    environment replaces the measurement with its value (0: always GEMM).
+    A rule, not a timing, so that a seeded training gives the same weights in every process
+    on a machine: the micro-kernel is used only where its SIMD level is wider than OpenBLAS's
+    kernels (fastnn's AVX-512 build against OpenBLAS's AVX2 ones, as on AMD CPUs or under
+    ``OPENBLAS_CORETYPE=Haswell``; there it measured 2x OpenBLAS per core): for every batch
+    with one thread, up to ``THREADED_BLAS_ROWS`` rows with more. Otherwise 0 (always GEMM).
+    ``FASTNN_SMALL_BATCH_ROWS`` in the environment replaces the rule with its value.
     """
-    dtype = np.dtype(dtype)
-    key = (dtype.name, _blas.blas_get_num_threads())
-    rows = _small_batch_rows.get(key)
-    if rows is None:
-        override = os.environ.get(_SMALL_BATCH_ROWS_ENV, "").strip()
-        if override:
-            if not override.isdigit():
-                raise ValueError(f"{_SMALL_BATCH_ROWS_ENV} must be a row count >= 0, got {override!r}")
-            rows = int(override)
-        else:
-            rows = _calibrate(dtype)
-        _small_batch_rows[key] = rows
-    return rows
-
-
-def _calibrate(dtype, width=512, start=16, stop=1024):
-    from fastnn_c import dense  # the kernels are timed, not the Python around them
-
-    rng = np.random.default_rng(0)
-    W = rng.standard_normal((width, width)).astype(dtype)
-    b = np.zeros(width, dtype)
-
-    rows = start
-    while rows <= stop:
-        X = rng.standard_normal((rows, width)).astype(dtype)
-        Y = np.empty((rows, width), dtype)
-        mine = blas = np.inf
-        for _ in range(5):  # interleaved, so that a noisy spell hits both alike
-            t = time.perf_counter()
-            dense.dense_small_forward(X, W, b, Y, 0)
-            mine = min(mine, time.perf_counter() - t)
-            t = time.perf_counter()
-            dense.dense_activation_forward(X, W, b, Y, 0)
-            blas = min(blas, time.perf_counter() - t)
-        if mine > blas:
-            return rows // 2
-        rows *= 2
-    return stop
+    override = os.environ.get(_SMALL_BATCH_ROWS_ENV, "").strip()
+    if override:
+        if not override.isdigit():
+            raise ValueError(f"{_SMALL_BATCH_ROWS_ENV} must be a row count >= 0, got {override!r}")
+        return int(override)
+    if _SIMD != "avx512" or _blas.blas_core_name().lower() in _AVX512_BLAS_CORES:
+        return 0
+    return sys.maxsize if _blas.blas_get_num_threads() == 1 else THREADED_BLAS_ROWS
