@@ -45,6 +45,26 @@ def test_small_batch_kernels_match_numpy_and_gemm(n, n_in, n_out, dtype):
     np.testing.assert_array_equal(packed, small)  # same micro-kernel, same order of sums
 
 
+@pytest.mark.parametrize("n_in,n_out", WIDTHS)
+@pytest.mark.parametrize("n", ROWS)
+def test_weight_products_on_the_micro_kernel_match_numpy(n, n_in, n_out, dtype):
+    """dW = Xᵀ dY and the fused update W − lr·Xᵀ dY, with ``small=True``, as the BLAS's."""
+    rng = np.random.default_rng(n * 7 + n_in + n_out)
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    dY = rng.standard_normal((n, n_out)).astype(dtype)
+    dW_expected = ref.dense_backward(X, W, dY)[1]
+    scale = max(np.abs(dW_expected).max(), 1.0)
+    for small in (False, True):
+        dW, db, dX = np.empty_like(W), np.empty(n_out, dtype), np.empty_like(X)
+        dense.dense_backward(X, W, dY, dW, db, dX, small=small)
+        assert np.abs(dW - dW_expected).max() <= 1e-5 * scale
+        np.testing.assert_allclose(db, dY.sum(axis=0), rtol=1e-5, atol=1e-5 * scale)
+        updated, bias = W.copy(), np.zeros(n_out, dtype)
+        dense.dense_sgd_backward(X, updated, dY, bias, None, 0.5, small=small)
+        assert np.abs(updated - (W - 0.5 * dW_expected)).max() <= 1e-5 * scale
+
+
 def test_a_row_does_not_depend_on_the_batch_around_it(dtype):
     """Same values bit for bit in any order and any batch: scikit-learn checks predictions
     for sample-order and subset invariance."""

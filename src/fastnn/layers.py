@@ -277,7 +277,7 @@ class Dense(Layer):
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
         b = None if self.bias is None else self.bias.data
-        if X.shape[0] <= small_batch_rows(self.dtype):
+        if self._small(X):
             _dense.dense_small_forward(X, self.weight.data, b, Y)
         else:
             _dense.dense_forward(X, self.weight.data, b, Y)
@@ -288,8 +288,14 @@ class Dense(Layer):
     def _backward(self, dY):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_backward(self._input, self.weight.data, dY, self.weight.grad,
-                              None if self.bias is None else self.bias.grad, dX)
+                              None if self.bias is None else self.bias.grad, dX,
+                              small=self._small(dY))
         return dX
+
+    def _small(self, batch):
+        """Whether this batch's weight products run on fastnn's micro-kernel (see
+        ``fastnn._config.small_batch_rows``) rather than through OpenBLAS."""
+        return batch.shape[0] <= small_batch_rows(self.dtype)
 
     def _forward_activation(self, activation, X):
         """Forward of this layer and the ``activation`` layer after it, as one fused kernel.
@@ -298,10 +304,7 @@ class Dense(Layer):
         """
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
         b = None if self.bias is None else self.bias.data
-        # the small-batch micro-kernel where it beats GEMM here (measured, _config)
-        forward = (_dense.dense_small_forward
-                   if X.shape[0] <= small_batch_rows(self.dtype)
-                   else _dense.dense_activation_forward)
+        forward = _dense.dense_small_forward if self._small(X) else _dense.dense_activation_forward
         forward(X, self.weight.data, b, A, activation.kind, activation.alpha)
         self._input = X
         self._output = None  # Z = X W + b was folded into the activation's output
@@ -312,7 +315,8 @@ class Dense(Layer):
         """Backward fused with a plain SGD step of rate ``lr`` (the gradient is not stored)."""
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_sgd_backward(self._input, self.weight.data, dY,
-                                  None if self.bias is None else self.bias.data, dX, lr)
+                                  None if self.bias is None else self.bias.data, dX, lr,
+                                  small=self._small(dY))
         self._mark_changed()
         return dX
 
@@ -326,7 +330,8 @@ class Dense(Layer):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_activation_sgd_backward(self._input, self.weight.data, activation._output, dA,
                                              dZ, None if self.bias is None else self.bias.data, dX,
-                                             activation.kind, activation.alpha, lr)
+                                             activation.kind, activation.alpha, lr,
+                                             small=self._small(dA))
         self._mark_changed()
         return dX
 
@@ -337,7 +342,7 @@ class Dense(Layer):
         _dense.dense_activation_backward(self._input, self.weight.data, activation._output, dA, dZ,
                                          self.weight.grad,
                                          None if self.bias is None else self.bias.grad, dX,
-                                         activation.kind, activation.alpha)
+                                         activation.kind, activation.alpha, small=self._small(dA))
         return dX
 
 

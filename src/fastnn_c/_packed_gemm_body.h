@@ -31,13 +31,15 @@ FNN_ALWAYS_INLINE FNN_VT FNN_NAME(fnn_load)(const FNN_T* p) {
 
 /* Y[0:mr, 0:...] := bias + X[0:mr, :] (P_0 | P_1 ...), np panels of K rows of FNN_NR columns
  * (rows ldp apart, panels pstride apart), the last panel's first ``width`` columns valid;
- * mr and np are constants after inlining, so the accumulators live in registers. Every
- * element is summed over k in order, whatever the tile's shape: a row's result does not
- * depend on the rows or panels computed beside it. */
+ * X[r, k] is X[r * xr + k * xk]. With alpha != 1 or beta != 0 (and no bias) the tile is
+ * stored as Y := alpha (X P) + beta Y instead. mr and np are constants after inlining, so
+ * the accumulators live in registers. Every element is summed over k in order, whatever the
+ * tile's shape: a row's result does not depend on the rows or panels computed beside it. */
 FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN_T* X,
-                                          ptrdiff_t ldx, const FNN_T* P, ptrdiff_t ldp,
-                                          ptrdiff_t pstride, const FNN_T* bias, FNN_T* Y,
-                                          ptrdiff_t ldy, int width) {
+                                          ptrdiff_t xr, ptrdiff_t xk, const FNN_T* P,
+                                          ptrdiff_t ldp, ptrdiff_t pstride, const FNN_T* bias,
+                                          FNN_T alpha, FNN_T beta, FNN_T* Y, ptrdiff_t ldy,
+                                          int width) {
     FNN_VT acc[FNN_MR][4];
     FNN_VT zero = {0};
     for (int r = 0; r < mr; r++)
@@ -50,7 +52,7 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN
             b[2 * p + 1] = FNN_NAME(fnn_load)(P + p * pstride + k * ldp + FNN_V);
         }
         for (int r = 0; r < mr; r++) {
-            FNN_T a = X[r * ldx + k];
+            FNN_T a = X[r * xr + k * xk];
             for (int v = 0; v < 2 * np; v++)
                 acc[r][v] += a * b[v];
         }
@@ -61,20 +63,28 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN
             int w = p == np - 1 ? width : FNN_NR;
             memcpy(out, &acc[r][2 * p], sizeof(FNN_VT));
             memcpy(out + FNN_V, &acc[r][2 * p + 1], sizeof(FNN_VT));
+            FNN_T* y = Y + r * ldy + p * FNN_NR;
+            if (alpha != 1 || beta != 0) {
+                for (int j = 0; j < w; j++)
+                    y[j] = alpha * out[j] + (beta != 0 ? beta * y[j] : 0);
+                continue;
+            }
             if (bias != NULL)
                 for (int j = 0; j < w; j++)
                     out[j] += bias[p * FNN_NR + j];
-            memcpy(Y + r * ldy + p * FNN_NR, out, (size_t)w * sizeof(FNN_T));
+            memcpy(y, out, (size_t)w * sizeof(FNN_T));
         }
 }
 
 #define FNN_TILE_CASE(rows, np) \
-    case rows: FNN_NAME(fnn_tile)(rows, np, K, X, K, P, ldp, pstride, bias, Y, N, width); break;
+    case rows: FNN_NAME(fnn_tile)(rows, np, K, X, xr, xk, P, ldp, pstride, bias, alpha, beta, \
+                                  Y, N, width); break;
 
 /* One tile of m < FNN_MR rows (m a constant per case, so each call specializes). */
-static void FNN_NAME(fnn_tile_rows)(int m, int np, ptrdiff_t K, const FNN_T* X, const FNN_T* P,
-                                    ptrdiff_t ldp, ptrdiff_t pstride, const FNN_T* bias,
-                                    FNN_T* Y, ptrdiff_t N, int width) {
+static void FNN_NAME(fnn_tile_rows)(int m, int np, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
+                                    ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
+                                    ptrdiff_t pstride, const FNN_T* bias, FNN_T alpha,
+                                    FNN_T beta, FNN_T* Y, ptrdiff_t N, int width) {
     if (np == 2) {
         switch (m) {
             FNN_TILE_CASE(1, 2)
@@ -98,16 +108,18 @@ static void FNN_NAME(fnn_tile_rows)(int m, int np, ptrdiff_t K, const FNN_T* X, 
 }
 #undef FNN_TILE_CASE
 
-/* Y[0:m, 0:width] of one panel: tiles of FNN_MR rows, then the rest. */
-static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, const FNN_T* P,
-                                     ptrdiff_t ldp, const FNN_T* bias, FNN_T* Y, ptrdiff_t N,
-                                     int width) {
+/* Y[0:m, 0:width] of one panel (Y's rows N apart): tiles of FNN_MR rows, then the rest. */
+static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
+                                     ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
+                                     const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
+                                     ptrdiff_t N, int width) {
     ptrdiff_t i = 0;
     for (; i + FNN_MR <= m; i += FNN_MR)
-        FNN_NAME(fnn_tile)(FNN_MR, 1, K, X + i * K, K, P, ldp, 0, bias, Y + i * N, N, width);
+        FNN_NAME(fnn_tile)(FNN_MR, 1, K, X + i * xr, xr, xk, P, ldp, 0, bias, alpha, beta,
+                           Y + i * N, N, width);
     if (i < m)
-        FNN_NAME(fnn_tile_rows)((int)(m - i), 1, K, X + i * K, P, ldp, 0, bias, Y + i * N, N,
-                                width);
+        FNN_NAME(fnn_tile_rows)((int)(m - i), 1, K, X + i * xr, xr, xk, P, ldp, 0, bias, alpha,
+                                beta, Y + i * N, N, width);
 }
 /* Σ values: one pass reading n values, four vector accumulators (the weight-read floor). */
 static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
@@ -128,17 +140,21 @@ static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
 #undef FNN_V
 
 #else  /* no vector extensions: the same layout, plain loops */
-static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, const FNN_T* P,
-                                     ptrdiff_t ldp, const FNN_T* bias, FNN_T* Y, ptrdiff_t N,
-                                     int width) {
+static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
+                                     ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
+                                     const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
+                                     ptrdiff_t N, int width) {
     for (ptrdiff_t i = 0; i < m; i++) {
         FNN_T out[FNN_NR];
         for (int j = 0; j < FNN_NR; j++)
-            out[j] = bias != NULL && j < width ? bias[j] : 0;
+            out[j] = 0;
         for (ptrdiff_t k = 0; k < K; k++)
             for (int j = 0; j < width; j++)
-                out[j] += X[i * K + k] * P[k * ldp + j];
-        memcpy(Y + i * N, out, (size_t)width * sizeof(FNN_T));
+                out[j] += X[i * xr + k * xk] * P[k * ldp + j];
+        for (int j = 0; j < width; j++) {
+            FNN_T v = alpha * out[j] + (bias != NULL ? bias[j] : 0);
+            Y[i * N + j] = beta != 0 ? v + beta * Y[i * N + j] : v;
+        }
     }
 }
 
@@ -163,16 +179,16 @@ static void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_
             int np = end - j0 > FNN_NR ? 2 : 1;
             ptrdiff_t last = j0 + (np - 1) * FNN_NR;
             int width = end - last < FNN_NR ? (int)(end - last) : FNN_NR;
-            FNN_NAME(fnn_tile_rows)((int)m, np, K, X, packed + j0 * K, FNN_NR, K * FNN_NR,
-                                    bias == NULL ? NULL : bias + j0, Y + j0, N, width);
+            FNN_NAME(fnn_tile_rows)((int)m, np, K, X, K, 1, packed + j0 * K, FNN_NR, K * FNN_NR,
+                                    bias == NULL ? NULL : bias + j0, 1, 0, Y + j0, N, width);
         }
         return;
     }
 #endif
     for (ptrdiff_t j0 = begin; j0 < end; j0 += FNN_NR) {
         int width = end - j0 < FNN_NR ? (int)(end - j0) : FNN_NR;
-        FNN_NAME(fnn_panel_rows)(m, K, X, packed + j0 * K, FNN_NR,
-                                 bias == NULL ? NULL : bias + j0, Y + j0, N, width);
+        FNN_NAME(fnn_panel_rows)(m, K, X, K, 1, packed + j0 * K, FNN_NR,
+                                 bias == NULL ? NULL : bias + j0, 1, 0, Y + j0, N, width);
     }
 }
 
@@ -182,22 +198,26 @@ static void FNN_NAME(fnn_packed_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, con
     FNN_NAME(fnn_packed_gemm_columns)(m, K, N, X, packed, bias, Y, 0, N);
 }
 
-/* The same product from W as it is (K x N, row-major): whole panels are read in place, FNN_NR
- * columns of each row; the last, partial panel is packed into ``tail`` (K * FNN_NR values). */
+/* Y (m x N, rows N apart) := alpha X W + beta Y (+ bias when alpha = 1 and beta = 0) from
+ * W as it is (K x N, row-major), X[i, k] at X[i * xr + k * xk]: whole panels are read in
+ * place, FNN_NR columns of each row; the last, partial panel is packed into ``tail``
+ * (K * FNN_NR values). With xr = K, xk = 1 this is X W; with X = A (K x m) and xr = 1,
+ * xk = m it is A^T W, the weight gradient X^T dY of a dense layer. */
 static void FNN_NAME(fnn_rowmajor_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const FNN_T* X,
-                                        const FNN_T* W, const FNN_T* bias, FNN_T* Y,
+                                        ptrdiff_t xr, ptrdiff_t xk, const FNN_T* W,
+                                        const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
                                         FNN_T* tail) {
     ptrdiff_t j0 = 0;
     for (; j0 + FNN_NR <= N; j0 += FNN_NR)
-        FNN_NAME(fnn_panel_rows)(m, K, X, W + j0, N, bias == NULL ? NULL : bias + j0, Y + j0, N,
-                                 FNN_NR);
+        FNN_NAME(fnn_panel_rows)(m, K, X, xr, xk, W + j0, N, bias == NULL ? NULL : bias + j0,
+                                 alpha, beta, Y + j0, N, FNN_NR);
     if (j0 < N) {
         for (ptrdiff_t k = 0; k < K; k++) {
             memcpy(tail + k * FNN_NR, W + k * N + j0, (size_t)(N - j0) * sizeof(FNN_T));
             for (ptrdiff_t j = N - j0; j < FNN_NR; j++)
                 tail[k * FNN_NR + j] = 0;
         }
-        FNN_NAME(fnn_panel_rows)(m, K, X, tail, FNN_NR, bias == NULL ? NULL : bias + j0, Y + j0,
-                                 N, (int)(N - j0));
+        FNN_NAME(fnn_panel_rows)(m, K, X, xr, xk, tail, FNN_NR, bias == NULL ? NULL : bias + j0,
+                                 alpha, beta, Y + j0, N, (int)(N - j0));
     }
 }

@@ -44,9 +44,11 @@ cdef extern from "_packed_gemm.h" nogil:
                                         const double* packed, const double* bias, double* Y,
                                         ptrdiff_t begin, ptrdiff_t end)
     void fnn_rowmajor_gemm_float(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const float* X,
-                                 const float* W, const float* bias, float* Y, float* tail)
+                                 ptrdiff_t xr, ptrdiff_t xk, const float* W, const float* bias,
+                                 float alpha, float beta, float* Y, float* tail)
     void fnn_rowmajor_gemm_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
-                                  const double* W, const double* bias, double* Y, double* tail)
+                                  ptrdiff_t xr, ptrdiff_t xk, const double* W, const double* bias,
+                                  double alpha, double beta, double* Y, double* tail)
     float fnn_read_sum_float(const float* values, ptrdiff_t n)
     double fnn_read_sum_double(const double* values, ptrdiff_t n)
 
@@ -54,8 +56,26 @@ cnp.import_array()
 
 
 # -- loops on checked arrays -----------------------------------------------------------------
+cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floating* W,
+                     const floating* bias, floating alpha, floating beta, floating* Y,
+                     Py_ssize_t m, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    """Y (m x N) := alpha X W + beta Y (+ bias) on the micro-kernel, W (K x N) read in place,
+    X[i, k] at X[i * xr + k * xk]; -1 (nothing written) if its scratch cannot be allocated."""
+    cdef int nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
+    cdef floating* tail = <floating*>malloc(K * nr * sizeof(floating) + 1)
+    if tail == NULL:
+        return -1
+    if floating is float:
+        fnn_rowmajor_gemm_float(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail)
+    else:
+        fnn_rowmajor_gemm_double(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail)
+    free(tail)
+    return 0
+
+
 cdef void _backward_rows(const floating* X, const floating* W, const floating* dY, floating* dW,
-                         floating* db, floating* dX, int n, int n_in, int n_out) noexcept nogil:
+                         floating* db, floating* dX, int n, int n_in, int n_out,
+                         bint small) noexcept nogil:
     cdef Py_ssize_t i, j
     if db != NULL:
         for j in range(n_out):
@@ -70,7 +90,10 @@ cdef void _backward_rows(const floating* X, const floating* W, const floating* d
             for i in range(<Py_ssize_t>n * n_in):
                 dX[i] = 0
         return
-    gemm(True, False, n_in, n_out, n, <floating>1.0, X, n_in, dY, n_out, <floating>0.0, dW, n_out)
+    # dW = Xᵀ dY: X read as its transpose (rows 1 apart, k n_in apart)
+    if not small or _small_gemm(X, 1, n_in, dY, NULL, 1, 0, dW, n_in, n, n_out) != 0:
+        gemm(True, False, n_in, n_out, n, <floating>1.0, X, n_in, dY, n_out, <floating>0.0,
+             dW, n_out)
     if dX != NULL:
         gemm(False, True, n, n_in, n_out, <floating>1.0, dY, n_out, W, n_out, <floating>0.0, dX, n_in)
 
@@ -91,12 +114,14 @@ cdef void _activation_gradient(const floating* A, const floating* dA, floating* 
 
 
 cdef void _sgd_backward_rows(const floating* X, floating* W, const floating* dY, floating* b,
-                             floating* dX, int n, int n_in, int n_out, floating lr) noexcept nogil:
+                             floating* dX, int n, int n_in, int n_out, floating lr,
+                             bint small) noexcept nogil:
     cdef Py_ssize_t i, j
     if dX != NULL:
         gemm(False, True, n, n_in, n_out, <floating>1.0, dY, n_out, W, n_out,
              <floating>0.0, dX, n_in)
-    gemm(True, False, n_in, n_out, n, -lr, X, n_in, dY, n_out, <floating>1.0, W, n_out)
+    if not small or _small_gemm(X, 1, n_in, dY, NULL, -lr, 1, W, n_in, n, n_out) != 0:
+        gemm(True, False, n_in, n_out, n, -lr, X, n_in, dY, n_out, <floating>1.0, W, n_out)
     if b != NULL:
         for i in range(n):
             for j in range(n_out):
@@ -126,9 +151,9 @@ cdef void _forward(floating zero, const void* X_, const void* W_, const void* b_
 
 
 cdef void _backward(floating zero, const void* X, const void* W, const void* dY, void* dW,
-                    void* db, void* dX, int n, int n_in, int n_out) noexcept nogil:
+                    void* db, void* dX, int n, int n_in, int n_out, bint small) noexcept nogil:
     _backward_rows(<const floating*>X, <const floating*>W, <const floating*>dY, <floating*>dW,
-                   <floating*>db, <floating*>dX, n, n_in, n_out)
+                   <floating*>db, <floating*>dX, n, n_in, n_out, small)
 
 
 cdef void _activation_forward(floating zero, const void* X_, const void* W_, const void* b_,
@@ -156,26 +181,28 @@ cdef void _activation_forward(floating zero, const void* X_, const void* W_, con
 
 cdef void _activation_backward(floating zero, const void* X, const void* W, const void* A,
                                const void* dA, void* dZ, void* dW, void* db, void* dX, int n,
-                               int n_in, int n_out, int kind, double alpha) noexcept nogil:
+                               int n_in, int n_out, int kind, double alpha,
+                               bint small) noexcept nogil:
     _activation_gradient(<const floating*>A, <const floating*>dA, <floating*>dZ, <floating*>db,
                          n, n_out, kind, <floating>alpha)
     _backward_rows(<const floating*>X, <const floating*>W, <const floating*>dZ, <floating*>dW,
-                   NULL, <floating*>dX, n, n_in, n_out)
+                   NULL, <floating*>dX, n, n_in, n_out, small)
 
 
 cdef void _sgd_backward(floating zero, const void* X, void* W, const void* dY, void* b,
-                        void* dX, int n, int n_in, int n_out, double lr) noexcept nogil:
+                        void* dX, int n, int n_in, int n_out, double lr, bint small) noexcept nogil:
     _sgd_backward_rows(<const floating*>X, <floating*>W, <const floating*>dY, <floating*>b,
-                       <floating*>dX, n, n_in, n_out, <floating>lr)
+                       <floating*>dX, n, n_in, n_out, <floating>lr, small)
 
 
 cdef void _activation_sgd_backward(floating zero, const void* X, void* W, const void* A,
                                    const void* dA, void* dZ, void* b, void* dX, int n, int n_in,
-                                   int n_out, int kind, double alpha, double lr) noexcept nogil:
+                                   int n_out, int kind, double alpha, double lr,
+                                   bint small) noexcept nogil:
     _activation_gradient(<const floating*>A, <const floating*>dA, <floating*>dZ, NULL, n, n_out,
                          kind, <floating>alpha)
     _sgd_backward_rows(<const floating*>X, <floating*>W, <const floating*>dZ, <floating*>b,
-                       <floating*>dX, n, n_in, n_out, <floating>lr)
+                       <floating*>dX, n, n_in, n_out, <floating>lr, small)
 
 
 # -- checked entry points --------------------------------------------------------------------
@@ -213,11 +240,12 @@ def dense_forward(X, W, b, Y):
             _forward(<double>0, x, w, bias, y, n, n_in, n_out)
 
 
-def dense_backward(X, W, dY, dW, db, dX):
+def dense_backward(X, W, dY, dW, db, dX, bint small=False):
     """dW := Xᵀ dY;  db := Σ_rows dY;  dX := dY Wᵀ.
 
     ``X`` (n, in), ``W`` (in, out), ``dY`` (n, out); ``dW`` (in, out), ``db`` (out,) or
-    None, ``dX`` (n, in) or None (skipped).
+    None, ``dX`` (n, in) or None (skipped). ``small``: dW on the micro-kernel of
+    ``dense_small_forward`` (on the calling thread) instead of the BLAS.
     """
     cdef str kernel = "dense_backward"
     cdef int t = float_type(X, kernel, "X")
@@ -231,9 +259,9 @@ def dense_backward(X, W, dY, dW, db, dX):
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, n_in, writable=True)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _backward(<float>0, x, w, dy, dw, dbias, dx, n, n_in, n_out)
+            _backward(<float>0, x, w, dy, dw, dbias, dx, n, n_in, n_out, small)
         else:
-            _backward(<double>0, x, w, dy, dw, dbias, dx, n, n_in, n_out)
+            _backward(<double>0, x, w, dy, dw, dbias, dx, n, n_in, n_out, small)
 
 
 def dense_activation_forward(X, W, b, A, int kind, double alpha=0.0):
@@ -257,12 +285,13 @@ def dense_activation_forward(X, W, b, A, int kind, double alpha=0.0):
             _activation_forward(<double>0, x, w, bias, a, n, n_in, n_out, kind, alpha)
 
 
-def dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, int kind, double alpha=0.0):
+def dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, int kind, double alpha=0.0,
+                              bint small=False):
     """dZ := dA ⊙ f'(Z) and db := Σ_rows dZ in one pass; then dW := Xᵀ dZ, dX := dZ Wᵀ.
 
     ``X`` (n, in), ``W`` (in, out); ``A`` (n, out), the forward output f(X W + b); ``dA``
     (n, out); ``dZ`` (n, out) scratch; ``dW`` (in, out), ``db`` (out,) or None, ``dX`` (n, in)
-    or None.
+    or None. ``small`` as in ``dense_backward``.
     """
     cdef str kernel = "dense_activation_backward"
     cdef int t = float_type(X, kernel, "X")
@@ -280,18 +309,19 @@ def dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, int kind, double alph
     with nogil:
         if t == cnp.NPY_FLOAT:
             _activation_backward(<float>0, x, w, a, da, dz, dw, dbias, dx, n, n_in, n_out, kind,
-                                 alpha)
+                                 alpha, small)
         else:
             _activation_backward(<double>0, x, w, a, da, dz, dw, dbias, dx, n, n_in, n_out, kind,
-                                 alpha)
+                                 alpha, small)
 
 
-def dense_sgd_backward(X, W, dY, b, dX, double lr):
+def dense_sgd_backward(X, W, dY, b, dX, double lr, bint small=False):
     """Backward fused with a plain SGD step: dX := dY Wᵀ (old W), W −= lr Xᵀ dY, b −= lr Σ_rows dY.
 
     ``X`` (n, in); ``W`` (in, out) and ``b`` (out,) or None, updated in place; ``dY`` (n, out);
     ``dX`` (n, in) or None. The weight update is the dW GEMM itself (alpha = −lr, beta = 1),
-    so the gradient is never stored and no separate update pass runs.
+    so the gradient is never stored and no separate update pass runs. ``small``: that update
+    on the micro-kernel of ``dense_small_forward`` (alpha = −lr, beta = 1 there too).
     """
     cdef str kernel = "dense_sgd_backward"
     cdef int t = float_type(X, kernel, "X")
@@ -306,12 +336,13 @@ def dense_sgd_backward(X, W, dY, b, dX, double lr):
         raise ValueError(f"{kernel}: empty batch or layer")
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _sgd_backward(<float>0, x, w, dy, bias, dx, n, n_in, n_out, lr)
+            _sgd_backward(<float>0, x, w, dy, bias, dx, n, n_in, n_out, lr, small)
         else:
-            _sgd_backward(<double>0, x, w, dy, bias, dx, n, n_in, n_out, lr)
+            _sgd_backward(<double>0, x, w, dy, bias, dx, n, n_in, n_out, lr, small)
 
 
-def dense_activation_sgd_backward(X, W, A, dA, dZ, b, dX, int kind, double alpha, double lr):
+def dense_activation_sgd_backward(X, W, A, dA, dZ, b, dX, int kind, double alpha, double lr,
+                                  bint small=False):
     """dZ := dA ⊙ f'(Z) (one pass), then ``dense_sgd_backward`` with dZ.
 
     Shapes as in ``dense_activation_backward``; ``W`` and ``b`` are updated in place.
@@ -333,10 +364,10 @@ def dense_activation_sgd_backward(X, W, A, dA, dZ, b, dX, int kind, double alpha
     with nogil:
         if t == cnp.NPY_FLOAT:
             _activation_sgd_backward(<float>0, x, w, a, da, dz, bias, dx, n, n_in, n_out, kind,
-                                     alpha, lr)
+                                     alpha, lr, small)
         else:
             _activation_sgd_backward(<double>0, x, w, a, da, dz, bias, dx, n, n_in, n_out, kind,
-                                     alpha, lr)
+                                     alpha, lr, small)
 
 
 # -- small batches: packed weights -----------------------------------------------------------
@@ -376,27 +407,17 @@ cdef void _packed_forward(floating zero, const void* X_, const void* packed_, co
             activation_forward_run(kind, &A[i * n_out], &A[i * n_out], n_out, <floating>alpha)
 
 
-cdef int _small_forward(floating zero, const void* X_, const void* W_, const void* b_, void* A_,
-                        Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, int kind,
-                        double alpha) except -1 nogil:
+cdef void _small_forward(floating zero, const void* X_, const void* W_, const void* b_, void* A_,
+                         Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, int kind,
+                         double alpha) noexcept nogil:
     cdef floating* A = <floating*>A_
     cdef Py_ssize_t i
-    cdef int nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
-    cdef floating* tail = <floating*>malloc(n_in * nr * sizeof(floating) + 1)
-    if tail == NULL:
-        with gil:
-            raise MemoryError()
-    if floating is float:
-        fnn_rowmajor_gemm_float(n, n_in, n_out, <const float*>X_, <const float*>W_,
-                                <const float*>b_, A, tail)
-    else:
-        fnn_rowmajor_gemm_double(n, n_in, n_out, <const double*>X_, <const double*>W_,
-                                 <const double*>b_, A, tail)
-    free(tail)
+    if _small_gemm(<const floating*>X_, n_in, 1, <const floating*>W_, <const floating*>b_, 1, 0,
+                   A, n, n_in, n_out) != 0:
+        _activation_forward(<floating>0, X_, W_, b_, A_, n, n_in, n_out, IDENTITY, 0)
     if kind != IDENTITY:
         for i in range(n):
             activation_forward_run(kind, &A[i * n_out], &A[i * n_out], n_out, <floating>alpha)
-    return 0
 
 
 cdef Py_ssize_t _packed_size(int t, Py_ssize_t n_in, Py_ssize_t n_out) noexcept:
