@@ -3,7 +3,6 @@
 it in step with the weights."""
 import copy
 import pickle
-import sys
 import threading
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import fastnn
 import reference as ref
 from fastnn import inference
-from fastnn._config import small_batch_rows
+from fastnn._config import micro_kernel_threads
 from fastnn.layers import BatchNorm, Dense, Dropout, ReLU, Tanh
 from fastnn_c import activations, dense
 
@@ -48,21 +47,27 @@ def test_small_batch_kernels_match_numpy_and_gemm(n, n_in, n_out, dtype):
 @pytest.mark.parametrize("n_in,n_out", WIDTHS)
 @pytest.mark.parametrize("n", ROWS)
 def test_weight_products_on_the_micro_kernel_match_numpy(n, n_in, n_out, dtype):
-    """dW = Xᵀ dY and the fused update W − lr·Xᵀ dY, with ``small=True``, as the BLAS's."""
+    """dW = Xᵀ dY, dX = dY Wᵀ and the fused update W − lr·Xᵀ dY on the micro-kernel (one
+    thread or three), as through the BLAS."""
     rng = np.random.default_rng(n * 7 + n_in + n_out)
     X = rng.standard_normal((n, n_in)).astype(dtype)
     W = rng.standard_normal((n_in, n_out)).astype(dtype)
     dY = rng.standard_normal((n, n_out)).astype(dtype)
-    dW_expected = ref.dense_backward(X, W, dY)[1]
-    scale = max(np.abs(dW_expected).max(), 1.0)
-    for small in (False, True):
+    dX_expected, dW_expected, _ = ref.dense_backward(X, W, dY)
+    scale = max(np.abs(dW_expected).max(), np.abs(dX_expected).max(), 1.0)
+    for micro in (0, 1, 3):
         dW, db, dX = np.empty_like(W), np.empty(n_out, dtype), np.empty_like(X)
-        dense.dense_backward(X, W, dY, dW, db, dX, small=small)
+        dense.dense_backward(X, W, dY, dW, db, dX, micro=micro)
         assert np.abs(dW - dW_expected).max() <= 1e-5 * scale
+        assert np.abs(dX - dX_expected).max() <= 1e-5 * scale
         np.testing.assert_allclose(db, dY.sum(axis=0), rtol=1e-5, atol=1e-5 * scale)
-        updated, bias = W.copy(), np.zeros(n_out, dtype)
-        dense.dense_sgd_backward(X, updated, dY, bias, None, 0.5, small=small)
+        updated, bias, dX = W.copy(), np.zeros(n_out, dtype), np.empty_like(X)
+        dense.dense_sgd_backward(X, updated, dY, bias, dX, 0.5, micro=micro)
         assert np.abs(updated - (W - 0.5 * dW_expected)).max() <= 1e-5 * scale
+        assert np.abs(dX - dX_expected).max() <= 1e-5 * scale  # taken with W before the step
+        small = np.empty((n, n_out), dtype)
+        dense.dense_small_forward(X, W, None, small, n_threads=max(micro, 1))
+        assert np.abs(small - X @ W).max() <= 1e-5 * max(np.abs(X @ W).max(), 1.0)
 
 
 def test_a_row_does_not_depend_on_the_batch_around_it(dtype):
@@ -306,34 +311,42 @@ def test_a_network_with_a_compiled_pass_copies_and_pickles():
         np.testing.assert_array_equal(clone.predict(X), expected)
 
 
-def test_small_batch_rows_follows_the_rule_or_the_environment(monkeypatch):
+def test_micro_kernel_threads_follow_the_rule_or_the_environment(monkeypatch):
     from fastnn import _config
     from fastnn_c import SIMD, _blas
 
     wider = SIMD == "avx512" and _blas.blas_core_name().lower() not in _config._AVX512_BLAS_CORES
     threads = fastnn.get_num_threads()
     try:
-        fastnn.set_num_threads(1)
-        assert small_batch_rows(np.float32) == (sys.maxsize if wider else 0)
-        fastnn.set_num_threads(2)
-        assert small_batch_rows(np.float64) == (_config.THREADED_BLAS_ROWS if wider else 0)
+        for n in (1, 2):
+            fastnn.set_num_threads(n)
+            assert micro_kernel_threads() == (n if wider else 0)
+        monkeypatch.setenv("FASTNN_MICRO_KERNEL", "1")
+        assert micro_kernel_threads() == 2
     finally:
         fastnn.set_num_threads(threads)
-    monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", "0")
-    assert small_batch_rows(np.float64) == 0
-    monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", "many")
-    with pytest.raises(ValueError, match="FASTNN_SMALL_BATCH_ROWS must be a row count"):
-        small_batch_rows(np.float32)
+    monkeypatch.setenv("FASTNN_MICRO_KERNEL", "0")
+    assert micro_kernel_threads() == 0
+    monkeypatch.setenv("FASTNN_MICRO_KERNEL", "yes")
+    with pytest.raises(ValueError, match="FASTNN_MICRO_KERNEL must be 0 or 1"):
+        micro_kernel_threads()
 
 
-def test_training_forward_takes_either_kernel_with_the_same_result(monkeypatch, dtype):
-    net = _trained(NETWORKS["relu"], dtype, steps=0)
+def test_training_takes_either_kernel_with_the_same_result(monkeypatch, dtype):
     X = np.random.default_rng(10).standard_normal((9, 20)).astype(dtype)
-    outputs = []
-    for rows in ("0", "1000"):
-        monkeypatch.setenv("FASTNN_SMALL_BATCH_ROWS", rows)
-        outputs.append(net.forward(X).copy())
-    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+    y = np.arange(9) % 4
+    results = []
+    for micro in ("0", "1"):
+        monkeypatch.setenv("FASTNN_MICRO_KERNEL", micro)
+        net = _trained(NETWORKS["relu"], dtype, steps=0)
+        opt = fastnn.SGD(net.parameters(), lr=0.1)
+        losses = [net.train_step(X, y, opt) for _ in range(3)]
+        net.loss(X, y)
+        net.backward()
+        results.append((losses, [p.grad.copy() for p in net.parameters()]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(a).max())
 
 
 def test_dense_stack_checks_its_arguments():

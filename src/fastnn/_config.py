@@ -9,7 +9,6 @@ otherwise they run on the calling thread. Measurements: benchmarks/README.md, "O
 policy" and "Threads for elementwise loops".
 """
 import os
-import sys
 
 from fastnn_c import SIMD as _SIMD
 from fastnn_c import _blas
@@ -45,32 +44,29 @@ def elementwise_threads(n_elements, compute_bound, minimum=PARALLEL_MIN_ELEMENTS
     return 1
 
 
-#: A row count here replaces ``small_batch_rows``'s rule.
-_SMALL_BATCH_ROWS_ENV = "FASTNN_SMALL_BATCH_ROWS"
+#: "1" or "0" here replaces ``micro_kernel_threads``'s rule: fastnn's kernel always or never.
+_MICRO_KERNEL_ENV = "FASTNN_MICRO_KERNEL"
 #: OpenBLAS's kernels that use AVX-512 (the names ``blas_core_name`` returns, lower-cased).
 _AVX512_BLAS_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
-#: Above this many rows, two or more OpenBLAS threads beat the micro-kernel on one
-#: (measured on a 2-core AMD EPYC VM; benchmarks/README.md, "Small-batch dense kernels").
-THREADED_BLAS_ROWS = 32
 
 
-def small_batch_rows(dtype):
-    """The most rows for which a training-mode dense forward product runs on fastnn's
-    micro-kernel (``fastnn_c.dense.dense_small_forward``, W read where it is, on the calling
-    thread) rather than through OpenBLAS's GEMM.
+def micro_kernel_threads():
+    """Threads for the training-mode dense products on fastnn's micro-kernel
+    (``fastnn_c.dense.dense_small_forward`` and the ``micro`` argument of the backward
+    kernels), or 0 where they run through OpenBLAS's GEMM.
 
     A rule, not a timing, so that a seeded training gives the same weights in every process
-    on a machine: the micro-kernel is used only where its SIMD level is wider than OpenBLAS's
-    kernels (fastnn's AVX-512 build against OpenBLAS's AVX2 ones, as on AMD CPUs or under
-    ``OPENBLAS_CORETYPE=Haswell``; there it measured 2x OpenBLAS per core): for every batch
-    with one thread, up to ``THREADED_BLAS_ROWS`` rows with more. Otherwise 0 (always GEMM).
-    ``FASTNN_SMALL_BATCH_ROWS`` in the environment replaces the rule with its value.
+    on a machine: the micro-kernel where its SIMD level is wider than OpenBLAS's kernels
+    (fastnn's AVX-512 build against OpenBLAS's AVX2 ones, as on AMD CPUs or under
+    ``OPENBLAS_CORETYPE=Haswell``, where it measured 2x OpenBLAS per core), on fastnn's
+    thread count; then no OpenBLAS thread runs in a training step, so fastnn's OpenMP
+    threads have the cores to themselves. ``FASTNN_MICRO_KERNEL=1`` or ``0`` in the
+    environment replaces the rule.
     """
-    override = os.environ.get(_SMALL_BATCH_ROWS_ENV, "").strip()
-    if override:
-        if not override.isdigit():
-            raise ValueError(f"{_SMALL_BATCH_ROWS_ENV} must be a row count >= 0, got {override!r}")
-        return int(override)
-    if _SIMD != "avx512" or _blas.blas_core_name().lower() in _AVX512_BLAS_CORES:
+    override = os.environ.get(_MICRO_KERNEL_ENV, "").strip()
+    if override not in ("", "0", "1"):
+        raise ValueError(f"{_MICRO_KERNEL_ENV} must be 0 or 1, got {override!r}")
+    if override == "0" or (not override and (
+            _SIMD != "avx512" or _blas.blas_core_name().lower() in _AVX512_BLAS_CORES)):
         return 0
-    return sys.maxsize if _blas.blas_get_num_threads() == 1 else THREADED_BLAS_ROWS
+    return _blas.blas_get_num_threads()

@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from fastnn import initializers
-from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, elementwise_threads, small_batch_rows
+from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, elementwise_threads, micro_kernel_threads
 from fastnn._validation import check_array, check_dtype, check_number, check_positive_int, check_rng
 from fastnn_c import SIMD as _simd_level
 from fastnn_c import activations as _activations
@@ -277,8 +277,9 @@ class Dense(Layer):
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
         b = None if self.bias is None else self.bias.data
-        if self._small(X):
-            _dense.dense_small_forward(X, self.weight.data, b, Y)
+        threads = micro_kernel_threads()
+        if threads:
+            _dense.dense_small_forward(X, self.weight.data, b, Y, n_threads=threads)
         else:
             _dense.dense_forward(X, self.weight.data, b, Y)
         self._input = X
@@ -289,13 +290,8 @@ class Dense(Layer):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_backward(self._input, self.weight.data, dY, self.weight.grad,
                               None if self.bias is None else self.bias.grad, dX,
-                              small=self._small(dY))
+                              micro=micro_kernel_threads())
         return dX
-
-    def _small(self, batch):
-        """Whether this batch's weight products run on fastnn's micro-kernel (see
-        ``fastnn._config.small_batch_rows``) rather than through OpenBLAS."""
-        return batch.shape[0] <= small_batch_rows(self.dtype)
 
     def _forward_activation(self, activation, X):
         """Forward of this layer and the ``activation`` layer after it, as one fused kernel.
@@ -304,8 +300,13 @@ class Dense(Layer):
         """
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
         b = None if self.bias is None else self.bias.data
-        forward = _dense.dense_small_forward if self._small(X) else _dense.dense_activation_forward
-        forward(X, self.weight.data, b, A, activation.kind, activation.alpha)
+        threads = micro_kernel_threads()
+        if threads:
+            _dense.dense_small_forward(X, self.weight.data, b, A, activation.kind, activation.alpha,
+                                       threads)
+        else:
+            _dense.dense_activation_forward(X, self.weight.data, b, A, activation.kind,
+                                            activation.alpha)
         self._input = X
         self._output = None  # Z = X W + b was folded into the activation's output
         activation._output = A
@@ -316,7 +317,7 @@ class Dense(Layer):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_sgd_backward(self._input, self.weight.data, dY,
                                   None if self.bias is None else self.bias.data, dX, lr,
-                                  small=self._small(dY))
+                                  micro=micro_kernel_threads())
         self._mark_changed()
         return dX
 
@@ -331,7 +332,7 @@ class Dense(Layer):
         _dense.dense_activation_sgd_backward(self._input, self.weight.data, activation._output, dA,
                                              dZ, None if self.bias is None else self.bias.data, dX,
                                              activation.kind, activation.alpha, lr,
-                                             small=self._small(dA))
+                                             micro=micro_kernel_threads())
         self._mark_changed()
         return dX
 
@@ -342,7 +343,7 @@ class Dense(Layer):
         _dense.dense_activation_backward(self._input, self.weight.data, activation._output, dA, dZ,
                                          self.weight.grad,
                                          None if self.bias is None else self.bias.grad, dX,
-                                         activation.kind, activation.alpha, small=self._small(dA))
+                                         activation.kind, activation.alpha, micro=micro_kernel_threads())
         return dX
 
 

@@ -198,26 +198,28 @@ static void FNN_NAME(fnn_packed_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, con
     FNN_NAME(fnn_packed_gemm_columns)(m, K, N, X, packed, bias, Y, 0, N);
 }
 
-/* Y (m x N, rows N apart) := alpha X W + beta Y (+ bias when alpha = 1 and beta = 0) from
- * W as it is (K x N, row-major), X[i, k] at X[i * xr + k * xk]: whole panels are read in
- * place, FNN_NR columns of each row; the last, partial panel is packed into ``tail``
- * (K * FNN_NR values). With xr = K, xk = 1 this is X W; with X = A (K x m) and xr = 1,
- * xk = m it is A^T W, the weight gradient X^T dY of a dense layer. */
-static void FNN_NAME(fnn_rowmajor_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const FNN_T* X,
-                                        ptrdiff_t xr, ptrdiff_t xk, const FNN_T* W,
-                                        const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
-                                        FNN_T* tail) {
-    ptrdiff_t j0 = 0;
-    for (; j0 + FNN_NR <= N; j0 += FNN_NR)
+/* Columns begin .. end (begin a multiple of FNN_NR) of Y (m x N, rows N apart) :=
+ * alpha X W + beta Y (+ bias when alpha = 1 and beta = 0), from W as it is (K x N,
+ * row-major), X[i, k] at X[i * xr + k * xk]: whole panels are read in place, FNN_NR columns
+ * of each row; a last, partial panel is packed into ``tail`` (K * FNN_NR values). With
+ * xr = K, xk = 1 this is X W; with X = A (K x m) and xr = 1, xk = m it is A^T W, the weight
+ * gradient X^T dY of a dense layer. */
+static void FNN_NAME(fnn_rowmajor_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
+                                                const FNN_T* X, ptrdiff_t xr, ptrdiff_t xk,
+                                                const FNN_T* W, const FNN_T* bias, FNN_T alpha,
+                                                FNN_T beta, FNN_T* Y, FNN_T* tail,
+                                                ptrdiff_t begin, ptrdiff_t end) {
+    ptrdiff_t j0 = begin;
+    for (; j0 + FNN_NR <= end; j0 += FNN_NR)
         FNN_NAME(fnn_panel_rows)(m, K, X, xr, xk, W + j0, N, bias == NULL ? NULL : bias + j0,
                                  alpha, beta, Y + j0, N, FNN_NR);
-    if (j0 < N) {
+    if (j0 < end) {
         for (ptrdiff_t k = 0; k < K; k++) {
-            memcpy(tail + k * FNN_NR, W + k * N + j0, (size_t)(N - j0) * sizeof(FNN_T));
-            for (ptrdiff_t j = N - j0; j < FNN_NR; j++)
+            memcpy(tail + k * FNN_NR, W + k * N + j0, (size_t)(end - j0) * sizeof(FNN_T));
+            for (ptrdiff_t j = end - j0; j < FNN_NR; j++)
                 tail[k * FNN_NR + j] = 0;
         }
         FNN_NAME(fnn_panel_rows)(m, K, X, xr, xk, tail, FNN_NR, bias == NULL ? NULL : bias + j0,
-                                 alpha, beta, Y + j0, N, (int)(N - j0));
+                                 alpha, beta, Y + j0, N, (int)(end - j0));
     }
 }

@@ -43,12 +43,15 @@ cdef extern from "_packed_gemm.h" nogil:
     void fnn_packed_gemm_columns_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
                                         const double* packed, const double* bias, double* Y,
                                         ptrdiff_t begin, ptrdiff_t end)
-    void fnn_rowmajor_gemm_float(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const float* X,
-                                 ptrdiff_t xr, ptrdiff_t xk, const float* W, const float* bias,
-                                 float alpha, float beta, float* Y, float* tail)
-    void fnn_rowmajor_gemm_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
-                                  ptrdiff_t xr, ptrdiff_t xk, const double* W, const double* bias,
-                                  double alpha, double beta, double* Y, double* tail)
+    void fnn_rowmajor_gemm_columns_float(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const float* X,
+                                         ptrdiff_t xr, ptrdiff_t xk, const float* W,
+                                         const float* bias, float alpha, float beta, float* Y,
+                                         float* tail, ptrdiff_t begin, ptrdiff_t end)
+    void fnn_rowmajor_gemm_columns_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
+                                          ptrdiff_t xr, ptrdiff_t xk, const double* W,
+                                          const double* bias, double alpha, double beta,
+                                          double* Y, double* tail, ptrdiff_t begin,
+                                          ptrdiff_t end)
     float fnn_read_sum_float(const float* values, ptrdiff_t n)
     double fnn_read_sum_double(const double* values, ptrdiff_t n)
 
@@ -56,26 +59,69 @@ cnp.import_array()
 
 
 # -- loops on checked arrays -----------------------------------------------------------------
+# Fewest multiply-adds worth a thread of the micro-kernel's products: about 1 µs of work on
+# one core, the cost of a parallel region on a 2-core VM (benchmarks/README.md).
+cdef enum:
+    MIN_THREAD_WORK = 131072
+
+
+cdef void _gemm_part(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floating* W,
+                     const floating* bias, floating alpha, floating beta, floating* Y,
+                     Py_ssize_t m, Py_ssize_t K, Py_ssize_t N, floating* tail, Py_ssize_t begin,
+                     Py_ssize_t end) noexcept nogil:
+    if floating is float:
+        fnn_rowmajor_gemm_columns_float(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail,
+                                        begin, end)
+    else:
+        fnn_rowmajor_gemm_columns_double(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail,
+                                         begin, end)
+
+
 cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floating* W,
                      const floating* bias, floating alpha, floating beta, floating* Y,
-                     Py_ssize_t m, Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+                     Py_ssize_t m, Py_ssize_t K, Py_ssize_t N, int n_threads) noexcept nogil:
     """Y (m x N) := alpha X W + beta Y (+ bias) on the micro-kernel, W (K x N) read in place,
-    X[i, k] at X[i * xr + k * xk]; -1 (nothing written) if its scratch cannot be allocated."""
-    cdef int nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
-    cdef floating* tail = <floating*>malloc(K * nr * sizeof(floating) + 1)
-    if tail == NULL:
+    X[i, k] at X[i * xr + k * xk]; the panels of columns split over up to ``n_threads``
+    threads (each at least MIN_THREAD_WORK multiply-adds). -1, with nothing written, if its
+    scratch cannot be allocated."""
+    cdef Py_ssize_t nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
+    cdef Py_ssize_t c, panels = (N + nr - 1) // nr
+    cdef Py_ssize_t threads = min(<Py_ssize_t>n_threads, panels,
+                                  max(1, m * K * N // MIN_THREAD_WORK))
+    cdef floating* tails = <floating*>malloc(threads * K * nr * sizeof(floating) + 1)
+    if tails == NULL:
         return -1
-    if floating is float:
-        fnn_rowmajor_gemm_float(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail)
+    if threads <= 1:
+        _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, tails, 0, N)
     else:
-        fnn_rowmajor_gemm_double(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail)
-    free(tail)
+        for c in prange(threads, num_threads=threads, schedule="static"):
+            _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, &tails[c * K * nr],
+                       c * panels // threads * nr, min((c + 1) * panels // threads * nr, N))
+    free(tails)
     return 0
+
+
+cdef int _small_dx(const floating* dY, const floating* W, floating* dX, Py_ssize_t n,
+                   Py_ssize_t n_in, Py_ssize_t n_out, int n_threads) noexcept nogil:
+    """dX (n x n_in) := dY Wᵀ on the micro-kernel, through a transposed copy of W."""
+    cdef floating* Wt = <floating*>malloc(n_in * n_out * sizeof(floating) + 1)
+    cdef Py_ssize_t i, j, i0, j0
+    cdef int status
+    if Wt == NULL:
+        return -1
+    for i0 in range(0, n_in, 16):  # in 16 x 16 blocks, so that reads and writes stay in cache
+        for j0 in range(0, n_out, 16):
+            for i in range(i0, min(i0 + 16, n_in)):
+                for j in range(j0, min(j0 + 16, n_out)):
+                    Wt[j * n_in + i] = W[i * n_out + j]
+    status = _small_gemm(dY, n_out, 1, Wt, NULL, 1, 0, dX, n, n_out, n_in, n_threads)
+    free(Wt)
+    return status
 
 
 cdef void _backward_rows(const floating* X, const floating* W, const floating* dY, floating* dW,
                          floating* db, floating* dX, int n, int n_in, int n_out,
-                         bint small) noexcept nogil:
+                         int micro) noexcept nogil:
     cdef Py_ssize_t i, j
     if db != NULL:
         for j in range(n_out):
@@ -91,10 +137,12 @@ cdef void _backward_rows(const floating* X, const floating* W, const floating* d
                 dX[i] = 0
         return
     # dW = Xᵀ dY: X read as its transpose (rows 1 apart, k n_in apart)
-    if not small or _small_gemm(X, 1, n_in, dY, NULL, 1, 0, dW, n_in, n, n_out) != 0:
+    if micro == 0 or _small_gemm(X, 1, n_in, dY, NULL, 1, 0, dW, n_in, n, n_out, micro) != 0:
         gemm(True, False, n_in, n_out, n, <floating>1.0, X, n_in, dY, n_out, <floating>0.0,
              dW, n_out)
-    if dX != NULL:
+    # dX = dY Wᵀ on the micro-kernel needs Wᵀ copied first, which pays only when several
+    # threads share the product (and the BLAS's threads must then stay idle)
+    if dX != NULL and (micro <= 1 or _small_dx(dY, W, dX, n, n_in, n_out, micro) != 0):
         gemm(False, True, n, n_in, n_out, <floating>1.0, dY, n_out, W, n_out, <floating>0.0, dX, n_in)
 
 
@@ -115,12 +163,14 @@ cdef void _activation_gradient(const floating* A, const floating* dA, floating* 
 
 cdef void _sgd_backward_rows(const floating* X, floating* W, const floating* dY, floating* b,
                              floating* dX, int n, int n_in, int n_out, floating lr,
-                             bint small) noexcept nogil:
+                             int micro) noexcept nogil:
     cdef Py_ssize_t i, j
-    if dX != NULL:
+    # dX = dY Wᵀ on the micro-kernel needs Wᵀ copied first, which pays only when several
+    # threads share the product (and the BLAS's threads must then stay idle)
+    if dX != NULL and (micro <= 1 or _small_dx(dY, W, dX, n, n_in, n_out, micro) != 0):
         gemm(False, True, n, n_in, n_out, <floating>1.0, dY, n_out, W, n_out,
              <floating>0.0, dX, n_in)
-    if not small or _small_gemm(X, 1, n_in, dY, NULL, -lr, 1, W, n_in, n, n_out) != 0:
+    if micro == 0 or _small_gemm(X, 1, n_in, dY, NULL, -lr, 1, W, n_in, n, n_out, micro) != 0:
         gemm(True, False, n_in, n_out, n, -lr, X, n_in, dY, n_out, <floating>1.0, W, n_out)
     if b != NULL:
         for i in range(n):
@@ -151,9 +201,9 @@ cdef void _forward(floating zero, const void* X_, const void* W_, const void* b_
 
 
 cdef void _backward(floating zero, const void* X, const void* W, const void* dY, void* dW,
-                    void* db, void* dX, int n, int n_in, int n_out, bint small) noexcept nogil:
+                    void* db, void* dX, int n, int n_in, int n_out, int micro) noexcept nogil:
     _backward_rows(<const floating*>X, <const floating*>W, <const floating*>dY, <floating*>dW,
-                   <floating*>db, <floating*>dX, n, n_in, n_out, small)
+                   <floating*>db, <floating*>dX, n, n_in, n_out, micro)
 
 
 cdef void _activation_forward(floating zero, const void* X_, const void* W_, const void* b_,
@@ -182,27 +232,27 @@ cdef void _activation_forward(floating zero, const void* X_, const void* W_, con
 cdef void _activation_backward(floating zero, const void* X, const void* W, const void* A,
                                const void* dA, void* dZ, void* dW, void* db, void* dX, int n,
                                int n_in, int n_out, int kind, double alpha,
-                               bint small) noexcept nogil:
+                               int micro) noexcept nogil:
     _activation_gradient(<const floating*>A, <const floating*>dA, <floating*>dZ, <floating*>db,
                          n, n_out, kind, <floating>alpha)
     _backward_rows(<const floating*>X, <const floating*>W, <const floating*>dZ, <floating*>dW,
-                   NULL, <floating*>dX, n, n_in, n_out, small)
+                   NULL, <floating*>dX, n, n_in, n_out, micro)
 
 
 cdef void _sgd_backward(floating zero, const void* X, void* W, const void* dY, void* b,
-                        void* dX, int n, int n_in, int n_out, double lr, bint small) noexcept nogil:
+                        void* dX, int n, int n_in, int n_out, double lr, int micro) noexcept nogil:
     _sgd_backward_rows(<const floating*>X, <floating*>W, <const floating*>dY, <floating*>b,
-                       <floating*>dX, n, n_in, n_out, <floating>lr, small)
+                       <floating*>dX, n, n_in, n_out, <floating>lr, micro)
 
 
 cdef void _activation_sgd_backward(floating zero, const void* X, void* W, const void* A,
                                    const void* dA, void* dZ, void* b, void* dX, int n, int n_in,
                                    int n_out, int kind, double alpha, double lr,
-                                   bint small) noexcept nogil:
+                                   int micro) noexcept nogil:
     _activation_gradient(<const floating*>A, <const floating*>dA, <floating*>dZ, NULL, n, n_out,
                          kind, <floating>alpha)
     _sgd_backward_rows(<const floating*>X, <floating*>W, <const floating*>dZ, <floating*>b,
-                       <floating*>dX, n, n_in, n_out, <floating>lr, small)
+                       <floating*>dX, n, n_in, n_out, <floating>lr, micro)
 
 
 # -- checked entry points --------------------------------------------------------------------
@@ -240,12 +290,13 @@ def dense_forward(X, W, b, Y):
             _forward(<double>0, x, w, bias, y, n, n_in, n_out)
 
 
-def dense_backward(X, W, dY, dW, db, dX, bint small=False):
+def dense_backward(X, W, dY, dW, db, dX, int micro=0):
     """dW := Xᵀ dY;  db := Σ_rows dY;  dX := dY Wᵀ.
 
     ``X`` (n, in), ``W`` (in, out), ``dY`` (n, out); ``dW`` (in, out), ``db`` (out,) or
-    None, ``dX`` (n, in) or None (skipped). ``small``: dW on the micro-kernel of
-    ``dense_small_forward`` (on the calling thread) instead of the BLAS.
+    None, ``dX`` (n, in) or None (skipped). ``micro`` > 0: dW on the micro-kernel of
+    ``dense_small_forward`` over up to that many threads instead of the BLAS, and with
+    ``micro`` > 1 dX too (through a transposed copy of W).
     """
     cdef str kernel = "dense_backward"
     cdef int t = float_type(X, kernel, "X")
@@ -257,11 +308,13 @@ def dense_backward(X, W, dY, dW, db, dX, bint small=False):
     cdef void* dw = matrix_data(dW, kernel, "dW", t, n_in, n_out, writable=True)
     cdef void* dbias = NULL if db is None else vector_data(db, kernel, "db", t, n_out, writable=True)
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, n_in, writable=True)
+    if micro < 0:
+        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _backward(<float>0, x, w, dy, dw, dbias, dx, n, n_in, n_out, small)
+            _backward(<float>0, x, w, dy, dw, dbias, dx, n, n_in, n_out, micro)
         else:
-            _backward(<double>0, x, w, dy, dw, dbias, dx, n, n_in, n_out, small)
+            _backward(<double>0, x, w, dy, dw, dbias, dx, n, n_in, n_out, micro)
 
 
 def dense_activation_forward(X, W, b, A, int kind, double alpha=0.0):
@@ -286,12 +339,12 @@ def dense_activation_forward(X, W, b, A, int kind, double alpha=0.0):
 
 
 def dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, int kind, double alpha=0.0,
-                              bint small=False):
+                              int micro=0):
     """dZ := dA ⊙ f'(Z) and db := Σ_rows dZ in one pass; then dW := Xᵀ dZ, dX := dZ Wᵀ.
 
     ``X`` (n, in), ``W`` (in, out); ``A`` (n, out), the forward output f(X W + b); ``dA``
     (n, out); ``dZ`` (n, out) scratch; ``dW`` (in, out), ``db`` (out,) or None, ``dX`` (n, in)
-    or None. ``small`` as in ``dense_backward``.
+    or None. ``micro`` as in ``dense_backward``.
     """
     cdef str kernel = "dense_activation_backward"
     cdef int t = float_type(X, kernel, "X")
@@ -306,22 +359,24 @@ def dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, int kind, double alph
     cdef void* dbias = NULL if db is None else vector_data(db, kernel, "db", t, n_out, writable=True)
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, n_in, writable=True)
     _check_kind(kind, kernel)
+    if micro < 0:
+        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
     with nogil:
         if t == cnp.NPY_FLOAT:
             _activation_backward(<float>0, x, w, a, da, dz, dw, dbias, dx, n, n_in, n_out, kind,
-                                 alpha, small)
+                                 alpha, micro)
         else:
             _activation_backward(<double>0, x, w, a, da, dz, dw, dbias, dx, n, n_in, n_out, kind,
-                                 alpha, small)
+                                 alpha, micro)
 
 
-def dense_sgd_backward(X, W, dY, b, dX, double lr, bint small=False):
+def dense_sgd_backward(X, W, dY, b, dX, double lr, int micro=0):
     """Backward fused with a plain SGD step: dX := dY Wᵀ (old W), W −= lr Xᵀ dY, b −= lr Σ_rows dY.
 
     ``X`` (n, in); ``W`` (in, out) and ``b`` (out,) or None, updated in place; ``dY`` (n, out);
     ``dX`` (n, in) or None. The weight update is the dW GEMM itself (alpha = −lr, beta = 1),
-    so the gradient is never stored and no separate update pass runs. ``small``: that update
-    on the micro-kernel of ``dense_small_forward`` (alpha = −lr, beta = 1 there too).
+    so the gradient is never stored and no separate update pass runs. ``micro`` as in
+    ``dense_backward`` (the update with alpha = −lr, beta = 1 there too).
     """
     cdef str kernel = "dense_sgd_backward"
     cdef int t = float_type(X, kernel, "X")
@@ -334,15 +389,17 @@ def dense_sgd_backward(X, W, dY, b, dX, double lr, bint small=False):
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, n_in, writable=True)
     if n == 0 or n_out == 0 or n_in == 0:
         raise ValueError(f"{kernel}: empty batch or layer")
+    if micro < 0:
+        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _sgd_backward(<float>0, x, w, dy, bias, dx, n, n_in, n_out, lr, small)
+            _sgd_backward(<float>0, x, w, dy, bias, dx, n, n_in, n_out, lr, micro)
         else:
-            _sgd_backward(<double>0, x, w, dy, bias, dx, n, n_in, n_out, lr, small)
+            _sgd_backward(<double>0, x, w, dy, bias, dx, n, n_in, n_out, lr, micro)
 
 
 def dense_activation_sgd_backward(X, W, A, dA, dZ, b, dX, int kind, double alpha, double lr,
-                                  bint small=False):
+                                  int micro=0):
     """dZ := dA ⊙ f'(Z) (one pass), then ``dense_sgd_backward`` with dZ.
 
     Shapes as in ``dense_activation_backward``; ``W`` and ``b`` are updated in place.
@@ -361,13 +418,15 @@ def dense_activation_sgd_backward(X, W, A, dA, dZ, b, dX, int kind, double alpha
     _check_kind(kind, kernel)
     if n == 0 or n_out == 0 or n_in == 0:
         raise ValueError(f"{kernel}: empty batch or layer")
+    if micro < 0:
+        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
     with nogil:
         if t == cnp.NPY_FLOAT:
             _activation_sgd_backward(<float>0, x, w, a, da, dz, bias, dx, n, n_in, n_out, kind,
-                                     alpha, lr, small)
+                                     alpha, lr, micro)
         else:
             _activation_sgd_backward(<double>0, x, w, a, da, dz, bias, dx, n, n_in, n_out, kind,
-                                     alpha, lr, small)
+                                     alpha, lr, micro)
 
 
 # -- small batches: packed weights -----------------------------------------------------------
@@ -409,11 +468,11 @@ cdef void _packed_forward(floating zero, const void* X_, const void* packed_, co
 
 cdef void _small_forward(floating zero, const void* X_, const void* W_, const void* b_, void* A_,
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, int kind,
-                         double alpha) noexcept nogil:
+                         double alpha, int n_threads) noexcept nogil:
     cdef floating* A = <floating*>A_
     cdef Py_ssize_t i
     if _small_gemm(<const floating*>X_, n_in, 1, <const floating*>W_, <const floating*>b_, 1, 0,
-                   A, n, n_in, n_out) != 0:
+                   A, n, n_in, n_out, n_threads) != 0:
         _activation_forward(<floating>0, X_, W_, b_, A_, n, n_in, n_out, IDENTITY, 0)
     if kind != IDENTITY:
         for i in range(n):
@@ -479,9 +538,10 @@ def dense_packed_forward(X, packed, b, A, int kind=IDENTITY, double alpha=0.0):
             _packed_forward(<double>0, x, p, bias, a, n, n_in, n_out, kind, alpha)
 
 
-def dense_small_forward(X, W, b, A, int kind=IDENTITY, double alpha=0.0):
-    """A := f(X W + b) with the small-batch micro-kernel of ``dense_packed_forward`` reading
-    W where it is (no packing: for weights that change between calls, as in training)."""
+def dense_small_forward(X, W, b, A, int kind=IDENTITY, double alpha=0.0, int n_threads=1):
+    """A := f(X W + b) with the micro-kernel of ``dense_packed_forward`` reading W where it
+    is (no packing: for weights that change between calls, as in training), its panels of
+    columns over up to ``n_threads`` threads."""
     cdef str kernel = "dense_small_forward"
     cdef int t = float_type(X, kernel, "X")
     cdef void* x = array_data(X, kernel, "X", t, 2)
@@ -491,11 +551,13 @@ def dense_small_forward(X, W, b, A, int kind=IDENTITY, double alpha=0.0):
     cdef void* bias = NULL if b is None else vector_data(b, kernel, "b", t, n_out)
     cdef void* a = matrix_data(A, kernel, "A", t, n, n_out, writable=True)
     _check_kind(kind, kernel)
+    if n_threads < 1:
+        raise ValueError(f"{kernel}: n_threads must be >= 1, got {n_threads}")
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _small_forward(<float>0, x, w, bias, a, n, n_in, n_out, kind, alpha)
+            _small_forward(<float>0, x, w, bias, a, n, n_in, n_out, kind, alpha, n_threads)
         else:
-            _small_forward(<double>0, x, w, bias, a, n, n_in, n_out, kind, alpha)
+            _small_forward(<double>0, x, w, bias, a, n, n_in, n_out, kind, alpha, n_threads)
 
 
 def parallel_region(int n_threads):
