@@ -2,7 +2,10 @@
 (``fastnn.inference``, ``fastnn_c.dense.DenseStack``) and the parameter versions that keep
 it in step with the weights."""
 import copy
+import os
 import pickle
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -321,23 +324,33 @@ def test_micro_kernel_threads_follow_the_rule_or_the_environment(monkeypatch):
         for n in (1, 2):
             fastnn.set_num_threads(n)
             assert micro_kernel_threads() == (n if wider else 0)
-        monkeypatch.setenv("FASTNN_MICRO_KERNEL", "1")
+        monkeypatch.setattr(_config, "_micro_kernel_mode", "1")  # FASTNN_MICRO_KERNEL=1
         assert micro_kernel_threads() == 2
     finally:
         fastnn.set_num_threads(threads)
-    monkeypatch.setenv("FASTNN_MICRO_KERNEL", "0")
+    monkeypatch.setattr(_config, "_micro_kernel_mode", "0")
     assert micro_kernel_threads() == 0
-    monkeypatch.setenv("FASTNN_MICRO_KERNEL", "yes")
+    monkeypatch.setattr(_config, "_micro_kernel_mode", "yes")
     with pytest.raises(ValueError, match="FASTNN_MICRO_KERNEL must be 0 or 1"):
         micro_kernel_threads()
+
+
+def test_the_environment_variable_is_read_at_import():
+    code = ("from fastnn import _config; print(_config.micro_kernel_threads())")
+    for mode, expected in (("0", "0"), ("1", None)):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "FASTNN_MICRO_KERNEL": mode}, check=True)
+        assert out.stdout.strip() == expected or (expected is None and int(out.stdout) >= 1)
 
 
 def test_training_takes_either_kernel_with_the_same_result(monkeypatch, dtype):
     X = np.random.default_rng(10).standard_normal((9, 20)).astype(dtype)
     y = np.arange(9) % 4
     results = []
+    from fastnn import _config
+
     for micro in ("0", "1"):
-        monkeypatch.setenv("FASTNN_MICRO_KERNEL", micro)
+        monkeypatch.setattr(_config, "_micro_kernel_mode", micro)
         net = _trained(NETWORKS["relu"], dtype, steps=0)
         opt = fastnn.SGD(net.parameters(), lr=0.1)
         losses = [net.train_step(X, y, opt) for _ in range(3)]

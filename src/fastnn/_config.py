@@ -1,12 +1,17 @@
 """Thread settings shared by every kernel call.
 
 fastnn has one thread count: that of its OpenBLAS (``set_num_threads``, or any tool that
-sets OpenBLAS's, such as threadpoolctl's ``threadpool_limits``). GEMM runs on OpenBLAS's
-threads. fastnn's own OpenMP loops use them too, but only where idle OpenMP workers sleep
+sets OpenBLAS's, such as threadpoolctl's ``threadpool_limits``). Two pools can use it:
+OpenBLAS's threads (its GEMM) and OpenMP's (fastnn's own loops), and they must not both be
+busy at once: each pool's idle workers spin and starve the other's. So a training step
+uses one of them. Where fastnn's micro-kernel is the wider one (``micro_kernel_threads``:
+its AVX-512 build against OpenBLAS's AVX2 kernels) the step's products run on it over
+OpenMP, and the elementwise passes thread too. Elsewhere the products run through OpenBLAS
+and fastnn's loops stay on the calling thread, unless idle OpenMP workers sleep
 (``OMP_WAIT_POLICY=PASSIVE`` in the environment, a setting for the whole process that fastnn
-leaves to you) and where a pass is large and compute-bound enough to pay for waking them;
-otherwise they run on the calling thread. Measurements: benchmarks/README.md, "OpenMP wait
-policy" and "Threads for elementwise loops".
+leaves to you). Prediction's compiled pass never calls OpenBLAS and threads over OpenMP.
+Measurements: benchmarks/README.md, "OpenMP wait policy", "Threads for elementwise loops"
+and "Small-batch dense kernels".
 """
 import os
 
@@ -37,11 +42,47 @@ def get_num_threads():
 
 
 def elementwise_threads(n_elements, compute_bound, minimum=PARALLEL_MIN_ELEMENTS):
-    """Threads for an elementwise pass over ``n_elements`` values: one, unless idle OpenMP
-    workers sleep and the pass is compute-bound and at least ``minimum`` long."""
-    if _OPENMP_WORKERS_SLEEP and compute_bound and n_elements >= minimum:
-        return _blas.blas_get_num_threads()
+    """Threads for an elementwise pass over ``n_elements`` values.
+
+    Where idle OpenMP workers sleep (``OMP_WAIT_POLICY=PASSIVE``): all of fastnn's threads
+    for a compute-bound pass of at least ``minimum`` values, else one. Where the training
+    products run on fastnn's micro-kernel over several threads (``micro_kernel_threads``), no
+    OpenBLAS thread competes with OpenMP's spinning workers, which wake at once: all threads
+    for a compute-bound pass of at least ``SPINNING_MIN_ELEMENTS`` values, or a
+    memory-bound one whose data (input and output) spans more than one core's L2 cache.
+    Otherwise one.
+    """
+    threads = _blas.blas_get_num_threads()
+    if threads == 1:
+        return 1
+    if _OPENMP_WORKERS_SLEEP:
+        return threads if compute_bound and n_elements >= minimum else 1
+    if micro_kernel_threads() > 1:
+        if compute_bound:
+            return threads if n_elements >= SPINNING_MIN_ELEMENTS else 1
+        return threads if 8 * n_elements > l2_cache_bytes() else 1
     return 1
+
+
+#: With spinning workers, a compute-bound pass (exp, tanh) over this many float32 values
+#: already gains from a second thread (sigmoid forward on 128x256: 5.6 -> 3.7 µs on 2 cores).
+SPINNING_MIN_ELEMENTS = 32768
+_l2_bytes = []
+
+
+def l2_cache_bytes():
+    """One core's L2 cache in bytes (Linux's sysfs; 1 MiB where it cannot be read)."""
+    if not _l2_bytes:
+        size = 1 << 20
+        try:
+            with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
+                text = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+            size = int(text.rstrip("KM")) * scale
+        except (OSError, ValueError):
+            pass
+        _l2_bytes.append(size)
+    return _l2_bytes[0]
 
 
 #: "1" or "0" here replaces ``micro_kernel_threads``'s rule: fastnn's kernel always or never.
@@ -63,10 +104,23 @@ def micro_kernel_threads():
     threads have the cores to themselves. ``FASTNN_MICRO_KERNEL=1`` or ``0`` in the
     environment replaces the rule.
     """
-    override = os.environ.get(_MICRO_KERNEL_ENV, "").strip()
-    if override not in ("", "0", "1"):
-        raise ValueError(f"{_MICRO_KERNEL_ENV} must be 0 or 1, got {override!r}")
-    if override == "0" or (not override and (
-            _SIMD != "avx512" or _blas.blas_core_name().lower() in _AVX512_BLAS_CORES)):
-        return 0
-    return _blas.blas_get_num_threads()
+    mode = _micro_kernel_mode
+    if mode == "1" or (not mode and _micro_kernel_wider()):
+        return _blas.blas_get_num_threads()
+    if mode not in ("", "0"):
+        raise ValueError(f"{_MICRO_KERNEL_ENV} must be 0 or 1, got {mode!r}")
+    return 0
+
+
+#: Read once, at import, as OMP_WAIT_POLICY is: every dense product and elementwise pass asks.
+_micro_kernel_mode = os.environ.get(_MICRO_KERNEL_ENV, "").strip()
+_wider = []
+
+
+def _micro_kernel_wider():
+    """Whether fastnn's kernels here are AVX-512 and OpenBLAS's are not (fixed for the process:
+    OpenBLAS picks its kernels when it loads)."""
+    if not _wider:
+        _wider.append(_SIMD == "avx512"
+                      and _blas.blas_core_name().lower() not in _AVX512_BLAS_CORES)
+    return _wider[0]
