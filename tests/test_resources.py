@@ -141,12 +141,28 @@ def test_threadpoolctl_limits_fastnn(monkeypatch):
 
 
 def test_elementwise_passes_stay_on_one_thread_while_openmp_workers_spin(monkeypatch):
+    """...unless no OpenBLAS thread runs beside them (the products on the micro-kernel)."""
     from fastnn import _config
 
     monkeypatch.setattr(_config, "_OPENMP_WORKERS_SLEEP", False)
     before = fastnn.get_num_threads()
+    large = 10 * _config.PARALLEL_MIN_ELEMENTS
     try:
         fastnn.set_num_threads(2)
-        assert _config.elementwise_threads(10 * _config.PARALLEL_MIN_ELEMENTS, compute_bound=True) == 1
+        monkeypatch.setattr(_config, "_micro_kernel_mode", "0")
+        assert _config.elementwise_threads(large, compute_bound=True) == 1
+        monkeypatch.setattr(_config, "_micro_kernel_mode", "1")
+        assert _config.elementwise_threads(large, compute_bound=True) == 2
+        assert _config.elementwise_threads(_config.SPINNING_MIN_ELEMENTS - 1, True) == 1
+        l2_values = _config.l2_cache_bytes() // 8
+        assert _config.elementwise_threads(l2_values + 1, compute_bound=False) == 2
+        assert _config.elementwise_threads(l2_values, compute_bound=False) == 1
     finally:
         fastnn.set_num_threads(before)
+
+
+def test_l2_cache_size_is_read_or_defaults():
+    from fastnn import _config
+
+    size = _config.l2_cache_bytes()
+    assert isinstance(size, int) and 64 * 1024 <= size <= 1 << 30
