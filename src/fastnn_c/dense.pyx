@@ -88,16 +88,19 @@ cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
     cdef Py_ssize_t c, panels = (N + nr - 1) // nr
     cdef Py_ssize_t threads = min(<Py_ssize_t>n_threads, panels,
                                   max(1, m * K * N // MIN_THREAD_WORK))
-    cdef floating* tails = <floating*>malloc(threads * K * nr * sizeof(floating) + 1)
-    if tails == NULL:
-        return -1
+    # Only the part that ends at a partial last panel packs it: one scratch panel, if any.
+    cdef floating* tail = NULL
+    if N % nr:
+        tail = <floating*>malloc(K * nr * sizeof(floating))
+        if tail == NULL:
+            return -1
     if threads <= 1:
-        _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, tails, 0, N)
+        _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, tail, 0, N)
     else:
         for c in prange(threads, num_threads=threads, schedule="static"):
-            _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, &tails[c * K * nr],
+            _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, tail,
                        c * panels // threads * nr, min((c + 1) * panels // threads * nr, N))
-    free(tails)
+    free(tail)
     return 0
 
 
