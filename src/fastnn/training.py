@@ -103,7 +103,8 @@ def _format_metrics(epoch, epochs, metrics, n_samples=None):
     if "val_accuracy" in metrics:
         parts.append(f"val_acc {100 * metrics['val_accuracy']:.2f}%")
     parts.append(f"lr {metrics['lr']:.3g}")
-    parts.append(f"{metrics['time']:.1f}s/epoch")
+    seconds = metrics["time"]
+    parts.append(f"{seconds:.2f}s/epoch" if seconds < 10 else f"{seconds:.1f}s/epoch")
     if n_samples:
         parts.append(f"{n_samples / max(metrics['time'], 1e-9):,.0f} samples/s")
     return "  ".join(parts)
