@@ -25,6 +25,7 @@ OPENBLAS_NUM_THREADS and MKL_NUM_THREADS = N, and then
 
 Each worker reports the thread counts it then reads back from its library.
 """
+import contextlib
 import gc
 import importlib
 import json
@@ -69,10 +70,8 @@ def _set_threads(lib, threads):
                                  if p["user_api"] == "blas"]}
     if lib == "torch":
         module.set_num_threads(threads)
-        try:
+        with contextlib.suppress(RuntimeError):  # only allowed before the first inter-op work
             module.set_num_interop_threads(threads)
-        except RuntimeError:  # only allowed before the first inter-op work
-            pass
         return module, {"intra": module.get_num_threads(), "interop": module.get_num_interop_threads()}
     if lib == "onnxruntime":
         return module, {"intra_op": threads}
@@ -206,7 +205,7 @@ def case_key(case):
 
 
 class WorkerError(RuntimeError):
-    pass
+    """A worker process failed; the message holds what it printed."""
 
 
 class Runner:
@@ -300,13 +299,10 @@ def machine():
 
 
 def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
 
 

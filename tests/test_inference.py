@@ -40,7 +40,7 @@ def test_small_batch_kernels_match_numpy_and_gemm(n, n_in, n_out, dtype):
     gemm, packed, small = (np.empty((n, n_out), dtype) for _ in range(3))
     dense.dense_activation_forward(X, W, b, gemm, RELU)
     dense.dense_packed_forward(X, _packed(W), b, packed, RELU)
-    dense.dense_small_forward(X, W, b, small, RELU)
+    dense.dense_activation_forward(X, W, b, small, RELU, micro=1)
     scale = max(np.abs(expected).max(), 1.0)
     for name, out in (("gemm", gemm), ("packed", packed), ("small", small)):
         assert np.abs(out - expected).max() <= 1e-5 * scale, name
@@ -69,7 +69,7 @@ def test_weight_products_on_the_micro_kernel_match_numpy(n, n_in, n_out, dtype):
         assert np.abs(updated - (W - 0.5 * dW_expected)).max() <= 1e-5 * scale
         assert np.abs(dX - dX_expected).max() <= 1e-5 * scale  # taken with W before the step
         small = np.empty((n, n_out), dtype)
-        dense.dense_small_forward(X, W, None, small, n_threads=max(micro, 1))
+        dense.dense_forward(X, W, None, small, micro=max(micro, 1))
         assert np.abs(small - X @ W).max() <= 1e-5 * max(np.abs(X @ W).max(), 1.0)
 
 

@@ -111,8 +111,11 @@ def kernel_cases(n, d):
         "dense_packed_forward": (dense.dense_packed_forward, [
             Arr("X", f), Arr("packed", packed(d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU,
             0.0], 1),
-        "dense_small_forward": (dense.dense_small_forward, [
-            Arr("X", f), Arr("W", (d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU, 0.0], 1),
+        "dense_forward micro": (dense.dense_forward, [
+            Arr("X", f), Arr("W", (d, o)), Arr("b", (o,)), Arr("Y", fo, out=True), 2], 1),
+        "dense_activation_forward micro": (dense.dense_activation_forward, [
+            Arr("X", f), Arr("W", (d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU, 0.0,
+            2], 1),
         "read_sum": (dense.read_sum, [Arr("values", f)], 1),
         # losses
         "softmax_cross_entropy": (losses.softmax_cross_entropy, [
@@ -142,6 +145,12 @@ def kernel_cases(n, d):
 
 
 KERNELS = sorted(kernel_cases(3, 5))
+
+
+def name_of(case):
+    """The kernel a case calls: its key, less a variant named after a space ("dense_forward
+    micro")."""
+    return case.split()[0]
 #: (kernel, array argument, its parameter, whether it is the kernel's first array)
 _ARRAYS = [(kernel, p, i == 0) for kernel in KERNELS
            for i, p in enumerate(q for q in kernel_cases(3, 5)[kernel][1] if isinstance(q, Arr))]
@@ -211,7 +220,7 @@ def test_writes_only_its_outputs(kernel, shape, dtype):
     fn, args, arrays = build(kernel, dtype, n, d)
     before = {name: buffer.copy() for name, (_, buffer, _) in arrays.items()}
     if n < kernel_cases(n, d)[kernel][2]:
-        with pytest.raises(ValueError, match=f"{kernel}: X has {n} rows"):
+        with pytest.raises(ValueError, match=f"{name_of(kernel)}: X has {n} rows"):
             fn(*args)
         return
     fn(*args)
@@ -241,7 +250,7 @@ def test_read_only_inputs_are_accepted(kernel, dtype):
 def test_wrong_dtype_is_a_type_error_naming_the_argument(kernel, name, dtype):
     wrong = WRONG[next(p.kind for p in kernel_cases(3, 5)[kernel][1]
                        if isinstance(p, Arr) and p.name == name)]
-    with pytest.raises(TypeError, match=f"^{kernel}: {name} (has dtype|must be float32)"):
+    with pytest.raises(TypeError, match=f"^{name_of(kernel)}: {name} (has dtype|must be float32)"):
         call_with(kernel, dtype, name, lambda a: a.astype(wrong))
 
 
@@ -249,7 +258,7 @@ def test_wrong_dtype_is_a_type_error_naming_the_argument(kernel, name, dtype):
 def test_mixed_float_dtypes_are_refused(kernel, name, dtype):
     other = np.float64 if dtype == np.float32 else np.float32
     expected = np.dtype(dtype).name
-    with pytest.raises(TypeError, match=f"^{kernel}: {name} has dtype {np.dtype(other).name}, "
+    with pytest.raises(TypeError, match=f"^{name_of(kernel)}: {name} has dtype {np.dtype(other).name}, "
                                         f"expected {expected}"):
         call_with(kernel, dtype, name, lambda a: a.astype(other))
 
@@ -263,7 +272,7 @@ def strided(array):
 
 @pytest.mark.parametrize("kernel,name", ARGUMENTS, ids=[f"{k}-{a}" for k, a in ARGUMENTS])
 def test_non_contiguous_is_a_value_error_naming_the_argument(kernel, name, dtype):
-    with pytest.raises(ValueError, match=f"^{kernel}: {name} must be C-contiguous"):
+    with pytest.raises(ValueError, match=f"^{name_of(kernel)}: {name} must be C-contiguous"):
         call_with(kernel, dtype, name, strided)
 
 
@@ -273,7 +282,7 @@ def test_read_only_output_is_a_value_error_naming_the_argument(kernel, name, dty
         array.flags.writeable = False
         return array
 
-    with pytest.raises(ValueError, match=f"^{kernel}: {name} is read-only"):
+    with pytest.raises(ValueError, match=f"^{name_of(kernel)}: {name} is read-only"):
         call_with(kernel, dtype, name, read_only)
 
 
@@ -283,13 +292,13 @@ def test_wrong_shape_is_a_value_error_naming_the_argument(kernel, name, dtype):
     def one_more_row(array):
         return np.concatenate([array, array[:1]])
 
-    with pytest.raises(ValueError, match=f"^{kernel}: {name} has shape"):
+    with pytest.raises(ValueError, match=f"^{name_of(kernel)}: {name} has shape"):
         call_with(kernel, dtype, name, one_more_row)
 
 
 @pytest.mark.parametrize("kernel,name", ARGUMENTS, ids=[f"{k}-{a}" for k, a in ARGUMENTS])
 def test_a_list_is_a_type_error_naming_the_argument(kernel, name, dtype):
-    with pytest.raises(TypeError, match=f"^{kernel}: {name} must be a numpy.ndarray, got list"):
+    with pytest.raises(TypeError, match=f"^{name_of(kernel)}: {name} must be a numpy.ndarray, got list"):
         call_with(kernel, dtype, name, lambda a: a.tolist())
 
 
@@ -302,4 +311,4 @@ def test_every_kernel_of_every_family_is_covered():
     kernels = {name for m in modules for name, obj in vars(m).items()
                if callable(obj) and not name.startswith("_") and type(obj).__name__ in
                ("builtin_function_or_method", "cython_function_or_method")}
-    assert kernels - NOT_KERNELS == set(KERNELS)
+    assert kernels - NOT_KERNELS == {name_of(case) for case in KERNELS}

@@ -73,14 +73,12 @@ _l2_bytes = []
 def l2_cache_bytes():
     """One core's L2 cache in bytes (Linux's sysfs; 1 MiB where it cannot be read)."""
     if not _l2_bytes:
-        size = 1 << 20
         try:
             with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as f:
                 text = f.read().strip().upper()
-            scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
-            size = int(text.rstrip("KM")) * scale
+            size = int(text.rstrip("KM")) * {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
         except (OSError, ValueError):
-            pass
+            size = 1 << 20
         _l2_bytes.append(size)
     return _l2_bytes[0]
 
@@ -92,9 +90,9 @@ _AVX512_BLAS_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 
 def micro_kernel_threads():
-    """Threads for the training-mode dense products on fastnn's micro-kernel
-    (``fastnn_c.dense.dense_small_forward`` and the ``micro`` argument of the backward
-    kernels), or 0 where they run through OpenBLAS's GEMM.
+    """Threads for the training-mode dense products on fastnn's micro-kernel (the ``micro``
+    argument of ``fastnn_c.dense``'s forward and backward kernels), or 0 where they run
+    through OpenBLAS's GEMM.
 
     A rule, not a timing, so that a seeded training gives the same weights in every process
     on a machine: the micro-kernel where its SIMD level is wider than OpenBLAS's kernels

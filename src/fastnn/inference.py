@@ -38,8 +38,9 @@ MIN_ROWS_PER_THREAD = 8
 #: kernels").
 COLUMN_SPLIT_ROWS = 8
 COLUMN_SPLIT_THREADS = 2
-#: Most layers a compiled pass takes (a fixed-size array in the kernel).
-MAX_STAGES = 64
+
+#: Batch sizes whose schedule a compiled pass keeps.
+_SCHEDULES_KEPT = 256
 
 _IDENTITY = _activations.KINDS["identity"]
 _LEAKY_RELU = _activations.KINDS["leaky_relu"]
@@ -114,6 +115,8 @@ class CompiledForward:
         n, threads = X.shape[0], get_num_threads()
         schedule = self._schedules.get((n, threads))
         if schedule is None:
+            if len(self._schedules) >= _SCHEDULES_KEPT:  # a server seeing every batch size
+                self._schedules.clear()
             schedule = self._schedules[(n, threads)] = self._schedule(n, threads)
         self.stack(X, out, *schedule)
 
@@ -168,7 +171,7 @@ def _batch_norm_affine(layer):
 def compile_forward(layers, dtype, head):
     """A ``CompiledForward`` running ``layers`` in evaluation mode and then ``head``
     ("logits", "argmax" or "softmax"), or None where the layers do not fold into Dense
-    stages (or fold into more than ``MAX_STAGES``)."""
+    stages (or fold into more than ``fastnn_c.dense.MAX_STAGES``)."""
     stages, pending = [], None
     for layer in layers:
         last = stages[-1] if stages else None
@@ -195,7 +198,7 @@ def compile_forward(layers, dtype, head):
             last.activated = True
         else:
             return None
-    if not stages or pending is not None or len(stages) > MAX_STAGES:
+    if not stages or pending is not None or len(stages) > _dense.MAX_STAGES:
         return None
     packed = []
     for stage in stages:

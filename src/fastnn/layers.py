@@ -276,12 +276,8 @@ class Dense(Layer):
 
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
-        b = None if self.bias is None else self.bias.data
-        threads = micro_kernel_threads()
-        if threads:
-            _dense.dense_small_forward(X, self.weight.data, b, Y, n_threads=threads)
-        else:
-            _dense.dense_forward(X, self.weight.data, b, Y)
+        _dense.dense_forward(X, self.weight.data, None if self.bias is None else self.bias.data, Y,
+                             micro=micro_kernel_threads())
         self._input = X
         self._output = Y
         return Y
@@ -299,14 +295,10 @@ class Dense(Layer):
         The activation's output is its usual buffer; the pre-activation is never stored.
         """
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
-        b = None if self.bias is None else self.bias.data
-        threads = micro_kernel_threads()
-        if threads:
-            _dense.dense_small_forward(X, self.weight.data, b, A, activation.kind, activation.alpha,
-                                       threads)
-        else:
-            _dense.dense_activation_forward(X, self.weight.data, b, A, activation.kind,
-                                            activation.alpha)
+        _dense.dense_activation_forward(X, self.weight.data,
+                                        None if self.bias is None else self.bias.data,
+                                        A, activation.kind, activation.alpha,
+                                        micro=micro_kernel_threads())
         self._input = X
         self._output = None  # Z = X W + b was folded into the activation's output
         activation._output = A

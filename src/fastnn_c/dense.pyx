@@ -265,6 +265,12 @@ cdef int _check_kind(int kind, str kernel) except -1:
     return 0
 
 
+cdef int _check_micro(int micro, str kernel) except -1:
+    if micro < 0:
+        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
+    return 0
+
+
 cdef int _check_layer(str kernel, X, W, Py_ssize_t* n, Py_ssize_t* n_in,
                       Py_ssize_t* n_out) except -1:
     """Read n, n_in from the checked X (n, in) and n_out from W, which must be (in, out); X
@@ -276,8 +282,12 @@ cdef int _check_layer(str kernel, X, W, Py_ssize_t* n, Py_ssize_t* n_in,
     return 0
 
 
-def dense_forward(X, W, b, Y):
-    """Y := X W + b.  ``X`` (n, in), ``W`` (in, out), ``b`` (out,) or None, ``Y`` (n, out)."""
+def dense_forward(X, W, b, Y, int micro=0):
+    """Y := X W + b.  ``X`` (n, in), ``W`` (in, out), ``b`` (out,) or None, ``Y`` (n, out).
+
+    ``micro`` > 0: on fastnn's micro-kernel (W read where it is, its panels of columns over
+    up to ``micro`` threads) instead of the BLAS's GEMM; 0: the BLAS.
+    """
     cdef str kernel = "dense_forward"
     cdef int t = float_type(X, kernel, "X")
     cdef void* x = array_data(X, kernel, "X", t, 2)
@@ -286,8 +296,14 @@ def dense_forward(X, W, b, Y):
     _check_layer(kernel, X, W, &n, &n_in, &n_out)
     cdef void* bias = NULL if b is None else vector_data(b, kernel, "b", t, n_out)
     cdef void* y = matrix_data(Y, kernel, "Y", t, n, n_out, writable=True)
+    _check_micro(micro, kernel)
     with nogil:
-        if t == cnp.NPY_FLOAT:
+        if micro:
+            if t == cnp.NPY_FLOAT:
+                _small_forward(<float>0, x, w, bias, y, n, n_in, n_out, IDENTITY, 0, micro)
+            else:
+                _small_forward(<double>0, x, w, bias, y, n, n_in, n_out, IDENTITY, 0, micro)
+        elif t == cnp.NPY_FLOAT:
             _forward(<float>0, x, w, bias, y, n, n_in, n_out)
         else:
             _forward(<double>0, x, w, bias, y, n, n_in, n_out)
@@ -297,8 +313,8 @@ def dense_backward(X, W, dY, dW, db, dX, int micro=0):
     """dW := Xᵀ dY;  db := Σ_rows dY;  dX := dY Wᵀ.
 
     ``X`` (n, in), ``W`` (in, out), ``dY`` (n, out); ``dW`` (in, out), ``db`` (out,) or
-    None, ``dX`` (n, in) or None (skipped). ``micro`` > 0: dW on the micro-kernel of
-    ``dense_small_forward`` over up to that many threads instead of the BLAS, and with
+    None, ``dX`` (n, in) or None (skipped). ``micro`` > 0: dW on the micro-kernel (as in
+    ``dense_forward``) over up to that many threads instead of the BLAS, and with
     ``micro`` > 1 dX too (through a transposed copy of W).
     """
     cdef str kernel = "dense_backward"
@@ -311,8 +327,7 @@ def dense_backward(X, W, dY, dW, db, dX, int micro=0):
     cdef void* dw = matrix_data(dW, kernel, "dW", t, n_in, n_out, writable=True)
     cdef void* dbias = NULL if db is None else vector_data(db, kernel, "db", t, n_out, writable=True)
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, n_in, writable=True)
-    if micro < 0:
-        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
+    _check_micro(micro, kernel)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _backward(<float>0, x, w, dy, dw, dbias, dx, n, n_in, n_out, micro)
@@ -320,10 +335,11 @@ def dense_backward(X, W, dY, dW, db, dX, int micro=0):
             _backward(<double>0, x, w, dy, dw, dbias, dx, n, n_in, n_out, micro)
 
 
-def dense_activation_forward(X, W, b, A, int kind, double alpha=0.0):
+def dense_activation_forward(X, W, b, A, int kind, double alpha=0.0, int micro=0):
     """A := f(X W + b): GEMM, then bias and activation in one pass per row (row stays in L1).
 
-    ``X`` (n, in), ``W`` (in, out), ``b`` (out,) or None, ``A`` (n, out).
+    ``X`` (n, in), ``W`` (in, out), ``b`` (out,) or None, ``A`` (n, out); ``micro`` as in
+    ``dense_forward``.
     """
     cdef str kernel = "dense_activation_forward"
     cdef int t = float_type(X, kernel, "X")
@@ -334,8 +350,14 @@ def dense_activation_forward(X, W, b, A, int kind, double alpha=0.0):
     cdef void* bias = NULL if b is None else vector_data(b, kernel, "b", t, n_out)
     cdef void* a = matrix_data(A, kernel, "A", t, n, n_out, writable=True)
     _check_kind(kind, kernel)
+    _check_micro(micro, kernel)
     with nogil:
-        if t == cnp.NPY_FLOAT:
+        if micro:
+            if t == cnp.NPY_FLOAT:
+                _small_forward(<float>0, x, w, bias, a, n, n_in, n_out, kind, alpha, micro)
+            else:
+                _small_forward(<double>0, x, w, bias, a, n, n_in, n_out, kind, alpha, micro)
+        elif t == cnp.NPY_FLOAT:
             _activation_forward(<float>0, x, w, bias, a, n, n_in, n_out, kind, alpha)
         else:
             _activation_forward(<double>0, x, w, bias, a, n, n_in, n_out, kind, alpha)
@@ -362,8 +384,7 @@ def dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, int kind, double alph
     cdef void* dbias = NULL if db is None else vector_data(db, kernel, "db", t, n_out, writable=True)
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, n_in, writable=True)
     _check_kind(kind, kernel)
-    if micro < 0:
-        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
+    _check_micro(micro, kernel)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _activation_backward(<float>0, x, w, a, da, dz, dw, dbias, dx, n, n_in, n_out, kind,
@@ -392,8 +413,7 @@ def dense_sgd_backward(X, W, dY, b, dX, double lr, int micro=0):
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, n_in, writable=True)
     if n == 0 or n_out == 0 or n_in == 0:
         raise ValueError(f"{kernel}: empty batch or layer")
-    if micro < 0:
-        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
+    _check_micro(micro, kernel)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _sgd_backward(<float>0, x, w, dy, bias, dx, n, n_in, n_out, lr, micro)
@@ -421,8 +441,7 @@ def dense_activation_sgd_backward(X, W, A, dA, dZ, b, dX, int kind, double alpha
     _check_kind(kind, kernel)
     if n == 0 or n_out == 0 or n_in == 0:
         raise ValueError(f"{kernel}: empty batch or layer")
-    if micro < 0:
-        raise ValueError(f"{kernel}: micro must be >= 0, got {micro}")
+    _check_micro(micro, kernel)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _activation_sgd_backward(<float>0, x, w, a, da, dz, bias, dx, n, n_in, n_out, kind,
@@ -449,21 +468,17 @@ cdef void _pack(floating zero, const void* W, void* packed, Py_ssize_t K, Py_ssi
         fnn_pack_double(<const double*>W, K, N, <double*>packed)
 
 
-cdef void _packed_product(const floating* X, const floating* packed, const floating* b,
-                          floating* Y, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
-    if floating is float:
-        fnn_packed_gemm_float(n, n_in, n_out, X, packed, b, Y)
-    else:
-        fnn_packed_gemm_double(n, n_in, n_out, X, packed, b, Y)
-
-
 cdef void _packed_forward(floating zero, const void* X_, const void* packed_, const void* b_,
                           void* A_, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, int kind,
                           double alpha) noexcept nogil:
     cdef floating* A = <floating*>A_
     cdef Py_ssize_t i
-    _packed_product(<const floating*>X_, <const floating*>packed_, <const floating*>b_, A, n,
-                    n_in, n_out)
+    if floating is float:
+        fnn_packed_gemm_float(n, n_in, n_out, <const float*>X_, <const float*>packed_,
+                              <const float*>b_, A)
+    else:
+        fnn_packed_gemm_double(n, n_in, n_out, <const double*>X_, <const double*>packed_,
+                               <const double*>b_, A)
     if kind != IDENTITY:
         for i in range(n):
             activation_forward_run(kind, &A[i * n_out], &A[i * n_out], n_out, <floating>alpha)
@@ -539,28 +554,6 @@ def dense_packed_forward(X, packed, b, A, int kind=IDENTITY, double alpha=0.0):
             _packed_forward(<float>0, x, p, bias, a, n, n_in, n_out, kind, alpha)
         else:
             _packed_forward(<double>0, x, p, bias, a, n, n_in, n_out, kind, alpha)
-
-
-def dense_small_forward(X, W, b, A, int kind=IDENTITY, double alpha=0.0, int n_threads=1):
-    """A := f(X W + b) with the micro-kernel of ``dense_packed_forward`` reading W where it
-    is (no packing: for weights that change between calls, as in training), its panels of
-    columns over up to ``n_threads`` threads."""
-    cdef str kernel = "dense_small_forward"
-    cdef int t = float_type(X, kernel, "X")
-    cdef void* x = array_data(X, kernel, "X", t, 2)
-    cdef void* w = array_data(W, kernel, "W", t, 2)
-    cdef Py_ssize_t n, n_in, n_out
-    _check_layer(kernel, X, W, &n, &n_in, &n_out)
-    cdef void* bias = NULL if b is None else vector_data(b, kernel, "b", t, n_out)
-    cdef void* a = matrix_data(A, kernel, "A", t, n, n_out, writable=True)
-    _check_kind(kind, kernel)
-    if n_threads < 1:
-        raise ValueError(f"{kernel}: n_threads must be >= 1, got {n_threads}")
-    with nogil:
-        if t == cnp.NPY_FLOAT:
-            _small_forward(<float>0, x, w, bias, a, n, n_in, n_out, kind, alpha, n_threads)
-        else:
-            _small_forward(<double>0, x, w, bias, a, n, n_in, n_out, kind, alpha, n_threads)
 
 
 def parallel_region(int n_threads):
@@ -731,6 +724,13 @@ cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head,
                    min(block, n - b * block), &buffers[threadid() * 2 * block * width])
 
 
+cdef enum:
+    STAGES_MAX = 64
+
+#: Most layers a ``DenseStack`` runs (its per-call thread counts live in a fixed array).
+MAX_STAGES = STAGES_MAX
+
+
 cdef class DenseStack:
     """Dense layers run back to back in one compiled call: A_l = f_l(A_{l−1} W_l + b_l), then
     a head (the logits, their argmax, or their softmax).
@@ -771,8 +771,8 @@ cdef class DenseStack:
     def __init__(self, shapes, packed, biases, slopes, kinds, alphas, str head):
         cdef str kernel = "DenseStack"
         cdef Py_ssize_t l, n_layers = len(shapes)
-        if n_layers == 0:
-            raise ValueError(f"{kernel}: shapes is empty")
+        if not 1 <= n_layers <= STAGES_MAX:
+            raise ValueError(f"{kernel}: shapes has {n_layers} layers, expected 1 to {STAGES_MAX}")
         for name, values in (("packed", packed), ("biases", biases), ("slopes", slopes),
                              ("kinds", kinds), ("alphas", alphas)):
             if len(values) != n_layers:
@@ -842,13 +842,11 @@ cdef class DenseStack:
         if block_rows < 1 or n_threads < 1:
             raise ValueError(f"{kernel}: block_rows and n_threads must be >= 1, got "
                              f"{block_rows}, {n_threads}")
-        cdef int per_stage[64]
+        cdef int per_stage[STAGES_MAX]
         cdef int l
         if stage_threads is not None and len(stage_threads) != self._n_stages:
             raise ValueError(f"{kernel}: stage_threads has {len(stage_threads)} entries, "
                              f"expected {self._n_stages}")
-        if self._n_stages > 64:
-            raise ValueError(f"{kernel}: more than 64 layers")
         for l in range(self._n_stages):
             per_stage[l] = n_threads if stage_threads is None else stage_threads[l]
             if per_stage[l] < 1:
