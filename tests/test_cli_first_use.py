@@ -227,6 +227,53 @@ def test_hflip_mirrors_a_random_half():
         datasets.hflip(X[:, :100])
 
 
+def _translated(image, dy, dx):
+    """``image`` (rows x cols) moved down dy and right dx, zeros moved in: the reference."""
+    rows, cols = image.shape
+    out = np.zeros_like(image)
+    for r in range(rows):
+        for c in range(cols):
+            if 0 <= r - dy < rows and 0 <= c - dx < cols:
+                out[r, c] = image[r - dy, c - dx]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("max_shift", [0, 1, 2])
+def test_shift_translates_each_image_within_max_shift(dtype, max_shift):
+    rng = np.random.default_rng(5)
+    X = rng.random((40, 7 * 5)).astype(dtype)[:, ::-1]        # non-contiguous input
+    X.flags.writeable = False
+    before = X.copy()
+    out = datasets.shift(X, rng=1, max_shift=max_shift, image_shape=(7, 5))
+    assert out.dtype == dtype and out.shape == X.shape and np.array_equal(X, before)
+    moves = set()
+    for image, moved in zip(X.reshape(40, 7, 5), out.reshape(40, 7, 5)):
+        match = [(dy, dx) for dy in range(-max_shift, max_shift + 1)
+                 for dx in range(-max_shift, max_shift + 1)
+                 if np.array_equal(moved, _translated(image, dy, dx))]
+        assert len(match) == 1
+        moves.add(match[0])
+    assert len(moves) == 1 if max_shift == 0 else len(moves) >= 5
+    assert np.array_equal(datasets.shift(X, rng=1, max_shift=max_shift, image_shape=(7, 5)), out)
+
+
+def test_shift_checks_its_arguments():
+    X = np.zeros((3, 784), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"X must have shape \(n, 784\)"):
+        datasets.shift(X[:, :100])
+    with pytest.raises(ValueError, match="max_shift must be a non-negative integer, got -1"):
+        datasets.shift(X, max_shift=-1)
+
+
+def test_train_with_hflip_and_shift(mnist_small, tmp_path):
+    log = tmp_path / "log.jsonl"
+    result = fastnn("train", "--data-dir", MNIST_SMALL, "--augment", "hflip+shift", "--max-shift",
+                    "1", "--epochs", "2", "--threads", "1", "--log", log)
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout and len(log.read_text().splitlines()) == 2
+
+
 def test_augment_needs_images(mnist_small):
     result = fastnn("train", "--data-dir", MNIST_SMALL, "--augment", "hflip", "--preprocess",
                     "standardize", "--epochs", "1")

@@ -12,6 +12,7 @@ diverged training...), 2 for invalid options; errors are one line on stderr (set
 FASTNN_DEBUG=1 for the traceback).
 """
 import argparse
+import functools
 import os
 import sys
 import textwrap
@@ -22,11 +23,11 @@ import numpy as np
 #: Defaults of ``fastnn train`` (measured on mnist-small and Fashion-MNIST, see README).
 #: Batch norm, batch 128 and Adam at 2e-3 (instead of none, 64 and 1e-3) were chosen on
 #: Fashion-MNIST validation accuracy: benchmarks/README.md, "The `fastnn train` recipe".
-DEFAULTS = {"dataset": "mnist", "hidden": (256, 128), "activation": "relu", "dropout": 0.2,
+DEFAULTS = {"dataset": "mnist", "hidden": (512, 256), "activation": "relu", "dropout": 0.3,
             "batch_norm": True, "adam_lr": 2e-3,
             "optimizer": "adam", "schedule": "cosine", "epochs": 30, "batch_size": 128,
             "val_split": 0.1, "patience": 5, "monitor": "val_accuracy", "seed": 0,
-            "preprocess": "scale", "augment": "none"}
+            "preprocess": "scale", "augment": "none", "max_shift": 2}
 
 
 class CommandError(Exception):
@@ -201,10 +202,15 @@ def _add_training_args(p, plot=True, batch_norm=DEFAULTS["batch_norm"]):
     g.add_argument("--whiten-eps", type=float, default=Preprocessor.WHITEN_EPS, metavar="EPS",
                    help="with pca-whiten/zca-whiten: ε added to every covariance eigenvalue "
                         f"(default: {Preprocessor.WHITEN_EPS})")
-    g.add_argument("--augment", choices=("none", "hflip"), default=DEFAULTS["augment"],
+    g.add_argument("--augment", choices=("none", "hflip", "shift", "hflip+shift"),
+                   default=DEFAULTS["augment"],
                    help="training-time augmentation: hflip mirrors a random half of each batch "
                         "left-right, for Fashion-MNIST (garments keep their class when mirrored, "
-                        "digits do not; needs --preprocess scale) (default: none)")
+                        "digits do not); shift translates each image by up to --max-shift "
+                        "pixels each way; both need --preprocess scale (default: "
+                        f"{DEFAULTS['augment']})")
+    g.add_argument("--max-shift", type=_nonneg_int, default=DEFAULTS["max_shift"], metavar="PIXELS",
+                   help=f"with --augment shift: the largest translation (default: {DEFAULTS['max_shift']})")
     g.add_argument("--seed", type=_nonneg_int, default=DEFAULTS["seed"],
                    help=f"seed of the initial weights, split and shuffling (default: {DEFAULTS['seed']})")
     g.add_argument("--threads", type=_positive_int,
@@ -267,12 +273,12 @@ def build_parser():
         "train", formatter_class=fmt, help="train an MLP and report its test accuracy",
         description="Train an MLP on MNIST or Fashion-MNIST, report test accuracy, optionally "
                     "save the model, learning curves and a JSON-lines log.",
-        epilog="Defaults: 784-256-128-10 ReLU, He init, batch norm, dropout 0.2, Adam lr 2e-3 "
+        epilog="Defaults: 784-512-256-10 ReLU, He init, batch norm, dropout 0.3, Adam lr 2e-3 "
                "with cosine decay over the epochs, batch 128, up to 30 epochs, 10% of the "
                "training images held out for early stopping (patience 5 on validation accuracy) "
                "restoring the "
                "best weights.\n\nexamples:\n  fastnn train --data-dir ~/data/mnist --save mnist.npz\n"
-               "  fastnn train --dataset fashion-mnist --hidden 512,256 --dropout 0.2 --plot curves.png\n"
+               "  fastnn train --dataset fashion-mnist --hidden 256,128 --dropout 0.2 --plot curves.png\n"
                "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "
                "--step-size 5 --gamma 0.5")
     _add_training_args(p)
@@ -555,14 +561,22 @@ def _build_schedule(args, optimizer, steps_per_epoch):
 
 def _augmentation(args):
     """The ``augment`` callable of ``fit`` for ``--augment`` (None for none)."""
-    from fastnn.datasets import hflip
+    from fastnn import datasets
 
     if args.augment == "none":
         return None
     if args.preprocess != "scale":
         raise CommandError(f"--augment {args.augment} needs --preprocess scale (the rows must "
                            f"still be images), got --preprocess {args.preprocess}")
-    return hflip
+    steps = {"hflip": datasets.hflip,
+             "shift": functools.partial(datasets.shift, max_shift=args.max_shift)}
+    chosen = [steps[name] for name in args.augment.split("+")]
+
+    def augment(X, rng):
+        for step in chosen:
+            X = step(X, rng)
+        return X
+    return augment
 
 
 def _describe_net(net):

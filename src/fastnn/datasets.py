@@ -582,6 +582,33 @@ def hflip(X, rng=None, p=0.5, image_shape=(28, 28)):
     return X
 
 
+def shift(X, rng=None, max_shift=2, image_shape=(28, 28)):
+    """A copy of the flattened images ``X``, each translated by a random whole number of pixels.
+
+    Image i moves by (dyᵢ, dxᵢ), each drawn uniformly from {−max_shift, …, max_shift};
+    pixels that move in from outside the frame are 0, the background of MNIST and
+    Fashion-MNIST. Small translations keep an image's class, so they add training
+    examples the classifier should treat alike (Simard, Steinkraus & Platt 2003,
+    "Best practices for convolutional neural networks applied to visual document
+    analysis"; Nielsen, *Neural Networks and Deep Learning*, ch. 3, "Artificially
+    expanding the training data").
+    """
+    if not (isinstance(max_shift, (int, np.integer)) and max_shift >= 0):
+        raise ValueError(f"max_shift must be a non-negative integer, got {max_shift!r}")
+    rows, cols = image_shape
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != rows * cols:
+        raise ValueError(f"X must have shape (n, {rows * cols}) for images of {rows}x{cols}, "
+                         f"got {X.shape}")
+    n, k = len(X), max_shift
+    offsets = np.random.default_rng(rng).integers(0, 2 * k + 1, size=(2, n))
+    # Each output image is a rows x cols window of its zero-padded original: one gather.
+    padded = np.zeros((n, rows + 2 * k, cols + 2 * k), dtype=X.dtype)
+    padded[:, k:k + rows, k:k + cols] = X.reshape(n, rows, cols)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (rows, cols), axis=(1, 2))
+    return windows[np.arange(n), offsets[0], offsets[1]].reshape(X.shape)
+
+
 def iterate_minibatches(X, y, batch_size, rng=None, shuffle=True):
     """Yield ``(X_batch, y_batch)`` over one epoch, in an order drawn from ``rng`` if ``shuffle``.
 
