@@ -264,15 +264,16 @@ def test_nan_propagates(rng):
     assert np.all(np.isnan(Y[:, 1])) and np.all(np.isfinite(Y[:, [0, 2]]))
 
 
-@pytest.mark.parametrize("shape", [(2, 2), (77, 301), (600, 1000)], ids=str)
+@pytest.mark.parametrize("shape", [(2, 2), (64, 17), (5, 40), (77, 301), (600, 1000)], ids=str)
 def test_threaded_kernels_equal_serial(shape, dtype, rng):
-    """Each thread owns a block of features, so the results do not depend on the thread count."""
+    """Each thread owns a block of features, so the results do not depend on the thread count
+    (blocks of whole 16-feature units: 40 features split 16 + 24, 17 stay on one thread)."""
     from fastnn_c import batchnorm as _bn
 
     n, d = shape
     X, dY = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
     results = []
-    for threads in (1, 2):
+    for threads in (1, 2, 3, 16):
         gamma, beta = np.full(d, 1.5, dtype), np.full(d, 0.5, dtype)
         running_mean, running_var = np.zeros(d, dtype), np.ones(d, dtype)
         Y, dX, mean, inv_std = np.empty_like(X), np.empty_like(X), np.empty(d), np.empty(d)
@@ -280,6 +281,10 @@ def test_threaded_kernels_equal_serial(shape, dtype, rng):
         _bn.batchnorm_forward_train(X, gamma, beta, running_mean, running_var, 0.1, 1e-5, Y, mean,
                                     inv_std, threads)
         _bn.batchnorm_backward(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, True, threads)
-        results.append((Y, dX, running_mean, running_var, dgamma, dbeta))
-    for serial, threaded in zip(*results):
-        np.testing.assert_array_equal(serial, threaded)
+        dX_eval = np.empty_like(X)
+        _bn.batchnorm_backward(X, mean, inv_std, gamma, dY, dgamma.copy(), dbeta.copy(), dX_eval,
+                               False, threads)
+        results.append((Y, dX, running_mean, running_var, dgamma, dbeta, dX_eval))
+    for threaded in results[1:]:
+        for a, b in zip(results[0], threaded):
+            np.testing.assert_array_equal(a, b)

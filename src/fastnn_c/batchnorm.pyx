@@ -19,7 +19,8 @@ what makes float32 accurate is where the subtraction happens:
 The training forward pass updates the running statistics in the same call and caches only
 μ and 1/√(σ² + ε) per feature (float64); backward recomputes dev. No (batch, features)
 temporaries are allocated. With n_threads > 1 the features are split into one block per
-thread, each running every pass on its columns (one parallel region per call).
+thread, each running every pass on its columns with scratch of its own (one parallel region
+per call; results bit-identical to one thread's).
 Shapes: X, Y, dY, dX (n, d); γ, β, running statistics (d,) in the input dtype; μ and 1/σ
 (d,) in float64.
 """
@@ -27,62 +28,96 @@ cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 
 from fastnn_c._arrays cimport array_data, dim, float_type, matrix_data, vector_data
 
 cnp.import_array()
 
 
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
+
+
 cdef enum:
     # Rows summed in the input dtype before a block's sums go into double accumulators.
     BLOCK_ROWS = 64
-    # Per-feature scratch of a call, in doubles: 2 rows of double accumulators, then up to
-    # 6 rows of the input dtype (partial sums, μ̃, output coefficients).
+    # Per-feature scratch of a block of features, in doubles: 2 rows of double accumulators,
+    # then up to 6 rows of the input dtype (partial sums, μ̃, output coefficients).
     SCRATCH_ROWS = 8
+    # Threads split the features at multiples of this many (64 bytes of float32) and each
+    # has its own scratch, aligned to 64 bytes: no cache line is written by two threads.
+    SPLIT_ALIGN = 16
 
 
-cdef double* _scratch(Py_ssize_t n) except NULL:
-    """n doubles of scratch (free() it)."""
-    cdef double* p = <double*>malloc((n if n > 0 else 1) * sizeof(double))
-    if p == NULL:
+cdef Py_ssize_t _parts(Py_ssize_t d, int n_threads) noexcept nogil:
+    """Blocks of features for ``n_threads`` threads: at most one per SPLIT_ALIGN features."""
+    return max(1, min(<Py_ssize_t>n_threads, d // SPLIT_ALIGN))
+
+
+cdef Py_ssize_t _width(Py_ssize_t d, Py_ssize_t parts) noexcept nogil:
+    """The widest block (a multiple of SPLIT_ALIGN): a thread's scratch row length."""
+    cdef Py_ssize_t units = (d + SPLIT_ALIGN - 1) // SPLIT_ALIGN
+    return (units + parts - 1) // parts * SPLIT_ALIGN
+
+
+cdef Py_ssize_t _start(Py_ssize_t d, Py_ssize_t parts, Py_ssize_t block) noexcept nogil:
+    """First feature of ``block``: consecutive blocks of whole SPLIT_ALIGN units."""
+    cdef Py_ssize_t units = (d + SPLIT_ALIGN - 1) // SPLIT_ALIGN
+    return min(d, block * units // parts * SPLIT_ALIGN)
+
+
+cdef double* _scratch(Py_ssize_t d, Py_ssize_t parts) except NULL:
+    """Each block's SCRATCH_ROWS rows of _width doubles, 64-byte aligned (free() it)."""
+    cdef void* p = NULL
+    if posix_memalign(&p, 64, parts * SCRATCH_ROWS * _width(d, parts) * sizeof(double)) != 0:
         raise MemoryError()
-    return p
+    return <double*>p
 
 
 # -- loops on checked arrays: X and friends (n, d) row-major, vectors (d,) -------------------
 cdef void _forward_train_columns(const floating* X, const floating* gamma, const floating* beta,
                                  floating* running_mean, floating* running_var, double m,
                                  double eps, floating* Y, double* mean, double* inv_std,
-                                 double* scratch, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
-                                 Py_ssize_t j1) noexcept nogil:
-    """The training forward pass for features [j0, j1); ``scratch`` holds SCRATCH_ROWS·d doubles."""
-    cdef Py_ssize_t i, j, r0, r1, blk
+                                 double* scratch, Py_ssize_t ws, Py_ssize_t n, Py_ssize_t d,
+                                 Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """The training forward pass for features [j0, j1); ``scratch``: SCRATCH_ROWS rows of
+    ``ws`` >= j1 − j0 doubles."""
+    cdef Py_ssize_t i, j, r0, r1, blk, w = j1 - j0
     cdef double* acc1 = scratch
-    cdef double* acc2 = scratch + d
-    cdef floating* part1 = <floating*>(scratch + 2 * d)
-    cdef floating* part2 = part1 + d
-    cdef floating* center = part1 + 2 * d  # μ̃ = μ rounded to the input dtype
-    cdef floating* coef_a = part1 + 3 * d  # Y = a·dev + c
-    cdef floating* coef_c = part1 + 4 * d
+    cdef double* acc2 = scratch + ws
+    cdef floating* part1 = <floating*>(scratch + 2 * ws)
+    cdef floating* part2 = part1 + ws
+    cdef floating* center = part1 + 2 * ws  # μ̃ = μ rounded to the input dtype
+    cdef floating* coef_a = part1 + 3 * ws  # Y = a·dev + c
+    cdef floating* coef_c = part1 + 4 * ws
     cdef const floating* x
     cdef floating* y
     cdef floating dev
     cdef double var, a
-    for j in range(j0, j1):
+    # The block as a (n, w) matrix of row stride d.
+    X += j0
+    Y += j0
+    gamma += j0
+    beta += j0
+    running_mean += j0
+    running_var += j0
+    mean += j0
+    inv_std += j0
+    for j in range(w):
         acc1[j] = 0
     for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
         r0 = blk * BLOCK_ROWS
         r1 = min(r0 + BLOCK_ROWS, n)
-        for j in range(j0, j1):
+        for j in range(w):
             part1[j] = 0
         for i in range(r0, r1):
             x = X + i * d
-            for j in range(j0, j1):
+            for j in range(w):
                 part1[j] += x[j] - X[j]
-        for j in range(j0, j1):
+        for j in range(w):
             acc1[j] += part1[j]
-    for j in range(j0, j1):
+    for j in range(w):
         mean[j] = X[j] + acc1[j] / n
         center[j] = <floating>mean[j]
         acc1[j] = 0
@@ -90,19 +125,19 @@ cdef void _forward_train_columns(const floating* X, const floating* gamma, const
     for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
         r0 = blk * BLOCK_ROWS
         r1 = min(r0 + BLOCK_ROWS, n)
-        for j in range(j0, j1):
+        for j in range(w):
             part1[j] = 0
             part2[j] = 0
         for i in range(r0, r1):
             x = X + i * d
-            for j in range(j0, j1):
+            for j in range(w):
                 dev = x[j] - center[j]
                 part1[j] += dev
                 part2[j] += dev * dev
-        for j in range(j0, j1):
+        for j in range(w):
             acc1[j] += part1[j]
             acc2[j] += part2[j]
-    for j in range(j0, j1):
+    for j in range(w):
         mean[j] = center[j] + acc1[j] / n  # refined: dev = x − μ̃ is exact, the first shift was not
         var = (acc2[j] - acc1[j] * acc1[j] / n) / n
         if var < 0:
@@ -116,54 +151,65 @@ cdef void _forward_train_columns(const floating* X, const floating* gamma, const
     for i in range(n):
         x = X + i * d
         y = Y + i * d
-        for j in range(j0, j1):
+        for j in range(w):
             y[j] = coef_a[j] * (x[j] - center[j]) + coef_c[j]
 
 
 cdef void _backward_columns(const floating* X, const double* mean, const double* inv_std,
                             const floating* gamma, const floating* dY, floating* dgamma,
                             floating* dbeta, floating* dX, bint batch_stats, double* scratch,
-                            Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
+                            Py_ssize_t ws, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
                             Py_ssize_t j1) noexcept nogil:
-    """The backward pass for features [j0, j1); ``scratch`` holds SCRATCH_ROWS·d doubles.
+    """The backward pass for features [j0, j1); ``scratch``: SCRATCH_ROWS rows of ``ws`` >=
+    j1 − j0 doubles.
 
     With x − μ = dev − δ (dev = x − μ̃, see the module docstring): dβ = Σ dY,
     dγ = (Σ dY·dev − δ dβ)/σ, and dX = p·dY + q·dev + r with p = γ/σ, q = −γ dγ/(nσ²),
     r = −(γ/(nσ)) dβ − q δ.
     """
-    cdef Py_ssize_t i, j, r0, r1, blk
+    cdef Py_ssize_t i, j, r0, r1, blk, w = j1 - j0
     cdef double* sdy = scratch
-    cdef double* sdydev = scratch + d
-    cdef floating* part1 = <floating*>(scratch + 2 * d)
-    cdef floating* part2 = part1 + d
-    cdef floating* center = part1 + 2 * d
-    cdef floating* coef_p = part1 + 3 * d
-    cdef floating* coef_q = part1 + 4 * d
-    cdef floating* coef_r = part1 + 5 * d
+    cdef double* sdydev = scratch + ws
+    cdef floating* part1 = <floating*>(scratch + 2 * ws)
+    cdef floating* part2 = part1 + ws
+    cdef floating* center = part1 + 2 * ws
+    cdef floating* coef_p = part1 + 3 * ws
+    cdef floating* coef_q = part1 + 4 * ws
+    cdef floating* coef_r = part1 + 5 * ws
     cdef const floating* x
     cdef const floating* dy
     cdef floating* dx
     cdef double delta, dgam, p, q
-    for j in range(j0, j1):
+    # The block as a (n, w) matrix of row stride d.
+    X += j0
+    dY += j0
+    mean += j0
+    inv_std += j0
+    gamma += j0
+    dgamma += j0
+    dbeta += j0
+    if dX != NULL:
+        dX += j0
+    for j in range(w):
         sdy[j] = 0
         sdydev[j] = 0
         center[j] = <floating>mean[j]
     for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
         r0 = blk * BLOCK_ROWS
         r1 = min(r0 + BLOCK_ROWS, n)
-        for j in range(j0, j1):
+        for j in range(w):
             part1[j] = 0
             part2[j] = 0
         for i in range(r0, r1):
             x = X + i * d
             dy = dY + i * d
-            for j in range(j0, j1):
+            for j in range(w):
                 part1[j] += dy[j]
                 part2[j] += dy[j] * (x[j] - center[j])
-        for j in range(j0, j1):
+        for j in range(w):
             sdy[j] += part1[j]
             sdydev[j] += part2[j]
-    for j in range(j0, j1):
+    for j in range(w):
         delta = mean[j] - center[j]
         dgam = (sdydev[j] - delta * sdy[j]) * inv_std[j]
         dbeta[j] = <floating>sdy[j]
@@ -183,13 +229,13 @@ cdef void _backward_columns(const floating* X, const double* mean, const double*
             x = X + i * d
             dy = dY + i * d
             dx = dX + i * d
-            for j in range(j0, j1):
+            for j in range(w):
                 dx[j] = coef_p[j] * dy[j] + coef_q[j] * (x[j] - center[j]) + coef_r[j]
     else:
         for i in range(n):
             dy = dY + i * d
             dx = dX + i * d
-            for j in range(j0, j1):
+            for j in range(w):
                 dx[j] = coef_p[j] * dy[j]
 
 
@@ -197,22 +243,22 @@ cdef void _backward_columns(const floating* X, const double* mean, const double*
 cdef void _forward_train(floating zero, const void* X_, const void* gamma_, const void* beta_,
                          void* running_mean_, void* running_var_, double momentum, double eps,
                          void* Y_, double* mean, double* inv_std, double* scratch, Py_ssize_t n,
-                         Py_ssize_t d, int n_threads) noexcept nogil:
+                         Py_ssize_t d, Py_ssize_t parts) noexcept nogil:
     cdef const floating* X = <const floating*>X_
     cdef const floating* gamma = <const floating*>gamma_
     cdef const floating* beta = <const floating*>beta_
     cdef floating* running_mean = <floating*>running_mean_
     cdef floating* running_var = <floating*>running_var_
     cdef floating* Y = <floating*>Y_
-    cdef Py_ssize_t block
-    if n_threads > 1 and d >= 2 * n_threads:
-        for block in prange(n_threads, num_threads=n_threads, schedule="static"):
+    cdef Py_ssize_t block, ws = _width(d, parts)
+    if parts > 1:
+        for block in prange(parts, num_threads=<int>parts, schedule="static"):
             _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
-                                   mean, inv_std, scratch, n, d, block * d // n_threads,
-                                   (block + 1) * d // n_threads)
+                                   mean, inv_std, scratch + block * SCRATCH_ROWS * ws, ws, n, d,
+                                   _start(d, parts, block), _start(d, parts, block + 1))
     else:
         _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
-                               mean, inv_std, scratch, n, d, 0, d)
+                               mean, inv_std, scratch, ws, n, d, 0, d)
 
 
 cdef void _forward_eval(floating zero, const void* X_, const void* gamma_, const void* beta_,
@@ -237,21 +283,22 @@ cdef void _forward_eval(floating zero, const void* X_, const void* gamma_, const
 cdef void _backward(floating zero, const void* X_, const double* mean, const double* inv_std,
                     const void* gamma_, const void* dY_, void* dgamma_, void* dbeta_, void* dX_,
                     bint batch_stats, double* scratch, Py_ssize_t n, Py_ssize_t d,
-                    int n_threads) noexcept nogil:
+                    Py_ssize_t parts) noexcept nogil:
     cdef const floating* X = <const floating*>X_
     cdef const floating* gamma = <const floating*>gamma_
     cdef const floating* dY = <const floating*>dY_
     cdef floating* dgamma = <floating*>dgamma_
     cdef floating* dbeta = <floating*>dbeta_
     cdef floating* dX = <floating*>dX_
-    cdef Py_ssize_t block
-    if n_threads > 1 and d >= 2 * n_threads:
-        for block in prange(n_threads, num_threads=n_threads, schedule="static"):
+    cdef Py_ssize_t block, ws = _width(d, parts)
+    if parts > 1:
+        for block in prange(parts, num_threads=<int>parts, schedule="static"):
             _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats,
-                              scratch, n, d, block * d // n_threads, (block + 1) * d // n_threads)
+                              scratch + block * SCRATCH_ROWS * ws, ws, n, d,
+                              _start(d, parts, block), _start(d, parts, block + 1))
     else:
         _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats, scratch,
-                          n, d, 0, d)
+                          ws, n, d, 0, d)
 
 
 # -- checked entry points --------------------------------------------------------------------
@@ -277,17 +324,18 @@ def batchnorm_forward_train(X, gamma, beta, running_mean, running_var, double mo
                                            writable=True)
     cdef double* inv = <double*>vector_data(inv_std, kernel, "inv_std", cnp.NPY_DOUBLE, d,
                                             writable=True)
+    cdef Py_ssize_t parts = _parts(d, n_threads)
     cdef double* scratch
     if n < 2:
         raise ValueError(f"{kernel}: X has {n} rows, expected at least 2 rows (batch statistics)")
-    scratch = _scratch(SCRATCH_ROWS * d)
+    scratch = _scratch(d, parts)
     with nogil:
         if t == cnp.NPY_FLOAT:
             _forward_train(<float>0, x, g, b, rm, rv, momentum, eps, y, mu, inv, scratch, n, d,
-                           n_threads)
+                           parts)
         else:
             _forward_train(<double>0, x, g, b, rm, rv, momentum, eps, y, mu, inv, scratch, n, d,
-                           n_threads)
+                           parts)
     free(scratch)
 
 
@@ -343,12 +391,11 @@ def batchnorm_backward(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, bint batc
     cdef void* db = vector_data(dbeta, kernel, "dbeta", t, d, writable=True)
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, d,
                                                         writable=True)
-    cdef double* scratch = _scratch(SCRATCH_ROWS * d)
+    cdef Py_ssize_t parts = _parts(d, n_threads)
+    cdef double* scratch = _scratch(d, parts)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _backward(<float>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d,
-                      n_threads)
+            _backward(<float>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d, parts)
         else:
-            _backward(<double>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d,
-                      n_threads)
+            _backward(<double>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d, parts)
     free(scratch)
