@@ -73,6 +73,37 @@ def test_weight_products_on_the_micro_kernel_match_numpy(n, n_in, n_out, dtype):
         assert np.abs(small - X @ W).max() <= 1e-5 * max(np.abs(X @ W).max(), 1.0)
 
 
+@pytest.mark.parametrize("n,n_in,n_out", [(300, 1000, 70), (2000, 64, 10), (97, 3000, 45)])
+def test_large_products_split_over_row_blocks_and_threads_give_the_same_bits(n, n_in, n_out,
+                                                                              dtype):
+    """Past one block of rows (about 256 KB of X) the products go block by block, and with
+    more threads than panels of columns the rows are split too; every element is still
+    summed over k in order, so any thread count gives the same bits, and NumPy's values (dX
+    goes through a transposed copy of W from two threads on, so the counts start at 2)."""
+    rng = np.random.default_rng(n + n_in + n_out)
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    dY = rng.standard_normal((n, n_out)).astype(dtype)
+    dX_expected, dW_expected, _ = ref.dense_backward(X, W, dY)
+    results = []
+    for micro in (2, 3, 16):
+        Y, dW, db, dX = (np.empty((n, n_out), dtype), np.empty_like(W), np.empty(n_out, dtype),
+                         np.empty_like(X))
+        dense.dense_forward(X, W, b, Y, micro=micro)
+        dense.dense_backward(X, W, dY, dW, db, dX, micro=micro)
+        updated, bias = W.copy(), b.copy()
+        dense.dense_sgd_backward(X, updated, dY, bias, np.empty_like(X), 0.5, micro=micro)
+        results.append((Y, dW, dX, updated))
+    Y, dW, dX, updated = results[0]
+    for expected, got in ((ref.dense_forward(X, W, b), Y), (dW_expected, dW), (dX_expected, dX),
+                          (W - 0.5 * dW_expected, updated)):
+        assert np.abs(got - expected).max() <= 1e-5 * max(np.abs(expected).max(), 1.0)
+    for threaded in results[1:]:
+        for a, b_ in zip(results[0], threaded):
+            np.testing.assert_array_equal(a, b_)
+
+
 def test_a_row_does_not_depend_on_the_batch_around_it(dtype):
     """Same values bit for bit in any order and any batch: scikit-learn checks predictions
     for sample-order and subset invariance."""

@@ -45,6 +45,9 @@
 #define FNN_MR 6
 #define FNN_MR2 2
 #endif
+/* Bytes of X a block of rows of the row-major product keeps in cache while every panel of
+ * the call's columns passes over it (fnn_rowmajor_gemm_columns): well inside one core's L2. */
+#define FNN_BLOCK_BYTES (256 * 1024)
 #define FNN_NR_FLOAT (2 * FNN_VBYTES / 4)
 #define FNN_NR_DOUBLE (2 * FNN_VBYTES / 8)
 

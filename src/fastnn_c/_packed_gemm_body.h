@@ -203,23 +203,36 @@ static void FNN_NAME(fnn_packed_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, con
  * row-major), X[i, k] at X[i * xr + k * xk]: whole panels are read in place, FNN_NR columns
  * of each row; a last, partial panel is packed into ``tail`` (K * FNN_NR values). With
  * xr = K, xk = 1 this is X W; with X = A (K x m) and xr = 1, xk = m it is A^T W, the weight
- * gradient X^T dY of a dense layer. */
+ * gradient X^T dY of a dense layer. The rows go in blocks of about FNN_BLOCK_BYTES of X,
+ * each block meeting every panel before the next starts, so that X is read from memory once
+ * rather than once per panel; the tiles and their sums are the same as without blocks. */
 static void FNN_NAME(fnn_rowmajor_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
                                                 const FNN_T* X, ptrdiff_t xr, ptrdiff_t xk,
                                                 const FNN_T* W, const FNN_T* bias, FNN_T alpha,
                                                 FNN_T beta, FNN_T* Y, FNN_T* tail,
                                                 ptrdiff_t begin, ptrdiff_t end) {
-    ptrdiff_t j0 = begin;
-    for (; j0 + FNN_NR <= end; j0 += FNN_NR)
-        FNN_NAME(fnn_panel_rows)(m, K, X, xr, xk, W + j0, N, bias == NULL ? NULL : bias + j0,
-                                 alpha, beta, Y + j0, N, FNN_NR);
-    if (j0 < end) {
+    ptrdiff_t full_end = begin + (end - begin) / FNN_NR * FNN_NR;
+    ptrdiff_t block = FNN_BLOCK_BYTES / (K * (ptrdiff_t)sizeof(FNN_T)) / FNN_MR * FNN_MR;
+    if (block < FNN_MR)
+        block = FNN_MR;
+    if (full_end < end)
         for (ptrdiff_t k = 0; k < K; k++) {
-            memcpy(tail + k * FNN_NR, W + k * N + j0, (size_t)(end - j0) * sizeof(FNN_T));
-            for (ptrdiff_t j = end - j0; j < FNN_NR; j++)
+            memcpy(tail + k * FNN_NR, W + k * N + full_end,
+                   (size_t)(end - full_end) * sizeof(FNN_T));
+            for (ptrdiff_t j = end - full_end; j < FNN_NR; j++)
                 tail[k * FNN_NR + j] = 0;
         }
-        FNN_NAME(fnn_panel_rows)(m, K, X, xr, xk, tail, FNN_NR, bias == NULL ? NULL : bias + j0,
-                                 alpha, beta, Y + j0, N, (int)(end - j0));
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += block) {
+        ptrdiff_t rows = m - i0 < block ? m - i0 : block;
+        const FNN_T* Xb = X + i0 * xr;
+        FNN_T* Yb = Y + i0 * N;
+        for (ptrdiff_t j0 = begin; j0 < full_end; j0 += FNN_NR)
+            FNN_NAME(fnn_panel_rows)(rows, K, Xb, xr, xk, W + j0, N,
+                                     bias == NULL ? NULL : bias + j0, alpha, beta, Yb + j0, N,
+                                     FNN_NR);
+        if (full_end < end)
+            FNN_NAME(fnn_panel_rows)(rows, K, Xb, xr, xk, tail, FNN_NR,
+                                     bias == NULL ? NULL : bias + full_end, alpha, beta,
+                                     Yb + full_end, N, (int)(end - full_end));
     }
 }

@@ -27,6 +27,7 @@ from fastnn_c._blas cimport gemm
 from fastnn_c._math cimport fexp
 
 cdef extern from "_packed_gemm.h" nogil:
+    const int FNN_MR
     const int FNN_NR_FLOAT
     const int FNN_NR_DOUBLE
     size_t fnn_packed_size_float(size_t K, size_t N)
@@ -81,25 +82,32 @@ cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
                      const floating* bias, floating alpha, floating beta, floating* Y,
                      Py_ssize_t m, Py_ssize_t K, Py_ssize_t N, int n_threads) noexcept nogil:
     """Y (m x N) := alpha X W + beta Y (+ bias) on the micro-kernel, W (K x N) read in place,
-    X[i, k] at X[i * xr + k * xk]; the panels of columns split over up to ``n_threads``
-    threads (each at least MIN_THREAD_WORK multiply-adds). -1, with nothing written, if its
+    X[i, k] at X[i * xr + k * xk]; up to ``n_threads`` threads (each at least
+    MIN_THREAD_WORK multiply-adds) split the panels of columns, then, when there are more
+    threads than panels, the rows (at least FNN_MR each). -1, with nothing written, if its
     scratch cannot be allocated."""
     cdef Py_ssize_t nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
-    cdef Py_ssize_t c, panels = (N + nr - 1) // nr
-    cdef Py_ssize_t threads = min(<Py_ssize_t>n_threads, panels,
-                                  max(1, m * K * N // MIN_THREAD_WORK))
-    # Only the part that ends at a partial last panel packs it: one scratch panel, if any.
+    cdef Py_ssize_t part, c, r, panels = (N + nr - 1) // nr
+    cdef Py_ssize_t threads = min(<Py_ssize_t>n_threads, max(1, m * K * N // MIN_THREAD_WORK))
+    cdef Py_ssize_t col_parts = min(threads, panels)
+    cdef Py_ssize_t row_parts = max(1, min(threads // col_parts, m // FNN_MR))
+    # A part that ends at a partial last panel packs it: one scratch panel per row part.
     cdef floating* tail = NULL
     if N % nr:
-        tail = <floating*>malloc(K * nr * sizeof(floating))
+        tail = <floating*>malloc(row_parts * K * nr * sizeof(floating))
         if tail == NULL:
             return -1
-    if threads <= 1:
+    if col_parts * row_parts <= 1:
         _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, tail, 0, N)
     else:
-        for c in prange(threads, num_threads=threads, schedule="static"):
-            _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, tail,
-                       c * panels // threads * nr, min((c + 1) * panels // threads * nr, N))
+        for part in prange(col_parts * row_parts, num_threads=<int>(col_parts * row_parts),
+                           schedule="static"):
+            c = part % col_parts
+            r = part // col_parts
+            _gemm_part(X + r * m // row_parts * xr, xr, xk, W, bias, alpha, beta,
+                       Y + r * m // row_parts * N, (r + 1) * m // row_parts - r * m // row_parts,
+                       K, N, tail + r * K * nr if tail != NULL else NULL,
+                       c * panels // col_parts * nr, min((c + 1) * panels // col_parts * nr, N))
     free(tail)
     return 0
 
