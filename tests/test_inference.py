@@ -76,9 +76,10 @@ def test_weight_products_on_the_micro_kernel_match_numpy(n, n_in, n_out, dtype):
 @pytest.mark.parametrize("n,n_in,n_out", [(300, 1000, 70), (2000, 64, 10), (97, 3000, 45)])
 def test_large_products_split_over_row_blocks_and_threads_give_the_same_bits(n, n_in, n_out,
                                                                               dtype):
-    """Past one block of rows (about 256 KB of X) the products go block by block, and with
-    more threads than panels of columns the rows are split too; every element is still
-    summed over k in order, so any thread count gives the same bits, and NumPy's values (dX
+    """Past one block of rows (about 256 KB of X) the products go block by block, past 1024
+    terms k runs in chunks, and with more threads than panels of columns the rows are split
+    too; every element is still summed over k in order, so any thread count gives the same
+    bits (and the packed path's, which does none of this), and NumPy's values (dX
     goes through a transposed copy of W from two threads on, so the counts start at 2)."""
     rng = np.random.default_rng(n + n_in + n_out)
     X = rng.standard_normal((n, n_in)).astype(dtype)
@@ -96,6 +97,9 @@ def test_large_products_split_over_row_blocks_and_threads_give_the_same_bits(n, 
         dense.dense_sgd_backward(X, updated, dY, bias, np.empty_like(X), 0.5, micro=micro)
         results.append((Y, dW, dX, updated))
     Y, dW, dX, updated = results[0]
+    unchunked = np.empty_like(Y)  # the packed path sums all of k in one pass
+    dense.dense_packed_forward(X, _packed(W), b, unchunked)
+    np.testing.assert_array_equal(Y, unchunked)
     for expected, got in ((ref.dense_forward(X, W, b), Y), (dW_expected, dW), (dX_expected, dX),
                           (W - 0.5 * dW_expected, updated)):
         assert np.abs(got - expected).max() <= 1e-5 * max(np.abs(expected).max(), 1.0)

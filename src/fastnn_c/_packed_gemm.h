@@ -48,6 +48,9 @@
 /* Bytes of X a block of rows of the row-major product keeps in cache while every panel of
  * the call's columns passes over it (fnn_rowmajor_gemm_columns): well inside one core's L2. */
 #define FNN_BLOCK_BYTES (256 * 1024)
+/* Length of the chunks of k a long product runs in (fnn_rowmajor_gemm_columns): a panel's
+ * chunk is FNN_KC x FNN_NR values (64 KB of float32 with AVX-512). */
+#define FNN_KC 512
 #define FNN_NR_FLOAT (2 * FNN_VBYTES / 4)
 #define FNN_NR_DOUBLE (2 * FNN_VBYTES / 8)
 

@@ -20,6 +20,22 @@ static void FNN_NAME(fnn_pack)(const FNN_T* W, ptrdiff_t K, ptrdiff_t N, FNN_T* 
     }
 }
 
+/* Partial sums of a product whose k runs in chunks (fnn_rowmajor_gemm_columns): a tile
+ * starts from its sums in ``part`` (row r at part + r * ld) when ``resume``, and when
+ * ``suspend`` stores them there, whole panels wide, instead of finishing into Y. The
+ * accumulators go through memory in their own type, so the sums are those of one pass. */
+typedef struct {
+    FNN_T* part;
+    ptrdiff_t ld;
+    int resume, suspend;
+} FNN_NAME(fnn_chunk);
+
+static inline FNN_NAME(fnn_chunk) FNN_NAME(fnn_chunk_rows)(FNN_NAME(fnn_chunk) c, ptrdiff_t i) {
+    if (c.part != NULL)
+        c.part += i * c.ld;
+    return c;
+}
+
 #ifdef FNN_VECTOR_EXTENSIONS
 #define FNN_V ((int)(sizeof(FNN_VT) / sizeof(FNN_T)))
 
@@ -39,12 +55,12 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN
                                           ptrdiff_t xr, ptrdiff_t xk, const FNN_T* P,
                                           ptrdiff_t ldp, ptrdiff_t pstride, const FNN_T* bias,
                                           FNN_T alpha, FNN_T beta, FNN_T* Y, ptrdiff_t ldy,
-                                          int width) {
+                                          int width, FNN_NAME(fnn_chunk) c) {
     FNN_VT acc[FNN_MR][4];
     FNN_VT zero = {0};
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < 2 * np; v++)
-            acc[r][v] = zero;
+            acc[r][v] = c.resume ? FNN_NAME(fnn_load)(c.part + r * c.ld + v * FNN_V) : zero;
     for (ptrdiff_t k = 0; k < K; k++) {
         FNN_VT b[4];
         for (int p = 0; p < np; p++) {
@@ -56,6 +72,12 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN
             for (int v = 0; v < 2 * np; v++)
                 acc[r][v] += a * b[v];
         }
+    }
+    if (c.suspend) {
+        for (int r = 0; r < mr; r++)
+            for (int v = 0; v < 2 * np; v++)
+                memcpy(c.part + r * c.ld + v * FNN_V, &acc[r][v], sizeof(FNN_VT));
+        return;
     }
     FNN_T out[2 * FNN_V];
     for (int r = 0; r < mr; r++)
@@ -78,13 +100,14 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN
 
 #define FNN_TILE_CASE(rows, np) \
     case rows: FNN_NAME(fnn_tile)(rows, np, K, X, xr, xk, P, ldp, pstride, bias, alpha, beta, \
-                                  Y, N, width); break;
+                                  Y, N, width, c); break;
 
 /* One tile of m < FNN_MR rows (m a constant per case, so each call specializes). */
 static void FNN_NAME(fnn_tile_rows)(int m, int np, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
                                     ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
                                     ptrdiff_t pstride, const FNN_T* bias, FNN_T alpha,
-                                    FNN_T beta, FNN_T* Y, ptrdiff_t N, int width) {
+                                    FNN_T beta, FNN_T* Y, ptrdiff_t N, int width,
+                                    FNN_NAME(fnn_chunk) c) {
     if (np == 2) {
         switch (m) {
             FNN_TILE_CASE(1, 2)
@@ -112,14 +135,14 @@ static void FNN_NAME(fnn_tile_rows)(int m, int np, ptrdiff_t K, const FNN_T* X, 
 static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
                                      ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
                                      const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
-                                     ptrdiff_t N, int width) {
+                                     ptrdiff_t N, int width, FNN_NAME(fnn_chunk) c) {
     ptrdiff_t i = 0;
     for (; i + FNN_MR <= m; i += FNN_MR)
         FNN_NAME(fnn_tile)(FNN_MR, 1, K, X + i * xr, xr, xk, P, ldp, 0, bias, alpha, beta,
-                           Y + i * N, N, width);
+                           Y + i * N, N, width, FNN_NAME(fnn_chunk_rows)(c, i));
     if (i < m)
         FNN_NAME(fnn_tile_rows)((int)(m - i), 1, K, X + i * xr, xr, xk, P, ldp, 0, bias, alpha,
-                                beta, Y + i * N, N, width);
+                                beta, Y + i * N, N, width, FNN_NAME(fnn_chunk_rows)(c, i));
 }
 /* Σ values: one pass reading n values, four vector accumulators (the weight-read floor). */
 static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
@@ -143,14 +166,18 @@ static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
 static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
                                      ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
                                      const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
-                                     ptrdiff_t N, int width) {
+                                     ptrdiff_t N, int width, FNN_NAME(fnn_chunk) c) {
     for (ptrdiff_t i = 0; i < m; i++) {
         FNN_T out[FNN_NR];
         for (int j = 0; j < FNN_NR; j++)
-            out[j] = 0;
+            out[j] = c.resume ? c.part[i * c.ld + j] : 0;
         for (ptrdiff_t k = 0; k < K; k++)
             for (int j = 0; j < width; j++)
                 out[j] += X[i * xr + k * xk] * P[k * ldp + j];
+        if (c.suspend) {
+            memcpy(c.part + i * c.ld, out, sizeof out);
+            continue;
+        }
         for (int j = 0; j < width; j++) {
             FNN_T v = alpha * out[j] + (bias != NULL ? bias[j] : 0);
             Y[i * N + j] = beta != 0 ? v + beta * Y[i * N + j] : v;
@@ -166,9 +193,18 @@ static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
 }
 #endif
 
+/* Rows per block of a product over K: about FNN_BLOCK_BYTES of X, whole tiles. Each block
+ * meets every panel before the next starts, so that X is read from memory once rather than
+ * once per panel; the tiles and their sums are the same as without blocks. */
+static ptrdiff_t FNN_NAME(fnn_block_rows)(ptrdiff_t K) {
+    ptrdiff_t block = FNN_BLOCK_BYTES / ((K > 0 ? K : 1) * (ptrdiff_t)sizeof(FNN_T)) / FNN_MR;
+    return (block > 1 ? block : 1) * FNN_MR;
+}
+
 /* Y[:, begin:end] (Y is m x N) := X (m x K) W + bias on those columns, W packed by fnn_pack;
  * begin is a multiple of FNN_NR; bias may be NULL. Up to FNN_MR2 rows take two panels per
- * tile, so that a single row still has four independent chains of FMAs. */
+ * tile, so that a single row still has four independent chains of FMAs; more go in blocks
+ * of rows (fnn_block_rows). */
 static void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
                                               const FNN_T* X, const FNN_T* packed,
                                               const FNN_T* bias, FNN_T* Y, ptrdiff_t begin,
@@ -180,15 +216,21 @@ static void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_
             ptrdiff_t last = j0 + (np - 1) * FNN_NR;
             int width = end - last < FNN_NR ? (int)(end - last) : FNN_NR;
             FNN_NAME(fnn_tile_rows)((int)m, np, K, X, K, 1, packed + j0 * K, FNN_NR, K * FNN_NR,
-                                    bias == NULL ? NULL : bias + j0, 1, 0, Y + j0, N, width);
+                                    bias == NULL ? NULL : bias + j0, 1, 0, Y + j0, N, width,
+                                    (FNN_NAME(fnn_chunk)){0});
         }
         return;
     }
 #endif
-    for (ptrdiff_t j0 = begin; j0 < end; j0 += FNN_NR) {
-        int width = end - j0 < FNN_NR ? (int)(end - j0) : FNN_NR;
-        FNN_NAME(fnn_panel_rows)(m, K, X, K, 1, packed + j0 * K, FNN_NR,
-                                 bias == NULL ? NULL : bias + j0, 1, 0, Y + j0, N, width);
+    ptrdiff_t block = FNN_NAME(fnn_block_rows)(K);
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += block) {
+        ptrdiff_t rows = m - i0 < block ? m - i0 : block;
+        for (ptrdiff_t j0 = begin; j0 < end; j0 += FNN_NR) {
+            int width = end - j0 < FNN_NR ? (int)(end - j0) : FNN_NR;
+            FNN_NAME(fnn_panel_rows)(rows, K, X + i0 * K, K, 1, packed + j0 * K, FNN_NR,
+                                     bias == NULL ? NULL : bias + j0, 1, 0, Y + i0 * N + j0, N,
+                                     width, (FNN_NAME(fnn_chunk)){0});
+        }
     }
 }
 
@@ -198,23 +240,32 @@ static void FNN_NAME(fnn_packed_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, con
     FNN_NAME(fnn_packed_gemm_columns)(m, K, N, X, packed, bias, Y, 0, N);
 }
 
+/* Scratch (elements) fnn_rowmajor_gemm_columns needs for partial sums, besides ``tail``:
+ * none unless K is long enough to run in chunks of FNN_KC. */
+static size_t FNN_NAME(fnn_rowmajor_scratch)(ptrdiff_t K, ptrdiff_t N) {
+    if (K <= 2 * FNN_KC)
+        return 0;
+    return (size_t)(FNN_NAME(fnn_block_rows)(FNN_KC) * ((N + FNN_NR - 1) / FNN_NR * FNN_NR));
+}
+
 /* Columns begin .. end (begin a multiple of FNN_NR) of Y (m x N, rows N apart) :=
  * alpha X W + beta Y (+ bias when alpha = 1 and beta = 0), from W as it is (K x N,
  * row-major), X[i, k] at X[i * xr + k * xk]: whole panels are read in place, FNN_NR columns
  * of each row; a last, partial panel is packed into ``tail`` (K * FNN_NR values). With
  * xr = K, xk = 1 this is X W; with X = A (K x m) and xr = 1, xk = m it is A^T W, the weight
- * gradient X^T dY of a dense layer. The rows go in blocks of about FNN_BLOCK_BYTES of X,
- * each block meeting every panel before the next starts, so that X is read from memory once
- * rather than once per panel; the tiles and their sums are the same as without blocks. */
+ * gradient X^T dY of a dense layer. The rows go in blocks (fnn_block_rows); past 2 FNN_KC,
+ * k runs in chunks of FNN_KC, each block of rows keeping its partial sums in ``part``
+ * (fnn_rowmajor_scratch elements), so that the chunk of X and the panels' chunks stay in
+ * cache; every element is still summed over k in order. */
 static void FNN_NAME(fnn_rowmajor_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
                                                 const FNN_T* X, ptrdiff_t xr, ptrdiff_t xk,
                                                 const FNN_T* W, const FNN_T* bias, FNN_T alpha,
-                                                FNN_T beta, FNN_T* Y, FNN_T* tail,
+                                                FNN_T beta, FNN_T* Y, FNN_T* tail, FNN_T* part,
                                                 ptrdiff_t begin, ptrdiff_t end) {
     ptrdiff_t full_end = begin + (end - begin) / FNN_NR * FNN_NR;
-    ptrdiff_t block = FNN_BLOCK_BYTES / (K * (ptrdiff_t)sizeof(FNN_T)) / FNN_MR * FNN_MR;
-    if (block < FNN_MR)
-        block = FNN_MR;
+    ptrdiff_t kc = K > 2 * FNN_KC ? FNN_KC : K;
+    ptrdiff_t block = FNN_NAME(fnn_block_rows)(kc);
+    ptrdiff_t ld = (end - begin + FNN_NR - 1) / FNN_NR * FNN_NR;
     if (full_end < end)
         for (ptrdiff_t k = 0; k < K; k++) {
             memcpy(tail + k * FNN_NR, W + k * N + full_end,
@@ -226,13 +277,24 @@ static void FNN_NAME(fnn_rowmajor_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdif
         ptrdiff_t rows = m - i0 < block ? m - i0 : block;
         const FNN_T* Xb = X + i0 * xr;
         FNN_T* Yb = Y + i0 * N;
-        for (ptrdiff_t j0 = begin; j0 < full_end; j0 += FNN_NR)
-            FNN_NAME(fnn_panel_rows)(rows, K, Xb, xr, xk, W + j0, N,
-                                     bias == NULL ? NULL : bias + j0, alpha, beta, Yb + j0, N,
-                                     FNN_NR);
-        if (full_end < end)
-            FNN_NAME(fnn_panel_rows)(rows, K, Xb, xr, xk, tail, FNN_NR,
-                                     bias == NULL ? NULL : bias + full_end, alpha, beta,
-                                     Yb + full_end, N, (int)(end - full_end));
+        for (ptrdiff_t k0 = 0; k0 < K; k0 += kc) {
+            ptrdiff_t kn = K - k0 < kc ? K - k0 : kc;
+            FNN_NAME(fnn_chunk) c = {kc < K ? part : NULL, ld, k0 > 0, k0 + kn < K};
+            for (ptrdiff_t j0 = begin; j0 < full_end; j0 += FNN_NR) {
+                FNN_NAME(fnn_chunk) cj = c;
+                if (cj.part != NULL)
+                    cj.part += j0 - begin;
+                FNN_NAME(fnn_panel_rows)(rows, kn, Xb + k0 * xk, xr, xk, W + k0 * N + j0, N,
+                                         bias == NULL ? NULL : bias + j0, alpha, beta, Yb + j0,
+                                         N, FNN_NR, cj);
+            }
+            if (full_end < end) {
+                if (c.part != NULL)
+                    c.part += full_end - begin;
+                FNN_NAME(fnn_panel_rows)(rows, kn, Xb + k0 * xk, xr, xk, tail + k0 * FNN_NR,
+                                         FNN_NR, bias == NULL ? NULL : bias + full_end, alpha,
+                                         beta, Yb + full_end, N, (int)(end - full_end), c);
+            }
+        }
     }
 }

@@ -47,12 +47,15 @@ cdef extern from "_packed_gemm.h" nogil:
     void fnn_rowmajor_gemm_columns_float(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const float* X,
                                          ptrdiff_t xr, ptrdiff_t xk, const float* W,
                                          const float* bias, float alpha, float beta, float* Y,
-                                         float* tail, ptrdiff_t begin, ptrdiff_t end)
+                                         float* tail, float* part, ptrdiff_t begin,
+                                         ptrdiff_t end)
     void fnn_rowmajor_gemm_columns_double(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const double* X,
                                           ptrdiff_t xr, ptrdiff_t xk, const double* W,
                                           const double* bias, double alpha, double beta,
-                                          double* Y, double* tail, ptrdiff_t begin,
-                                          ptrdiff_t end)
+                                          double* Y, double* tail, double* part,
+                                          ptrdiff_t begin, ptrdiff_t end)
+    size_t fnn_rowmajor_scratch_float(ptrdiff_t K, ptrdiff_t N)
+    size_t fnn_rowmajor_scratch_double(ptrdiff_t K, ptrdiff_t N)
     float fnn_read_sum_float(const float* values, ptrdiff_t n)
     double fnn_read_sum_double(const double* values, ptrdiff_t n)
 
@@ -68,14 +71,14 @@ cdef enum:
 
 cdef void _gemm_part(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floating* W,
                      const floating* bias, floating alpha, floating beta, floating* Y,
-                     Py_ssize_t m, Py_ssize_t K, Py_ssize_t N, floating* tail, Py_ssize_t begin,
-                     Py_ssize_t end) noexcept nogil:
+                     Py_ssize_t m, Py_ssize_t K, Py_ssize_t N, floating* tail, floating* part,
+                     Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     if floating is float:
-        fnn_rowmajor_gemm_columns_float(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail,
+        fnn_rowmajor_gemm_columns_float(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail, part,
                                         begin, end)
     else:
         fnn_rowmajor_gemm_columns_double(m, K, N, X, xr, xk, W, bias, alpha, beta, Y, tail,
-                                         begin, end)
+                                         part, begin, end)
 
 
 cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floating* W,
@@ -91,24 +94,32 @@ cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
     cdef Py_ssize_t threads = min(<Py_ssize_t>n_threads, max(1, m * K * N // MIN_THREAD_WORK))
     cdef Py_ssize_t col_parts = min(threads, panels)
     cdef Py_ssize_t row_parts = max(1, min(threads // col_parts, m // FNN_MR))
-    # A part that ends at a partial last panel packs it: one scratch panel per row part.
-    cdef floating* tail = NULL
-    if N % nr:
-        tail = <floating*>malloc(row_parts * K * nr * sizeof(floating))
-        if tail == NULL:
+    cdef Py_ssize_t parts = col_parts * row_parts
+    # A part that ends at a partial last panel packs it (one scratch panel per row part);
+    # long products keep partial sums (scratch per part).
+    cdef Py_ssize_t tail_size = K * nr if N % nr else 0
+    cdef Py_ssize_t part_size = (fnn_rowmajor_scratch_float(K, N) if floating is float
+                                 else fnn_rowmajor_scratch_double(K, N))
+    cdef floating* scratch = NULL
+    if tail_size or part_size:
+        scratch = <floating*>malloc((row_parts * tail_size + parts * part_size)
+                                    * sizeof(floating))
+        if scratch == NULL:
             return -1
-    if col_parts * row_parts <= 1:
-        _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, tail, 0, N)
+    if parts == 1:
+        _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, scratch, scratch + tail_size,
+                   0, N)
     else:
-        for part in prange(col_parts * row_parts, num_threads=<int>(col_parts * row_parts),
-                           schedule="static"):
+        for part in prange(parts, num_threads=<int>parts, schedule="static"):
             c = part % col_parts
             r = part // col_parts
             _gemm_part(X + r * m // row_parts * xr, xr, xk, W, bias, alpha, beta,
                        Y + r * m // row_parts * N, (r + 1) * m // row_parts - r * m // row_parts,
-                       K, N, tail + r * K * nr if tail != NULL else NULL,
+                       K, N, scratch + r * tail_size if scratch != NULL else NULL,
+                       scratch + row_parts * tail_size + part * part_size
+                       if scratch != NULL else NULL,
                        c * panels // col_parts * nr, min((c + 1) * panels // col_parts * nr, N))
-    free(tail)
+    free(scratch)
     return 0
 
 
