@@ -85,8 +85,6 @@ def l2_cache_bytes():
 
 #: "1" or "0" here replaces ``micro_kernel_threads``'s rule: fastnn's kernel always or never.
 _MICRO_KERNEL_ENV = "FASTNN_MICRO_KERNEL"
-#: OpenBLAS's kernels that use AVX-512 (the names ``blas_core_name`` returns, lower-cased).
-_AVX512_BLAS_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 
 def micro_kernel_threads():
@@ -95,15 +93,16 @@ def micro_kernel_threads():
     through OpenBLAS's GEMM.
 
     A rule, not a timing, so that a seeded training gives the same weights in every process
-    on a machine: the micro-kernel where its SIMD level is wider than OpenBLAS's kernels
-    (fastnn's AVX-512 build against OpenBLAS's AVX2 ones, as on AMD CPUs or under
-    ``OPENBLAS_CORETYPE=Haswell``, where it measured 2x OpenBLAS per core), on fastnn's
-    thread count; then no OpenBLAS thread runs in a training step, so fastnn's OpenMP
-    threads have the cores to themselves. ``FASTNN_MICRO_KERNEL=1`` or ``0`` in the
-    environment replaces the rule.
+    on a machine: the micro-kernel wherever fastnn's build runs AVX-512, on fastnn's thread
+    count. There its 12 x 32 tiles keep level with OpenBLAS's AVX-512 kernels per core and
+    measured 2x its AVX2 ones (benchmarks/README.md, "Which kernel trains"), and no OpenBLAS
+    thread then runs in a training step, so fastnn's OpenMP threads have the cores to
+    themselves and the elementwise passes can thread too. Below AVX-512, OpenBLAS's GEMM
+    measured faster than the micro-kernel's 6-row tiles. ``FASTNN_MICRO_KERNEL=1`` or ``0``
+    in the environment replaces the rule.
     """
     mode = _micro_kernel_mode
-    if mode == "1" or (not mode and _micro_kernel_wider()):
+    if mode == "1" or (not mode and _SIMD == "avx512"):
         return _blas.blas_get_num_threads()
     if mode not in ("", "0"):
         raise ValueError(f"{_MICRO_KERNEL_ENV} must be 0 or 1, got {mode!r}")
@@ -112,13 +111,3 @@ def micro_kernel_threads():
 
 #: Read once, at import, as OMP_WAIT_POLICY is: every dense product and elementwise pass asks.
 _micro_kernel_mode = os.environ.get(_MICRO_KERNEL_ENV, "").strip()
-_wider = []
-
-
-def _micro_kernel_wider():
-    """Whether fastnn's kernels here are AVX-512 and OpenBLAS's are not (fixed for the process:
-    OpenBLAS picks its kernels when it loads)."""
-    if not _wider:
-        _wider.append(_SIMD == "avx512"
-                      and _blas.blas_core_name().lower() not in _AVX512_BLAS_CORES)
-    return _wider[0]

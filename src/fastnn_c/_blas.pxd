@@ -15,7 +15,6 @@ cdef extern from "cblas.h" nogil:
                            double, double*, int)
     void scipy_openblas_set_num_threads(int)
     int scipy_openblas_get_num_threads()
-    char* scipy_openblas_get_corename()
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,

@@ -1,8 +1,7 @@
 """BLAS thread control, the CPU feature test, and a test entry point for the row-major GEMM wrapper."""
 from cython cimport floating
 
-from fastnn_c._blas cimport (gemm, scipy_openblas_get_corename, scipy_openblas_get_num_threads,
-                             scipy_openblas_set_num_threads)
+from fastnn_c._blas cimport gemm, scipy_openblas_get_num_threads, scipy_openblas_set_num_threads
 
 
 cdef extern from "_cpu_features.h" nogil:
@@ -26,12 +25,6 @@ def blas_set_num_threads(int n_threads):
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     scipy_openblas_set_num_threads(n_threads)
-
-
-def blas_core_name():
-    """The name of the CPU kernels OpenBLAS chose for this machine ("Haswell", "SkylakeX", ...;
-    ``OPENBLAS_CORETYPE`` in the environment can set it)."""
-    return scipy_openblas_get_corename().decode()
 
 
 def blas_get_num_threads():
