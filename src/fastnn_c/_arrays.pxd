@@ -116,3 +116,16 @@ cdef inline int blas_sized(object array, str kernel, str name) except -1:
 cdef inline Py_ssize_t dim(object array, int axis) noexcept:
     """Length of a checked ``array`` along ``axis``."""
     return cnp.PyArray_DIM(<cnp.ndarray>array, axis)
+
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
+
+
+cdef inline void* aligned_scratch(size_t nbytes) noexcept nogil:
+    """``nbytes`` of scratch starting on a 64-byte cache line (NULL if out of memory; free()
+    it): threads given parts at separate multiples of 64 bytes never write one line."""
+    cdef void* p = NULL
+    if posix_memalign(&p, 64, nbytes if nbytes > 0 else 1) != 0:
+        return NULL
+    return p

@@ -30,13 +30,10 @@ from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdlib cimport free
 
-from fastnn_c._arrays cimport array_data, dim, float_type, matrix_data, vector_data
+from fastnn_c._arrays cimport (aligned_scratch, array_data, dim, float_type, matrix_data,
+                               vector_data)
 
 cnp.import_array()
-
-
-cdef extern from "<stdlib.h>" nogil:
-    int posix_memalign(void** memptr, size_t alignment, size_t size)
 
 
 cdef enum:
@@ -69,8 +66,8 @@ cdef Py_ssize_t _start(Py_ssize_t d, Py_ssize_t parts, Py_ssize_t block) noexcep
 
 cdef double* _scratch(Py_ssize_t d, Py_ssize_t parts) except NULL:
     """Each block's SCRATCH_ROWS rows of _width doubles, 64-byte aligned (free() it)."""
-    cdef void* p = NULL
-    if posix_memalign(&p, 64, parts * SCRATCH_ROWS * _width(d, parts) * sizeof(double)) != 0:
+    cdef void* p = aligned_scratch(parts * SCRATCH_ROWS * _width(d, parts) * sizeof(double))
+    if p == NULL:
         raise MemoryError()
     return <double*>p
 

@@ -21,8 +21,8 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 from fastnn_c._activation cimport IDENTITY, SOFTPLUS, activation_backward_run, activation_forward_run
-from fastnn_c._arrays cimport (array_data, blas_sized, check_shape, dim, float_type, matrix_data,
-                               vector_data)
+from fastnn_c._arrays cimport (aligned_scratch, array_data, blas_sized, check_shape, dim,
+                               float_type, matrix_data, vector_data)
 from fastnn_c._blas cimport gemm
 from fastnn_c._math cimport fexp
 
@@ -96,14 +96,15 @@ cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
     cdef Py_ssize_t row_parts = max(1, min(threads // col_parts, m // FNN_MR))
     cdef Py_ssize_t parts = col_parts * row_parts
     # A part that ends at a partial last panel packs it (one scratch panel per row part);
-    # long products keep partial sums (scratch per part).
+    # long products keep partial sums (scratch per part). Both sizes are whole panels, so
+    # on aligned scratch no two parts write one cache line.
     cdef Py_ssize_t tail_size = K * nr if N % nr else 0
     cdef Py_ssize_t part_size = (fnn_rowmajor_scratch_float(K, N) if floating is float
                                  else fnn_rowmajor_scratch_double(K, N))
     cdef floating* scratch = NULL
     if tail_size or part_size:
-        scratch = <floating*>malloc((row_parts * tail_size + parts * part_size)
-                                    * sizeof(floating))
+        scratch = <floating*>aligned_scratch((row_parts * tail_size + parts * part_size)
+                                             * sizeof(floating))
         if scratch == NULL:
             return -1
     if parts == 1:
