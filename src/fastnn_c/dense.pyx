@@ -163,9 +163,8 @@ cdef void _backward_rows(const floating* X, const floating* W, const floating* d
     if micro == 0 or _small_gemm(X, 1, n_in, dY, NULL, 1, 0, dW, n_in, n, n_out, micro) != 0:
         gemm(True, False, n_in, n_out, n, <floating>1.0, X, n_in, dY, n_out, <floating>0.0,
              dW, n_out)
-    # dX = dY Wᵀ on the micro-kernel needs Wᵀ copied first, which pays only when several
-    # threads share the product (and the BLAS's threads must then stay idle)
-    if dX != NULL and (micro <= 1 or _small_dx(dY, W, dX, n, n_in, n_out, micro) != 0):
+    # dX = dY Wᵀ on the micro-kernel, through a transposed copy of W
+    if dX != NULL and (micro == 0 or _small_dx(dY, W, dX, n, n_in, n_out, micro) != 0):
         gemm(False, True, n, n_in, n_out, <floating>1.0, dY, n_out, W, n_out, <floating>0.0, dX, n_in)
 
 
@@ -188,9 +187,8 @@ cdef void _sgd_backward_rows(const floating* X, floating* W, const floating* dY,
                              floating* dX, int n, int n_in, int n_out, floating lr,
                              int micro) noexcept nogil:
     cdef Py_ssize_t i, j
-    # dX = dY Wᵀ on the micro-kernel needs Wᵀ copied first, which pays only when several
-    # threads share the product (and the BLAS's threads must then stay idle)
-    if dX != NULL and (micro <= 1 or _small_dx(dY, W, dX, n, n_in, n_out, micro) != 0):
+    # dX = dY Wᵀ (with W before the step) on the micro-kernel, through a transposed copy of W
+    if dX != NULL and (micro == 0 or _small_dx(dY, W, dX, n, n_in, n_out, micro) != 0):
         gemm(False, True, n, n_in, n_out, <floating>1.0, dY, n_out, W, n_out,
              <floating>0.0, dX, n_in)
     if micro == 0 or _small_gemm(X, 1, n_in, dY, NULL, -lr, 1, W, n_in, n, n_out, micro) != 0:
@@ -333,9 +331,9 @@ def dense_backward(X, W, dY, dW, db, dX, int micro=0):
     """dW := Xᵀ dY;  db := Σ_rows dY;  dX := dY Wᵀ.
 
     ``X`` (n, in), ``W`` (in, out), ``dY`` (n, out); ``dW`` (in, out), ``db`` (out,) or
-    None, ``dX`` (n, in) or None (skipped). ``micro`` > 0: dW on the micro-kernel (as in
-    ``dense_forward``) over up to that many threads instead of the BLAS, and with
-    ``micro`` > 1 dX too (through a transposed copy of W).
+    None, ``dX`` (n, in) or None (skipped). ``micro`` > 0: dW and dX on the micro-kernel (as
+    in ``dense_forward``; dX through a transposed copy of W) over up to that many threads
+    instead of the BLAS.
     """
     cdef str kernel = "dense_backward"
     cdef int t = float_type(X, kernel, "X")
