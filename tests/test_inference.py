@@ -107,6 +107,42 @@ def test_large_products_split_over_row_blocks_and_threads_give_the_same_bits(n, 
             np.testing.assert_array_equal(a, b_)
 
 
+@pytest.mark.parametrize("kind", ["relu", "tanh", "sigmoid", "elu"])
+@pytest.mark.parametrize("n,n_in,n_out", [(400, 30, 100), (97, 50, 528), (700, 20, 10)])
+def test_training_kernels_elementwise_parts_give_the_same_bits_on_any_threads(n, n_in, n_out,
+                                                                              kind, dtype):
+    """The activation after the forward product (in each thread's part), the activation
+    gradient and the bias step (in blocks of whole 16-column units) run on the products'
+    threads: every thread count gives one thread's bits, and NumPy's values."""
+    code = activations.KINDS[kind]
+    rng = np.random.default_rng(n + n_out)
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    dA = rng.standard_normal((n, n_out)).astype(dtype)
+    results = []
+    for micro in (1, 2, 3, 16):
+        A = np.empty((n, n_out), dtype)
+        dense.dense_activation_forward(X, W, b, A, code, 0.5, micro=micro)
+        dZ, dW, db, dX = (np.empty_like(A), np.empty_like(W), np.empty(n_out, dtype),
+                          np.empty_like(X))
+        dense.dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, code, 0.5, micro=micro)
+        stepped, bias = W.copy(), b.copy()
+        dense.dense_activation_sgd_backward(X, stepped, A, dA, np.empty_like(A), bias,
+                                            np.empty_like(X), code, 0.5, 0.1, micro=micro)
+        results.append((A, dZ, dW, db, dX, stepped, bias))
+    A, dZ, _, db, _, _, bias = results[0]
+    Z = ref.dense_forward(X, W, b)
+    expected = {"relu": np.maximum(Z, 0), "tanh": np.tanh(Z), "sigmoid": 1 / (1 + np.exp(-Z)),
+                "elu": np.where(Z > 0, Z, 0.5 * np.expm1(np.minimum(Z, 0)))}[kind]
+    assert np.abs(A - expected).max() <= 1e-5 * max(np.abs(expected).max(), 1.0)
+    np.testing.assert_allclose(db, dZ.sum(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(bias, b - 0.1 * dZ.sum(axis=0), rtol=1e-4, atol=1e-4)
+    for threaded in results[1:]:
+        for a, b_ in zip(results[0], threaded):
+            np.testing.assert_array_equal(a, b_)
+
+
 def test_a_row_does_not_depend_on_the_batch_around_it(dtype):
     """Same values bit for bit in any order and any batch: scikit-learn checks predictions
     for sample-order and subset invariance."""

@@ -63,24 +63,36 @@ typedef double fnn_vdouble __attribute__((vector_size(FNN_VBYTES)));
 #define FNN_ALWAYS_INLINE static inline
 #endif
 
+#if defined(__FMA__) && defined(__GNUC__)
+#define FNN_FMA_FLOAT(a, b, c) __builtin_fmaf(a, b, c)
+#define FNN_FMA_DOUBLE(a, b, c) __builtin_fma(a, b, c)
+#else
+#define FNN_FMA_FLOAT(a, b, c) ((a) * (b) + (c))
+#define FNN_FMA_DOUBLE(a, b, c) ((a) * (b) + (c))
+#endif
+
 #define FNN_T float
 #define FNN_VT fnn_vfloat
 #define FNN_NR FNN_NR_FLOAT
+#define FNN_FMA FNN_FMA_FLOAT
 #define FNN_NAME(name) name##_float
 #include "_packed_gemm_body.h"
 #undef FNN_T
 #undef FNN_VT
 #undef FNN_NR
+#undef FNN_FMA
 #undef FNN_NAME
 
 #define FNN_T double
 #define FNN_VT fnn_vdouble
 #define FNN_NR FNN_NR_DOUBLE
+#define FNN_FMA FNN_FMA_DOUBLE
 #define FNN_NAME(name) name##_double
 #include "_packed_gemm_body.h"
 #undef FNN_T
 #undef FNN_VT
 #undef FNN_NR
+#undef FNN_FMA
 #undef FNN_NAME
 
 #endif

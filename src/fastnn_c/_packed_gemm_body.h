@@ -20,6 +20,17 @@ static void FNN_NAME(fnn_pack)(const FNN_T* W, ptrdiff_t K, ptrdiff_t N, FNN_T* 
     }
 }
 
+/* alpha a + beta y (y unread when beta = 0) with one rounding order wherever it is
+ * inlined: where the build has FMA, fma(alpha, a, beta y) by name; without it the compiler
+ * cannot fuse. (Left to the compiler, it fused in one inlined copy of this code and not in
+ * another, and the fused SGD step W - lr X^T dY differed in the last bit between one
+ * thread and two.) */
+static inline FNN_T FNN_NAME(fnn_scaled_sum)(FNN_T alpha, FNN_T a, FNN_T beta, FNN_T y) {
+    if (beta == 0)
+        return alpha * a;
+    return FNN_FMA(alpha, a, beta * y);
+}
+
 /* Partial sums of a product whose k runs in chunks (fnn_rowmajor_gemm_columns): a tile
  * starts from its sums in ``part`` (row r at part + r * ld) when ``resume``, and when
  * ``suspend`` stores them there, whole panels wide, instead of finishing into Y. The
@@ -88,7 +99,7 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN
             FNN_T* y = Y + r * ldy + p * FNN_NR;
             if (alpha != 1 || beta != 0) {
                 for (int j = 0; j < w; j++)
-                    y[j] = alpha * out[j] + (beta != 0 ? beta * y[j] : 0);
+                    y[j] = FNN_NAME(fnn_scaled_sum)(alpha, out[j], beta, y[j]);
                 continue;
             }
             if (bias != NULL)
@@ -179,8 +190,8 @@ static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, p
             continue;
         }
         for (int j = 0; j < width; j++) {
-            FNN_T v = alpha * out[j] + (bias != NULL ? bias[j] : 0);
-            Y[i * N + j] = beta != 0 ? v + beta * Y[i * N + j] : v;
+            FNN_T v = FNN_NAME(fnn_scaled_sum)(alpha, out[j], beta, Y[i * N + j]);
+            Y[i * N + j] = bias != NULL ? v + bias[j] : v;
         }
     }
 }

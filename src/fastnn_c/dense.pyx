@@ -63,10 +63,37 @@ cnp.import_array()
 
 
 # -- loops on checked arrays -----------------------------------------------------------------
-# Fewest multiply-adds worth a thread of the micro-kernel's products: about 1 µs of work on
-# one core, the cost of a parallel region on a 2-core VM (benchmarks/README.md).
 cdef enum:
+    # Fewest multiply-adds worth a thread of the micro-kernel's products: about 1 µs of work
+    # on one core, the cost of a parallel region on a 2-core VM (benchmarks/README.md).
     MIN_THREAD_WORK = 131072
+    # Fewest values of a training kernel's elementwise pass (activation gradient, bias
+    # update) worth the threads of its products, whose pool is awake then (as
+    # fastnn._config.SPINNING_MIN_ELEMENTS).
+    MIN_SPLIT_VALUES = 32768
+    # Such passes split columns at multiples of this many: a vector width of every build, so
+    # a value's lane (vector or scalar tail) and hence its bits are those of one thread.
+    COLUMN_UNIT = 16
+
+
+cdef Py_ssize_t _column_parts(Py_ssize_t n, Py_ssize_t n_out, int threads) noexcept nogil:
+    """Blocks of whole COLUMN_UNITs for an elementwise pass over n x n_out values."""
+    if threads <= 1 or n * n_out < MIN_SPLIT_VALUES:
+        return 1
+    return max(1, min(<Py_ssize_t>threads, n_out // COLUMN_UNIT))
+
+
+cdef Py_ssize_t _column_start(Py_ssize_t n_out, Py_ssize_t parts, Py_ssize_t part) noexcept nogil:
+    cdef Py_ssize_t units = (n_out + COLUMN_UNIT - 1) // COLUMN_UNIT
+    return min(n_out, part * units // parts * COLUMN_UNIT)
+
+
+cdef void _activate_rows(floating* Y, Py_ssize_t ldy, Py_ssize_t m, Py_ssize_t width, int kind,
+                         floating alpha) noexcept nogil:
+    """Y[i, 0:width] := f(Y[i, 0:width]) for the m rows of Y (ldy apart)."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        activation_forward_run(kind, &Y[i * ldy], &Y[i * ldy], width, alpha)
 
 
 cdef void _gemm_part(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floating* W,
@@ -83,14 +110,16 @@ cdef void _gemm_part(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
 
 cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floating* W,
                      const floating* bias, floating alpha, floating beta, floating* Y,
-                     Py_ssize_t m, Py_ssize_t K, Py_ssize_t N, int n_threads) noexcept nogil:
-    """Y (m x N) := alpha X W + beta Y (+ bias) on the micro-kernel, W (K x N) read in place,
-    X[i, k] at X[i * xr + k * xk]; up to ``n_threads`` threads (each at least
-    MIN_THREAD_WORK multiply-adds) split the panels of columns, then, when there are more
-    threads than panels, the rows (at least FNN_MR each). -1, with nothing written, if its
+                     Py_ssize_t m, Py_ssize_t K, Py_ssize_t N, int n_threads, int kind,
+                     floating act_alpha) noexcept nogil:
+    """Y (m x N) := f(alpha X W + beta Y (+ bias)) on the micro-kernel, f the activation
+    ``kind`` (IDENTITY: none), W (K x N) read in place, X[i, k] at X[i * xr + k * xk]; up to
+    ``n_threads`` threads (each at least MIN_THREAD_WORK multiply-adds) split the panels of
+    columns, then, when there are more threads than panels, the rows (at least FNN_MR each),
+    each applying f to its part while it is in cache. -1, with nothing written, if its
     scratch cannot be allocated."""
     cdef Py_ssize_t nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
-    cdef Py_ssize_t part, c, r, panels = (N + nr - 1) // nr
+    cdef Py_ssize_t part, c, r, r0, j0, j1, panels = (N + nr - 1) // nr
     cdef Py_ssize_t threads = min(<Py_ssize_t>n_threads, max(1, m * K * N // MIN_THREAD_WORK))
     cdef Py_ssize_t col_parts = min(threads, panels)
     cdef Py_ssize_t row_parts = max(1, min(threads // col_parts, m // FNN_MR))
@@ -110,16 +139,23 @@ cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
     if parts == 1:
         _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, scratch, scratch + tail_size,
                    0, N)
+        if kind != IDENTITY:
+            _activate_rows(Y, N, m, N, kind, act_alpha)
     else:
         for part in prange(parts, num_threads=<int>parts, schedule="static"):
             c = part % col_parts
             r = part // col_parts
-            _gemm_part(X + r * m // row_parts * xr, xr, xk, W, bias, alpha, beta,
-                       Y + r * m // row_parts * N, (r + 1) * m // row_parts - r * m // row_parts,
-                       K, N, scratch + r * tail_size if scratch != NULL else NULL,
+            r0 = r * m // row_parts
+            j0 = c * panels // col_parts * nr
+            j1 = min((c + 1) * panels // col_parts * nr, N)
+            _gemm_part(X + r0 * xr, xr, xk, W, bias, alpha, beta, Y + r0 * N,
+                       (r + 1) * m // row_parts - r0, K, N,
+                       scratch + r * tail_size if scratch != NULL else NULL,
                        scratch + row_parts * tail_size + part * part_size
-                       if scratch != NULL else NULL,
-                       c * panels // col_parts * nr, min((c + 1) * panels // col_parts * nr, N))
+                       if scratch != NULL else NULL, j0, j1)
+            if kind != IDENTITY:
+                _activate_rows(Y + r0 * N + j0, N, (r + 1) * m // row_parts - r0, j1 - j0,
+                               kind, act_alpha)
     free(scratch)
     return 0
 
@@ -137,7 +173,8 @@ cdef int _small_dx(const floating* dY, const floating* W, floating* dX, Py_ssize
             for i in range(i0, min(i0 + 16, n_in)):
                 for j in range(j0, min(j0 + 16, n_out)):
                     Wt[j * n_in + i] = W[i * n_out + j]
-    status = _small_gemm(dY, n_out, 1, Wt, NULL, 1, 0, dX, n, n_out, n_in, n_threads)
+    status = _small_gemm(dY, n_out, 1, Wt, NULL, 1, 0, dX, n, n_out, n_in, n_threads, IDENTITY,
+                         0)
     free(Wt)
     return status
 
@@ -160,7 +197,8 @@ cdef void _backward_rows(const floating* X, const floating* W, const floating* d
                 dX[i] = 0
         return
     # dW = Xᵀ dY: X read as its transpose (rows 1 apart, k n_in apart)
-    if micro == 0 or _small_gemm(X, 1, n_in, dY, NULL, 1, 0, dW, n_in, n, n_out, micro) != 0:
+    if micro == 0 or _small_gemm(X, 1, n_in, dY, NULL, 1, 0, dW, n_in, n, n_out, micro,
+                                 IDENTITY, 0) != 0:
         gemm(True, False, n_in, n_out, n, <floating>1.0, X, n_in, dY, n_out, <floating>0.0,
              dW, n_out)
     # dX = dY Wᵀ on the micro-kernel, through a transposed copy of W
@@ -168,35 +206,67 @@ cdef void _backward_rows(const floating* X, const floating* W, const floating* d
         gemm(False, True, n, n_in, n_out, <floating>1.0, dY, n_out, W, n_out, <floating>0.0, dX, n_in)
 
 
-cdef void _activation_gradient(const floating* A, const floating* dA, floating* dZ,
-                               floating* db, int n, int n_out, int kind,
-                               floating alpha) noexcept nogil:
-    """dZ := dA ⊙ f'(Z) row by row, and db := Σ_rows dZ while each row is in L1."""
-    cdef Py_ssize_t i, j
+cdef void _gradient_columns(const floating* A, const floating* dA, floating* dZ, floating* db,
+                            Py_ssize_t n, Py_ssize_t n_out, int kind, floating alpha,
+                            Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t i, j, at
     if db != NULL:
-        for j in range(n_out):
+        for j in range(j0, j1):
             db[j] = 0
     for i in range(n):
-        activation_backward_run(kind, &A[i * n_out], &dA[i * n_out], &dZ[i * n_out], n_out, alpha)
+        at = i * n_out + j0
+        activation_backward_run(kind, &A[at], &dA[at], &dZ[at], j1 - j0, alpha)
         if db != NULL:
-            for j in range(n_out):
+            for j in range(j0, j1):
                 db[j] += dZ[i * n_out + j]
+
+
+cdef void _activation_gradient(const floating* A, const floating* dA, floating* dZ,
+                               floating* db, int n, int n_out, int kind, floating alpha,
+                               int threads) noexcept nogil:
+    """dZ := dA ⊙ f'(Z) row by row, and db := Σ_rows dZ while each row is in L1; blocks of
+    columns over up to ``threads`` threads (the same bits as one)."""
+    cdef Py_ssize_t part, parts = _column_parts(n, n_out, threads)
+    if parts == 1:
+        _gradient_columns(A, dA, dZ, db, n, n_out, kind, alpha, 0, n_out)
+        return
+    for part in prange(parts, num_threads=<int>parts, schedule="static"):
+        _gradient_columns(A, dA, dZ, db, n, n_out, kind, alpha, _column_start(n_out, parts, part),
+                          _column_start(n_out, parts, part + 1))
+
+
+cdef void _bias_step_columns(floating* b, const floating* dY, Py_ssize_t n, Py_ssize_t n_out,
+                             floating lr, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        for j in range(j0, j1):
+            b[j] -= lr * dY[i * n_out + j]
+
+
+cdef void _bias_step(floating* b, const floating* dY, Py_ssize_t n, Py_ssize_t n_out, floating lr,
+                     int threads) noexcept nogil:
+    """b −= lr dY[i] for each row i in turn; blocks of columns over up to ``threads`` threads."""
+    cdef Py_ssize_t part, parts = _column_parts(n, n_out, threads)
+    if parts == 1:
+        _bias_step_columns(b, dY, n, n_out, lr, 0, n_out)
+        return
+    for part in prange(parts, num_threads=<int>parts, schedule="static"):
+        _bias_step_columns(b, dY, n, n_out, lr, _column_start(n_out, parts, part),
+                           _column_start(n_out, parts, part + 1))
 
 
 cdef void _sgd_backward_rows(const floating* X, floating* W, const floating* dY, floating* b,
                              floating* dX, int n, int n_in, int n_out, floating lr,
                              int micro) noexcept nogil:
-    cdef Py_ssize_t i, j
     # dX = dY Wᵀ (with W before the step) on the micro-kernel, through a transposed copy of W
     if dX != NULL and (micro == 0 or _small_dx(dY, W, dX, n, n_in, n_out, micro) != 0):
         gemm(False, True, n, n_in, n_out, <floating>1.0, dY, n_out, W, n_out,
              <floating>0.0, dX, n_in)
-    if micro == 0 or _small_gemm(X, 1, n_in, dY, NULL, -lr, 1, W, n_in, n, n_out, micro) != 0:
+    if micro == 0 or _small_gemm(X, 1, n_in, dY, NULL, -lr, 1, W, n_in, n, n_out, micro,
+                                 IDENTITY, 0) != 0:
         gemm(True, False, n_in, n_out, n, -lr, X, n_in, dY, n_out, <floating>1.0, W, n_out)
     if b != NULL:
-        for i in range(n):
-            for j in range(n_out):
-                b[j] -= lr * dY[i * n_out + j]
+        _bias_step(b, dY, n, n_out, lr, micro)
 
 
 # -- implementations on the checked pointers -------------------------------------------------
@@ -255,7 +325,7 @@ cdef void _activation_backward(floating zero, const void* X, const void* W, cons
                                int n_in, int n_out, int kind, double alpha,
                                int micro) noexcept nogil:
     _activation_gradient(<const floating*>A, <const floating*>dA, <floating*>dZ, <floating*>db,
-                         n, n_out, kind, <floating>alpha)
+                         n, n_out, kind, <floating>alpha, micro)
     _backward_rows(<const floating*>X, <const floating*>W, <const floating*>dZ, <floating*>dW,
                    NULL, <floating*>dX, n, n_in, n_out, micro)
 
@@ -271,7 +341,7 @@ cdef void _activation_sgd_backward(floating zero, const void* X, void* W, const 
                                    int n_out, int kind, double alpha, double lr,
                                    int micro) noexcept nogil:
     _activation_gradient(<const floating*>A, <const floating*>dA, <floating*>dZ, NULL, n, n_out,
-                         kind, <floating>alpha)
+                         kind, <floating>alpha, micro)
     _sgd_backward_rows(<const floating*>X, <floating*>W, <const floating*>dZ, <floating*>b,
                        <floating*>dX, n, n_in, n_out, <floating>lr, micro)
 
@@ -505,14 +575,9 @@ cdef void _packed_forward(floating zero, const void* X_, const void* packed_, co
 cdef void _small_forward(floating zero, const void* X_, const void* W_, const void* b_, void* A_,
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, int kind,
                          double alpha, int n_threads) noexcept nogil:
-    cdef floating* A = <floating*>A_
-    cdef Py_ssize_t i
     if _small_gemm(<const floating*>X_, n_in, 1, <const floating*>W_, <const floating*>b_, 1, 0,
-                   A, n, n_in, n_out, n_threads) != 0:
-        _activation_forward(<floating>0, X_, W_, b_, A_, n, n_in, n_out, IDENTITY, 0)
-    if kind != IDENTITY:
-        for i in range(n):
-            activation_forward_run(kind, &A[i * n_out], &A[i * n_out], n_out, <floating>alpha)
+                   <floating*>A_, n, n_in, n_out, n_threads, kind, <floating>alpha) != 0:
+        _activation_forward(<floating>0, X_, W_, b_, A_, n, n_in, n_out, kind, alpha)
 
 
 cdef Py_ssize_t _packed_size(int t, Py_ssize_t n_in, Py_ssize_t n_out) noexcept:
