@@ -4,14 +4,14 @@ fastnn has one thread count: that of its OpenBLAS (``set_num_threads``, or any t
 sets OpenBLAS's, such as threadpoolctl's ``threadpool_limits``). Two pools can use it:
 OpenBLAS's threads (its GEMM) and OpenMP's (fastnn's own loops), and they must not both be
 busy at once: each pool's idle workers spin and starve the other's. So a training step
-uses one of them. Where fastnn's micro-kernel is the wider one (``micro_kernel_threads``:
-its AVX-512 build against OpenBLAS's AVX2 kernels) the step's products run on it over
-OpenMP, and the elementwise passes thread too. Elsewhere the products run through OpenBLAS
-and fastnn's loops stay on the calling thread, unless idle OpenMP workers sleep
-(``OMP_WAIT_POLICY=PASSIVE`` in the environment, a setting for the whole process that fastnn
-leaves to you). Prediction's compiled pass never calls OpenBLAS and threads over OpenMP.
-Measurements: benchmarks/README.md, "OpenMP wait policy", "Threads for elementwise loops"
-and "Small-batch dense kernels".
+uses one of them. Wherever fastnn's build is AVX-512 (``micro_kernel_threads``) the step's
+products run on its micro-kernel over OpenMP, and the elementwise passes thread too.
+Elsewhere the products run through OpenBLAS and fastnn's loops stay on the calling thread,
+unless idle OpenMP workers sleep (``OMP_WAIT_POLICY=PASSIVE`` in the environment, a setting
+for the whole process that fastnn leaves to you). Prediction's compiled pass never calls
+OpenBLAS and threads over OpenMP. Measurements: benchmarks/README.md, "OpenMP wait
+policy", "Threads for elementwise loops", "Small-batch dense kernels" and "Which kernel
+trains".
 """
 import os
 

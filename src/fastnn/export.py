@@ -115,8 +115,7 @@ class _Graph:
 
 def _fold_batchnorm(W, b, bn):
     """W', b' with X W' + b' = BN_eval(X W + b): each column scaled by γ/√(σ²+ε) (float64)."""
-    scale = bn.gamma.data.astype(np.float64) / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
-    shift = bn.beta.data.astype(np.float64) - bn.running_mean.astype(np.float64) * scale
+    scale, shift = bn.evaluation_affine()
     return W.astype(np.float64) * scale, b.astype(np.float64) * scale + shift
 
 

@@ -163,11 +163,6 @@ class _Stage:
         self.b = self.b * s + t
 
 
-def _batch_norm_affine(layer):
-    s = layer.gamma.data / np.sqrt(layer.running_var.astype(np.float64) + layer.eps)
-    return s, layer.beta.data - layer.running_mean * s
-
-
 def compile_forward(layers, dtype, head):
     """A ``CompiledForward`` running ``layers`` in evaluation mode and then ``head``
     ("logits", "argmax" or "softmax"), or None where the layers do not fold into Dense
@@ -179,7 +174,7 @@ def compile_forward(layers, dtype, head):
             stages.append(_Stage(layer, pending))
             pending = None
         elif isinstance(layer, BatchNorm):
-            s, t = _batch_norm_affine(layer)
+            s, t = layer.evaluation_affine()
             if last is not None and pending is None and not last.activated:
                 last.fold_output_affine(s, t)
             else:

@@ -585,6 +585,14 @@ class BatchNorm(Layer):
     def _threads(n_elements):
         return elementwise_threads(n_elements, True, BATCHNORM_PARALLEL_MIN_ELEMENTS)
 
+    def evaluation_affine(self):
+        """The evaluation-mode map as y = s·x + t per feature (float64), with
+        s = γ/√(σ²_run + ε) and t = β − μ_run·s (Ioffe & Szegedy 2015, §3.1): what folds into
+        a neighbouring Dense layer for prediction and ONNX export."""
+        var, mean = self.running_var.astype(np.float64), self.running_mean.astype(np.float64)
+        scale = self.gamma.data.astype(np.float64) / np.sqrt(var + self.eps)
+        return scale, self.beta.data.astype(np.float64) - mean * scale
+
     def batch_statistics(self):
         """Per-feature mean μ_B and biased variance σ²_B (float64) of the input of the last
         training-mode forward pass, or None after an evaluation-mode one.

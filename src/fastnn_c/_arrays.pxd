@@ -122,6 +122,26 @@ cdef extern from "<stdlib.h>" nogil:
     int posix_memalign(void** memptr, size_t alignment, size_t size)
 
 
+cdef enum:
+    # Threads split a row's columns at multiples of this many values: 64 bytes of float32
+    # (on aligned rows no cache line is written by two threads) and a multiple of every
+    # build's vector width (a value falls in a vector or the scalar tail as in one thread's
+    # pass, so it gets the same bits).
+    COLUMN_UNIT = 16
+
+
+cdef inline Py_ssize_t column_parts(Py_ssize_t d, int threads) noexcept nogil:
+    """Blocks of whole COLUMN_UNITs of d columns for up to ``threads`` threads."""
+    return max(1, min(<Py_ssize_t>threads, d // COLUMN_UNIT))
+
+
+cdef inline Py_ssize_t column_start(Py_ssize_t d, Py_ssize_t parts,
+                                    Py_ssize_t part) noexcept nogil:
+    """First column of block ``part`` of ``parts`` (block ``parts`` starts at d)."""
+    cdef Py_ssize_t units = (d + COLUMN_UNIT - 1) // COLUMN_UNIT
+    return min(d, part * units // parts * COLUMN_UNIT)
+
+
 cdef inline void* aligned_scratch(size_t nbytes) noexcept nogil:
     """``nbytes`` of scratch starting on a 64-byte cache line (NULL if out of memory; free()
     it): threads given parts at separate multiples of 64 bytes never write one line."""

@@ -30,8 +30,8 @@ from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdlib cimport free
 
-from fastnn_c._arrays cimport (aligned_scratch, array_data, dim, float_type, matrix_data,
-                               vector_data)
+from fastnn_c._arrays cimport (COLUMN_UNIT, aligned_scratch, array_data, column_parts,
+                               column_start, dim, float_type, matrix_data, vector_data)
 
 cnp.import_array()
 
@@ -42,26 +42,13 @@ cdef enum:
     # Per-feature scratch of a block of features, in doubles: 2 rows of double accumulators,
     # then up to 6 rows of the input dtype (partial sums, μ̃, output coefficients).
     SCRATCH_ROWS = 8
-    # Threads split the features at multiples of this many (64 bytes of float32) and each
-    # has its own scratch, aligned to 64 bytes: no cache line is written by two threads.
-    SPLIT_ALIGN = 16
-
-
-cdef Py_ssize_t _parts(Py_ssize_t d, int n_threads) noexcept nogil:
-    """Blocks of features for ``n_threads`` threads: at most one per SPLIT_ALIGN features."""
-    return max(1, min(<Py_ssize_t>n_threads, d // SPLIT_ALIGN))
 
 
 cdef Py_ssize_t _width(Py_ssize_t d, Py_ssize_t parts) noexcept nogil:
-    """The widest block (a multiple of SPLIT_ALIGN): a thread's scratch row length."""
-    cdef Py_ssize_t units = (d + SPLIT_ALIGN - 1) // SPLIT_ALIGN
-    return (units + parts - 1) // parts * SPLIT_ALIGN
-
-
-cdef Py_ssize_t _start(Py_ssize_t d, Py_ssize_t parts, Py_ssize_t block) noexcept nogil:
-    """First feature of ``block``: consecutive blocks of whole SPLIT_ALIGN units."""
-    cdef Py_ssize_t units = (d + SPLIT_ALIGN - 1) // SPLIT_ALIGN
-    return min(d, block * units // parts * SPLIT_ALIGN)
+    """The widest block of ``column_start``'s (whole COLUMN_UNITs): a thread's scratch row
+    length, so that each thread's scratch starts on a cache line of its own."""
+    cdef Py_ssize_t units = (d + COLUMN_UNIT - 1) // COLUMN_UNIT
+    return (units + parts - 1) // parts * COLUMN_UNIT
 
 
 cdef double* _scratch(Py_ssize_t d, Py_ssize_t parts) except NULL:
@@ -252,7 +239,8 @@ cdef void _forward_train(floating zero, const void* X_, const void* gamma_, cons
         for block in prange(parts, num_threads=<int>parts, schedule="static"):
             _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
                                    mean, inv_std, scratch + block * SCRATCH_ROWS * ws, ws, n, d,
-                                   _start(d, parts, block), _start(d, parts, block + 1))
+                                   column_start(d, parts, block),
+                                   column_start(d, parts, block + 1))
     else:
         _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
                                mean, inv_std, scratch, ws, n, d, 0, d)
@@ -292,7 +280,7 @@ cdef void _backward(floating zero, const void* X_, const double* mean, const dou
         for block in prange(parts, num_threads=<int>parts, schedule="static"):
             _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats,
                               scratch + block * SCRATCH_ROWS * ws, ws, n, d,
-                              _start(d, parts, block), _start(d, parts, block + 1))
+                              column_start(d, parts, block), column_start(d, parts, block + 1))
     else:
         _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats, scratch,
                           ws, n, d, 0, d)
@@ -321,7 +309,7 @@ def batchnorm_forward_train(X, gamma, beta, running_mean, running_var, double mo
                                            writable=True)
     cdef double* inv = <double*>vector_data(inv_std, kernel, "inv_std", cnp.NPY_DOUBLE, d,
                                             writable=True)
-    cdef Py_ssize_t parts = _parts(d, n_threads)
+    cdef Py_ssize_t parts = column_parts(d, n_threads)
     cdef double* scratch
     if n < 2:
         raise ValueError(f"{kernel}: X has {n} rows, expected at least 2 rows (batch statistics)")
@@ -388,7 +376,7 @@ def batchnorm_backward(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, bint batc
     cdef void* db = vector_data(dbeta, kernel, "dbeta", t, d, writable=True)
     cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, d,
                                                         writable=True)
-    cdef Py_ssize_t parts = _parts(d, n_threads)
+    cdef Py_ssize_t parts = column_parts(d, n_threads)
     cdef double* scratch = _scratch(d, parts)
     with nogil:
         if t == cnp.NPY_FLOAT:

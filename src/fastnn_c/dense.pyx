@@ -21,8 +21,9 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 from fastnn_c._activation cimport IDENTITY, SOFTPLUS, activation_backward_run, activation_forward_run
-from fastnn_c._arrays cimport (aligned_scratch, array_data, blas_sized, check_shape, dim,
-                               float_type, matrix_data, vector_data)
+from fastnn_c._arrays cimport (aligned_scratch, array_data, blas_sized, check_shape,
+                               column_parts, column_start, dim, float_type, matrix_data,
+                               vector_data)
 from fastnn_c._blas cimport gemm
 from fastnn_c._math cimport fexp
 
@@ -69,23 +70,13 @@ cdef enum:
     MIN_THREAD_WORK = 131072
     # Fewest values of a training kernel's elementwise pass (activation gradient, bias
     # update) worth the threads of its products, whose pool is awake then (as
-    # fastnn._config.SPINNING_MIN_ELEMENTS).
+    # fastnn._config.SPINNING_MIN_ELEMENTS); the pass splits columns (column_parts).
     MIN_SPLIT_VALUES = 32768
-    # Such passes split columns at multiples of this many: a vector width of every build, so
-    # a value's lane (vector or scalar tail) and hence its bits are those of one thread.
-    COLUMN_UNIT = 16
 
 
 cdef Py_ssize_t _column_parts(Py_ssize_t n, Py_ssize_t n_out, int threads) noexcept nogil:
-    """Blocks of whole COLUMN_UNITs for an elementwise pass over n x n_out values."""
-    if threads <= 1 or n * n_out < MIN_SPLIT_VALUES:
-        return 1
-    return max(1, min(<Py_ssize_t>threads, n_out // COLUMN_UNIT))
-
-
-cdef Py_ssize_t _column_start(Py_ssize_t n_out, Py_ssize_t parts, Py_ssize_t part) noexcept nogil:
-    cdef Py_ssize_t units = (n_out + COLUMN_UNIT - 1) // COLUMN_UNIT
-    return min(n_out, part * units // parts * COLUMN_UNIT)
+    """Blocks of columns for an elementwise pass over n x n_out values."""
+    return 1 if n * n_out < MIN_SPLIT_VALUES else column_parts(n_out, threads)
 
 
 cdef void _activate_rows(floating* Y, Py_ssize_t ldy, Py_ssize_t m, Py_ssize_t width, int kind,
@@ -231,8 +222,8 @@ cdef void _activation_gradient(const floating* A, const floating* dA, floating* 
         _gradient_columns(A, dA, dZ, db, n, n_out, kind, alpha, 0, n_out)
         return
     for part in prange(parts, num_threads=<int>parts, schedule="static"):
-        _gradient_columns(A, dA, dZ, db, n, n_out, kind, alpha, _column_start(n_out, parts, part),
-                          _column_start(n_out, parts, part + 1))
+        _gradient_columns(A, dA, dZ, db, n, n_out, kind, alpha, column_start(n_out, parts, part),
+                          column_start(n_out, parts, part + 1))
 
 
 cdef void _bias_step_columns(floating* b, const floating* dY, Py_ssize_t n, Py_ssize_t n_out,
@@ -251,8 +242,8 @@ cdef void _bias_step(floating* b, const floating* dY, Py_ssize_t n, Py_ssize_t n
         _bias_step_columns(b, dY, n, n_out, lr, 0, n_out)
         return
     for part in prange(parts, num_threads=<int>parts, schedule="static"):
-        _bias_step_columns(b, dY, n, n_out, lr, _column_start(n_out, parts, part),
-                           _column_start(n_out, parts, part + 1))
+        _bias_step_columns(b, dY, n, n_out, lr, column_start(n_out, parts, part),
+                           column_start(n_out, parts, part + 1))
 
 
 cdef void _sgd_backward_rows(const floating* X, floating* W, const floating* dY, floating* b,
@@ -797,7 +788,7 @@ cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head,
         _stack_run_columns(stages, n_stages, head, <const floating*>X, out, n, stage_threads,
                            buffers, width)
         return
-    if n_threads <= 1 or n_blocks == 1:
+    if n_threads <= 1:
         for b in range(n_blocks):
             _block_run(stages, n_stages, head, <const floating*>X, out, b * block,
                        min(block, n - b * block), buffers)
