@@ -223,9 +223,9 @@ def test_compiled_pass_matches_the_layers(options, n, dtype):
     logits = _layer_by_layer(net, X)
     scale = np.abs(logits).max()
     for head in ("logits", "softmax", "argmax"):
-        compiled = inference.compile_forward(net.layers, net.dtype, head)
-        out = np.empty(n, np.int64) if head == "argmax" else np.empty((n, 4), dtype)
-        compiled(X, out)
+        out = inference.compile_forward(net.layers, net.dtype, head)(X)
+        assert out.shape == ((n,) if head == "argmax" else (n, 4))
+        assert out.dtype == (np.int64 if head == "argmax" else dtype)
         if head == "logits":
             assert np.abs(out - logits).max() <= 1e-5 * scale
         elif head == "softmax":
@@ -341,6 +341,25 @@ def test_in_place_writes_need_mark_changed():
     for p in last.parameters():
         p.mark_changed()
     np.testing.assert_allclose(net.predict_proba(X), 0.25, rtol=1e-6)
+
+
+def test_only_this_networks_writes_build_its_pass_again(monkeypatch):
+    net, other = (_trained(NETWORKS[name], np.float32) for name in ("relu", "prelu+bn"))
+    X = np.random.default_rng(5).standard_normal((4, 20)).astype(np.float32)
+    net.predict(X)
+    builds, compile_forward = [], inference.compile_forward
+    monkeypatch.setattr(inference, "compile_forward",
+                        lambda *args: builds.append(args) or compile_forward(*args))
+    other.layers[0].weight.mark_changed()  # a write elsewhere: one version check, no build
+    other.train()
+    other.forward(X)  # running statistics of another network
+    net.predict(X)
+    net.predict(X)
+    assert builds == []
+    net.layers[0].weight.mark_changed()
+    net.predict(X)
+    net.predict(X)
+    assert len(builds) == 1
 
 
 def test_batch_norm_running_statistics_move_the_prediction():

@@ -110,15 +110,21 @@ class CompiledForward:
         self.stack = stack
         self._work = [(n_in * n_out, nbytes) for (n_in, n_out), nbytes in zip(shapes, packed_bytes)]
         self._schedules = {}  # (rows, threads) -> arguments of the stack's call
+        self._labels = stack.head == "argmax"
 
-    def __call__(self, X, out):
+    def __call__(self, X):
+        """The head's output for X (C-contiguous, the stack's dtype, ``stack.n_in`` columns)
+        as a new array: (n,) int64 labels for "argmax", else (n, n_out)."""
         n, threads = X.shape[0], get_num_threads()
         schedule = self._schedules.get((n, threads))
         if schedule is None:
             if len(self._schedules) >= _SCHEDULES_KEPT:  # a server seeing every batch size
                 self._schedules.clear()
             schedule = self._schedules[(n, threads)] = self._schedule(n, threads)
+        out = (np.empty(n, np.int64) if self._labels
+               else np.empty((n, self.stack.n_out), self.stack.dtype))
         self.stack(X, out, *schedule)
+        return out
 
     def _schedule(self, n, threads):
         """(block rows, threads for blocks of rows, threads per layer for a single block)."""
@@ -138,9 +144,9 @@ class CompiledForward:
 
 
 def parameter_versions(parameters, layers):
-    """What a compiled forward pass depends on: the parameters' arrays and versions and the
-    layers' state versions (batch-norm running statistics). Equal keys, same weights."""
-    return (tuple([p.version for p in parameters]), tuple([id(p.data) for p in parameters]),
+    """What a compiled forward pass depends on: the parameters' versions and the layers'
+    state versions (batch-norm running statistics). Equal keys, same weights."""
+    return (tuple([p.version for p in parameters]),
             tuple([layer.state_version for layer in layers]))
 
 

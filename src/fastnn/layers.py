@@ -26,6 +26,21 @@ from fastnn_c import dropout as _dropout
 from fastnn_c import optim as _optim
 from fastnn_c import regularization as _regularization
 
+_writes = 0  # see write_count
+
+
+def write_count():
+    """Writes to parameters and layer state made so far in this process: each
+    ``Parameter.mark_changed``, each binding of a ``Parameter.data`` and each update of a
+    layer's running statistics adds one. A cache of arrays derived from them (prediction's
+    packed weights) that sees the count it was built at needs no other check."""
+    return _writes
+
+
+def _count_write():
+    global _writes
+    _writes += 1
+
 
 class Parameter:
     """A trainable array and its gradient.
@@ -51,22 +66,32 @@ class Parameter:
     -----
     The contract, as for PyTorch's tensor version counter: if you write ``data`` in place
     yourself (``p.data[...] = values``), call ``p.mark_changed()`` afterwards, or the next
-    ``predict`` may use the previous values. Binding a new array (``p.data = values``) is
-    noticed without it.
+    ``predict`` may use the previous values. Binding a new array (``p.data = values``)
+    counts as a write by itself.
     """
 
-    __slots__ = ("data", "grad", "name", "regularize", "version")
+    __slots__ = ("_data", "grad", "name", "regularize", "version")
 
     def __init__(self, data, name, regularize=True):
-        self.data = data
+        self._data = data
         self.grad = np.zeros_like(data)
         self.name = name
         self.regularize = regularize
         self.version = 0
 
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, values):
+        self._data = values
+        self.mark_changed()
+
     def mark_changed(self):
         """Record that ``data`` was written in place (see the class notes)."""
         self.version += 1
+        _count_write()
 
     def __repr__(self):
         return f"Parameter({self.name}, shape={self.data.shape}, dtype={self.data.dtype})"
@@ -86,7 +111,7 @@ class Layer:
         self._views = {}  # key -> the view _buffer returned last (same shape: returned again)
         self._output = None
         #: Counts the writes to the arrays of ``_state_buffers`` (running statistics), as
-        #: ``Parameter.version`` counts those of a parameter.
+        #: ``Parameter.version`` counts those of a parameter (``_state_changed``).
         self.state_version = 0
 
     # -- public API --------------------------------------------------------------------
@@ -150,7 +175,11 @@ class Layer:
             np.copyto(target, value, casting="same_kind")
         for p in self.parameters():
             p.mark_changed()
+        self._state_changed()
+
+    def _state_changed(self):
         self.state_version += 1
+        _count_write()
 
     def train(self, mode=True):
         """Training mode (batch statistics, dropout on); ``train(False)`` is ``eval()``."""
@@ -544,7 +573,7 @@ class BatchNorm(Layer):
         """Running mean back to 0 and running variance back to 1."""
         self.running_mean.fill(0)
         self.running_var.fill(1)
-        self.state_version += 1
+        self._state_changed()
 
     def get_config(self):
         return {"n_features": self.n_features, "momentum": self.momentum, "eps": self.eps,
@@ -565,7 +594,7 @@ class BatchNorm(Layer):
             _batchnorm.batchnorm_forward_train(X, self.gamma.data, self.beta.data, self.running_mean,
                                                self.running_var, self.momentum, self.eps, Y,
                                                self._mean, self._inv_std, self._threads(X.size))
-            self.state_version += 1
+            self._state_changed()
         else:
             _batchnorm.batchnorm_forward_eval(X, self.gamma.data, self.beta.data, self.running_mean,
                                               self.running_var, self.eps, Y, self._mean, self._inv_std)

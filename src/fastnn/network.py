@@ -17,6 +17,7 @@ from fastnn.layers import (
     Layer,
     PReLU,
     RReLU,
+    write_count,
 )
 from fastnn_c import regularization as _regularization
 
@@ -100,7 +101,7 @@ class Sequential:
         self._constrained = [layer for layer in layers
                              if type(layer).apply_constraints is not Layer.apply_constraints]
         self._parameters = tuple(self.parameters())
-        self._compiled = {}  # head -> (parameter_versions, CompiledForward or None)
+        self._compiled = {}  # head -> (write_count, parameter_versions, CompiledForward or None)
         self.training = True
         self.l2 = check_number(l2, "l2", low=0)
         self.l1 = check_number(l1, "l1", low=0)
@@ -206,33 +207,35 @@ class Sequential:
 
     def _evaluation_output(self, X, head):
         """``head`` ("logits", "argmax" or "softmax") of the evaluation-mode output for X."""
-        X = self._check_X(X)
-        compiled = self._compiled_forward(head)
-        if compiled is None:
-            with self._evaluation_mode():
-                output = self.forward(X)
-            if head == "argmax":
-                return output.argmax(axis=1)
-            if head == "softmax":
-                output -= output.max(axis=1, keepdims=True)
-                np.exp(output, out=output)
-                output /= output.sum(axis=1, keepdims=True)
-            return output
+        X = check_array(X, "X", self.dtype, n_columns=self.in_features)
+        cached = self._compiled.get(head)
+        # While nothing anywhere was written (write_count), the pass built last still holds.
+        compiled = (cached[2] if cached is not None and cached[0] == write_count()
+                    else self._compiled_forward(head))
+        if compiled is not None:
+            return compiled(X)
+        with self._evaluation_mode():
+            output = self.forward(X)
         if head == "argmax":
-            out = np.empty(X.shape[0], dtype=np.int64)
-        else:
-            out = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
-        compiled(X, out)
-        return out
+            return output.argmax(axis=1)
+        if head == "softmax":
+            output -= output.max(axis=1, keepdims=True)
+            np.exp(output, out=output)
+            output /= output.sum(axis=1, keepdims=True)
+        return output
 
     def _compiled_forward(self, head):
-        """The compiled evaluation-mode pass ending in ``head``, rebuilt when a weight changed."""
+        """The compiled evaluation-mode pass ending in ``head``, built again if this network's
+        parameter or state versions moved since it was built."""
+        writes = write_count()
         versions = inference.parameter_versions(self._parameters, self.layers)
         cached = self._compiled.get(head)
-        if cached is None or cached[0] != versions:
+        if cached is None or cached[1] != versions:
             compiled = inference.compile_forward(self.layers, self.dtype, head)
-            cached = self._compiled[head] = (versions, compiled)
-        return cached[1]
+        else:
+            compiled = cached[2]
+        self._compiled[head] = (writes, versions, compiled)
+        return compiled
 
     def predict(self, X):
         """Class labels (argmax of the logits) for classification losses; outputs for MSE."""

@@ -56,13 +56,14 @@ FNN_ALWAYS_INLINE FNN_VT FNN_NAME(fnn_load)(const FNN_T* p) {
     return v;
 }
 
-/* Y[0:mr, 0:...] := bias + X[0:mr, :] (P_0 | P_1 ...), np panels of K rows of FNN_NR columns
+/* Y[0:mr, 0:cols] := bias + X[0:mr, :] times nv SIMD vectors of packed columns: the first
+ * half of one panel (nv = 1), one panel (2) or two (4), panels of K rows of FNN_NR columns
  * (rows ldp apart, panels pstride apart), the last panel's first ``width`` columns valid;
  * X[r, k] is X[r * xr + k * xk]. With alpha != 1 or beta != 0 (and no bias) the tile is
- * stored as Y := alpha (X P) + beta Y instead. mr and np are constants after inlining, so
+ * stored as Y := alpha (X P) + beta Y instead. mr and nv are constants after inlining, so
  * the accumulators live in registers. Every element is summed over k in order, whatever the
  * tile's shape: a row's result does not depend on the rows or panels computed beside it. */
-FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN_T* X,
+FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int nv, ptrdiff_t K, const FNN_T* X,
                                           ptrdiff_t xr, ptrdiff_t xk, const FNN_T* P,
                                           ptrdiff_t ldp, ptrdiff_t pstride, const FNN_T* bias,
                                           FNN_T alpha, FNN_T beta, FNN_T* Y, ptrdiff_t ldy,
@@ -70,90 +71,111 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int np, ptrdiff_t K, const FNN
     FNN_VT acc[FNN_MR][4];
     FNN_VT zero = {0};
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < 2 * np; v++)
+        for (int v = 0; v < nv; v++)
             acc[r][v] = c.resume ? FNN_NAME(fnn_load)(c.part + r * c.ld + v * FNN_V) : zero;
     for (ptrdiff_t k = 0; k < K; k++) {
         FNN_VT b[4];
-        for (int p = 0; p < np; p++) {
-            b[2 * p] = FNN_NAME(fnn_load)(P + p * pstride + k * ldp);
-            b[2 * p + 1] = FNN_NAME(fnn_load)(P + p * pstride + k * ldp + FNN_V);
-        }
+        for (int v = 0; v < nv; v++)
+            b[v] = FNN_NAME(fnn_load)(P + v / 2 * pstride + k * ldp + v % 2 * FNN_V);
         for (int r = 0; r < mr; r++) {
             FNN_T a = X[r * xr + k * xk];
-            for (int v = 0; v < 2 * np; v++)
+            for (int v = 0; v < nv; v++)
                 acc[r][v] += a * b[v];
         }
     }
     if (c.suspend) {
         for (int r = 0; r < mr; r++)
-            for (int v = 0; v < 2 * np; v++)
+            for (int v = 0; v < nv; v++)
                 memcpy(c.part + r * c.ld + v * FNN_V, &acc[r][v], sizeof(FNN_VT));
         return;
     }
-    FNN_T out[2 * FNN_V];
-    for (int r = 0; r < mr; r++)
-        for (int p = 0; p < np; p++) {
-            int w = p == np - 1 ? width : FNN_NR;
-            memcpy(out, &acc[r][2 * p], sizeof(FNN_VT));
-            memcpy(out + FNN_V, &acc[r][2 * p + 1], sizeof(FNN_VT));
-            FNN_T* y = Y + r * ldy + p * FNN_NR;
-            if (alpha != 1 || beta != 0) {
-                for (int j = 0; j < w; j++)
-                    y[j] = FNN_NAME(fnn_scaled_sum)(alpha, out[j], beta, y[j]);
-                continue;
-            }
-            if (bias != NULL)
-                for (int j = 0; j < w; j++)
-                    out[j] += bias[p * FNN_NR + j];
-            memcpy(y, out, (size_t)w * sizeof(FNN_T));
+    int cols = (nv - 1) / 2 * FNN_NR + width;
+    FNN_T out[4 * FNN_V] = {0};  /* only the first cols are read */
+    for (int r = 0; r < mr; r++) {
+        for (int v = 0; v < nv; v++)
+            memcpy(out + v * FNN_V, &acc[r][v], sizeof(FNN_VT));
+        FNN_T* y = Y + r * ldy;
+        if (alpha != 1 || beta != 0) {
+            for (int j = 0; j < cols; j++)
+                y[j] = FNN_NAME(fnn_scaled_sum)(alpha, out[j], beta, y[j]);
+            continue;
         }
+        if (bias != NULL)
+            for (int j = 0; j < cols; j++)
+                out[j] += bias[j];
+        memcpy(y, out, (size_t)cols * sizeof(FNN_T));
+    }
 }
 
-#define FNN_TILE_CASE(rows, np) \
-    case rows: FNN_NAME(fnn_tile)(rows, np, K, X, xr, xk, P, ldp, pstride, bias, alpha, beta, \
+#define FNN_TILE_CASE(rows, nv) \
+    case rows: FNN_NAME(fnn_tile)(rows, nv, K, X, xr, xk, P, ldp, pstride, bias, alpha, beta, \
                                   Y, N, width, c); break;
+#define FNN_TILE_CASES(nv) \
+    FNN_TILE_CASE(1, nv) FNN_TILE_CASE(2, nv) FNN_TILE_CASE(3, nv) FNN_TILE_CASE(4, nv) \
+    FNN_TILE_CASE(5, nv) FNN_TILE_CASE(6, nv)
+#define FNN_TILE_CASES_MR(nv) \
+    FNN_TILE_CASE(7, nv) FNN_TILE_CASE(8, nv) FNN_TILE_CASE(9, nv) FNN_TILE_CASE(10, nv) \
+    FNN_TILE_CASE(11, nv) FNN_TILE_CASE(12, nv)
 
-/* One tile of m < FNN_MR rows (m a constant per case, so each call specializes). */
-static void FNN_NAME(fnn_tile_rows)(int m, int np, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
+/* One tile of m <= FNN_MR rows and nv vectors (m and nv constants per case, so each call
+ * specializes; nv = 4 for at most FNN_MR2 rows). */
+static void FNN_NAME(fnn_tile_rows)(int m, int nv, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
                                     ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
                                     ptrdiff_t pstride, const FNN_T* bias, FNN_T alpha,
                                     FNN_T beta, FNN_T* Y, ptrdiff_t N, int width,
                                     FNN_NAME(fnn_chunk) c) {
-    if (np == 2) {
+    if (nv == 4) {
         switch (m) {
-            FNN_TILE_CASE(1, 2)
-            FNN_TILE_CASE(2, 2)
+            FNN_TILE_CASE(1, 4)
+            FNN_TILE_CASE(2, 4)
 #if FNN_MR2 > 2
-            FNN_TILE_CASE(3, 2)
+            FNN_TILE_CASE(3, 4)
 #endif
             default: break;
         }
-        return;
-    }
-    switch (m) {
-        FNN_TILE_CASE(1, 1) FNN_TILE_CASE(2, 1) FNN_TILE_CASE(3, 1) FNN_TILE_CASE(4, 1)
-        FNN_TILE_CASE(5, 1) FNN_TILE_CASE(6, 1)
+    } else if (nv == 2) {
+        switch (m) {
+            FNN_TILE_CASES(2)
 #if FNN_MR > 6
-        FNN_TILE_CASE(7, 1) FNN_TILE_CASE(8, 1) FNN_TILE_CASE(9, 1) FNN_TILE_CASE(10, 1)
-        FNN_TILE_CASE(11, 1) FNN_TILE_CASE(12, 1)
+            FNN_TILE_CASES_MR(2)
 #endif
-        default: break;
+            default: break;
+        }
+    } else {
+        switch (m) {
+            FNN_TILE_CASES(1)
+#if FNN_MR > 6
+            FNN_TILE_CASES_MR(1)
+#endif
+            default: break;
+        }
     }
 }
+#undef FNN_TILE_CASES_MR
+#undef FNN_TILE_CASES
 #undef FNN_TILE_CASE
 
-/* Y[0:m, 0:width] of one panel (Y's rows N apart): tiles of FNN_MR rows, then the rest. */
+/* Y[0:m, 0:width] of one panel (Y's rows N apart): tiles of FNN_MR rows, the last two
+ * evened out (16 rows as 8 + 8, not 12 + 4: a short tile has too few FMA chains to hide
+ * their latency); half a panel's vectors where ``width`` fits in one. */
 static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
                                      ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
                                      const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
                                      ptrdiff_t N, int width, FNN_NAME(fnn_chunk) c) {
+    int nv = width <= FNN_V ? 1 : 2;
     ptrdiff_t i = 0;
-    for (; i + FNN_MR <= m; i += FNN_MR)
-        FNN_NAME(fnn_tile)(FNN_MR, 1, K, X + i * xr, xr, xk, P, ldp, 0, bias, alpha, beta,
-                           Y + i * N, N, width, FNN_NAME(fnn_chunk_rows)(c, i));
-    if (i < m)
-        FNN_NAME(fnn_tile_rows)((int)(m - i), 1, K, X + i * xr, xr, xk, P, ldp, 0, bias, alpha,
-                                beta, Y + i * N, N, width, FNN_NAME(fnn_chunk_rows)(c, i));
+    while (i < m) {
+        int rows = m - i < FNN_MR ? (int)(m - i) : FNN_MR;
+        if (m - i > FNN_MR && m - i < 2 * FNN_MR)
+            rows = (int)(m - i + 1) / 2;
+        if (rows == FNN_MR && nv == 2)
+            FNN_NAME(fnn_tile)(FNN_MR, 2, K, X + i * xr, xr, xk, P, ldp, 0, bias, alpha, beta,
+                               Y + i * N, N, width, FNN_NAME(fnn_chunk_rows)(c, i));
+        else
+            FNN_NAME(fnn_tile_rows)(rows, nv, K, X + i * xr, xr, xk, P, ldp, 0, bias, alpha,
+                                    beta, Y + i * N, N, width, FNN_NAME(fnn_chunk_rows)(c, i));
+        i += rows;
+    }
 }
 /* Σ values: one pass reading n values, four vector accumulators (the weight-read floor). */
 static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
@@ -226,7 +248,8 @@ static void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_
             int np = end - j0 > FNN_NR ? 2 : 1;
             ptrdiff_t last = j0 + (np - 1) * FNN_NR;
             int width = end - last < FNN_NR ? (int)(end - last) : FNN_NR;
-            FNN_NAME(fnn_tile_rows)((int)m, np, K, X, K, 1, packed + j0 * K, FNN_NR, K * FNN_NR,
+            int nv = np == 2 ? 4 : width <= FNN_NR / 2 ? 1 : 2;
+            FNN_NAME(fnn_tile_rows)((int)m, nv, K, X, K, 1, packed + j0 * K, FNN_NR, K * FNN_NR,
                                     bias == NULL ? NULL : bias + j0, 1, 0, Y + j0, N, width,
                                     (FNN_NAME(fnn_chunk)){0});
         }
