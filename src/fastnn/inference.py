@@ -110,7 +110,6 @@ class CompiledForward:
         self.stack = stack
         self._work = [(n_in * n_out, nbytes) for (n_in, n_out), nbytes in zip(shapes, packed_bytes)]
         self._schedules = {}  # (rows, threads) -> arguments of the stack's call
-        self._labels = stack.head == "argmax"
 
     def __call__(self, X):
         """The head's output for X (C-contiguous, the stack's dtype, ``stack.n_in`` columns)
@@ -121,10 +120,7 @@ class CompiledForward:
             if len(self._schedules) >= _SCHEDULES_KEPT:  # a server seeing every batch size
                 self._schedules.clear()
             schedule = self._schedules[(n, threads)] = self._schedule(n, threads)
-        out = (np.empty(n, np.int64) if self._labels
-               else np.empty((n, self.stack.n_out), self.stack.dtype))
-        self.stack(X, out, *schedule)
-        return out
+        return self.stack(X, None, *schedule)
 
     def _schedule(self, n, threads):
         """(block rows, threads for blocks of rows, threads per layer for a single block)."""

@@ -902,17 +902,24 @@ cdef class DenseStack:
     def head(self):
         return next(name for name, code in HEADS.items() if code == self._head)
 
-    def __call__(self, X, out, Py_ssize_t block_rows=256, int n_threads=1, stage_threads=None):
-        """out := head(network(X)); ``X`` (n, n_in); ``out`` (n,) int64 for "argmax", else
-        (n, n_out) of the stack's dtype. The rows run in blocks of at most ``block_rows``, one
-        block per thread, on up to ``n_threads`` threads; a batch of one block splits each
-        layer's columns over the threads instead: over ``stage_threads[l]`` threads for
-        layer l (a sequence, one count per layer), or ``n_threads`` for every layer."""
+    def __call__(self, X, out=None, Py_ssize_t block_rows=256, int n_threads=1,
+                 stage_threads=None):
+        """out := head(network(X)), returned; ``X`` (n, n_in); ``out`` (n,) int64 for
+        "argmax", else (n, n_out) of the stack's dtype, or None for a new array. The rows run
+        in blocks of at most ``block_rows``, one block per thread, on up to ``n_threads``
+        threads; a batch of one block splits each layer's columns over the threads instead:
+        over ``stage_threads[l]`` threads for layer l (a sequence, one count per layer), or
+        ``n_threads`` for every layer."""
         cdef str kernel = "DenseStack"
         cdef int t = self._typenum
         cdef void* x = array_data(X, kernel, "X", t, 2)
         cdef Py_ssize_t n = dim(X, 0)
         check_shape(X, kernel, "X", n, self.n_in)
+        cdef cnp.npy_intp shape[2]
+        shape[0], shape[1] = n, self.n_out
+        if out is None:
+            out = (cnp.PyArray_EMPTY(1, shape, cnp.NPY_INT64, 0) if self._head == ARGMAX
+                   else cnp.PyArray_EMPTY(2, shape, t, 0))
         cdef void* o
         if self._head == ARGMAX:
             o = vector_data(out, kernel, "out", cnp.NPY_INT64, n, writable=True)
@@ -931,7 +938,7 @@ cdef class DenseStack:
             if per_stage[l] < 1:
                 raise ValueError(f"{kernel}: stage_threads must be >= 1, got {stage_threads}")
         if n == 0:
-            return
+            return out
         cdef Py_ssize_t block = min(n, block_rows), n_blocks = (n + block - 1) // block
         if n_blocks > 1:  # one block per thread; a single block splits its columns instead
             n_threads = <int>min(n_threads, n_blocks)
@@ -963,3 +970,4 @@ cdef class DenseStack:
                 free(scratch)
             else:
                 self._busy = False
+        return out
