@@ -14,8 +14,9 @@ each:
 ``compile_forward`` builds the stack, or returns None for a network that does not fold
 (another layer kind, an activation not preceded by a Dense layer, a batch norm after the last
 Dense layer); the caller then runs the layers one by one. The weights are folded in float64
-and packed for fastnn's dense micro-kernel; ``parameter_versions`` tells the caller when to
-build again. ``CompiledForward`` runs it, on as many threads as pay on this machine.
+and packed for fastnn's dense micro-kernel; ``fastnn.layers.write_count`` (one comparison
+while nothing was written) and then ``parameter_versions`` tell the caller when to build
+again. ``CompiledForward`` runs it, on as many threads as pay on this machine.
 """
 import math
 import time
