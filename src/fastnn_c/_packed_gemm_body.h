@@ -92,9 +92,18 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int nv, ptrdiff_t K, const FNN
     int cols = (nv - 1) / 2 * FNN_NR + width;
     FNN_T out[4 * FNN_V] = {0};  /* only the first cols are read */
     for (int r = 0; r < mr; r++) {
+        FNN_T* y = Y + r * ldy;
+        if (cols == nv * FNN_V && alpha == 1 && beta == 0) {  /* whole vectors, as they are */
+            for (int v = 0; v < nv; v++) {
+                FNN_VT sum = acc[r][v];
+                if (bias != NULL)
+                    sum += FNN_NAME(fnn_load)(bias + v * FNN_V);
+                memcpy(y + v * FNN_V, &sum, sizeof sum);
+            }
+            continue;
+        }
         for (int v = 0; v < nv; v++)
             memcpy(out + v * FNN_V, &acc[r][v], sizeof(FNN_VT));
-        FNN_T* y = Y + r * ldy;
         if (alpha != 1 || beta != 0) {
             for (int j = 0; j < cols; j++)
                 y[j] = FNN_NAME(fnn_scaled_sum)(alpha, out[j], beta, y[j]);
