@@ -32,3 +32,10 @@ FASTNN_MICRO_KERNEL=0 python3 benchmarks/report.py --threads "$threads" --only t
 # Thread scaling of predict at batch 256: fastnn and torch at 4 threads.
 python3 benchmarks/report.py --threads 4 --only inference --libs fastnn,torch --batches 256 \
     "${common[@]}" 2>>"$OUT/stderr.txt" | tee -a "$OUT/report.md"
+# One core's FMA peak and the micro-kernel's rate at 16 rows (what one thread's share of a
+# batch-256 predict is at 16 threads), when the compiler takes the avx512 level's flags.
+if gcc -O3 -fno-math-errno -fno-trapping-math -mavx2 -mfma -mavx512f -mavx512dq -mavx512bw \
+        -mavx512vl -mprefer-vector-width=512 -I src/fastnn_c benchmarks/micro_kernel.c \
+        -o /tmp/micro_kernel 2>>"$OUT/stderr.txt"; then
+    /tmp/micro_kernel 16 784 256 128 10 | tee -a "$OUT/report.md"
+fi
