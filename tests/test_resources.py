@@ -166,3 +166,43 @@ def test_l2_cache_size_is_read_or_defaults():
 
     size = _config.l2_cache_bytes()
     assert isinstance(size, int) and 64 * 1024 <= size <= 1 << 30
+
+
+def test_parallel_regions_keep_one_team():
+    """Every kernel's parallel region has fastnn's whole thread count as its team: GCC's
+    OpenMP ends the threads a smaller team leaves out and starts new ones for the next larger
+    team. Products of 2 and of 4 parts, a training step and predictions at batch 1 and 40
+    alternate at 4 threads; no thread of the process may be new afterwards."""
+    script = """
+import os
+import numpy as np
+import fastnn
+from fastnn_c import dense
+fastnn.set_num_threads(4)
+rng = np.random.default_rng(0)
+products = []
+for m, k, n in ((32, 256, 32), (64, 512, 256)):  # 2 parts, then 4
+    X = rng.standard_normal((m, k)).astype(np.float32)
+    products.append((X, rng.standard_normal((k, n)).astype(np.float32), np.empty((m, n), np.float32)))
+net = fastnn.mlp([512, 256, 10], rng=0, batch_norm=True)
+opt = fastnn.SGD(net.parameters(), lr=0.01)
+X = rng.standard_normal((64, 512)).astype(np.float32)
+y = rng.integers(0, 10, 64)
+def run():
+    for A, W, Y in products:
+        dense.dense_forward(A, W, None, Y, micro=4)
+    net.train_step(X, y, opt)
+    net.predict(X[:1])
+    net.predict(X[:40])
+run()
+run()
+before = set(os.listdir("/proc/self/task"))
+for _ in range(10):
+    run()
+print(len(set(os.listdir("/proc/self/task")) - before))
+"""
+    env = {**os.environ, "FASTNN_MICRO_KERNEL": "1"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "0", result.stdout

@@ -34,9 +34,10 @@ BLOCK_ROWS = 256
 MIN_ROWS_PER_THREAD = 8
 #: Batches up to this many rows run as one block whose layers' columns are split over at
 #: most ``COLUMN_SPLIT_THREADS`` threads instead: each core then reads only its share of the
-#: weights. More threads lost there on a 16-core VM, where a parallel region whose team size
-#: differs from the last one's costs tens of µs (benchmarks/README.md, "Small-batch dense
-#: kernels").
+#: weights. More threads lost there on a 16-core VM, measured while a region's team still
+#: had the size of its work (a team smaller than the last one ended threads that the next
+#: larger one created again: tens of µs); the limit is to be measured again with whole teams
+#: (benchmarks/README.md, "Small-batch dense kernels").
 COLUMN_SPLIT_ROWS = 8
 COLUMN_SPLIT_THREADS = 2
 
@@ -124,7 +125,9 @@ class CompiledForward:
         return self.stack(X, None, *schedule)
 
     def _schedule(self, n, threads):
-        """(block rows, threads for blocks of rows, threads per layer for a single block)."""
+        """(block rows, team, threads per layer for a single block). Blocks of rows go one
+        per thread, as many as pay; the parallel region has all ``threads`` either way (or
+        none opens), the threads beyond the work idle (fastnn_c/_arrays.pxd, "Teams")."""
         if threads == 1:
             return max(n, 1), 1, None
         costs = machine_costs(threads, self.stack.dtype)
@@ -135,9 +138,11 @@ class CompiledForward:
             return max(1, min(threads, int(t / costs.overhead))) if costs.overhead > 0 else threads
 
         if n <= COLUMN_SPLIT_ROWS:
-            return max(n, 1), 1, tuple(min(paid(t), COLUMN_SPLIT_THREADS) for t in seconds)
+            stages = tuple(min(paid(t), COLUMN_SPLIT_THREADS) for t in seconds)
+            return max(n, 1), threads if max(stages) > 1 else 1, stages
         useful = paid(sum(seconds))
-        return min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(n / useful))), useful, None
+        block = min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(n / useful)))
+        return block, threads if useful > 1 else 1, None
 
 
 def parameter_versions(parameters, layers):

@@ -122,6 +122,12 @@ cdef extern from "<stdlib.h>" nogil:
     int posix_memalign(void** memptr, size_t alignment, size_t size)
 
 
+# Teams: every parallel region of fastnn's kernels has the caller's whole thread count as its
+# team (``prange(parts, num_threads=n_threads)``), and a kernel with fewer parts than threads
+# leaves the rest idle. GCC's OpenMP ends the pool's threads that a smaller team leaves out
+# and creates them again for the next larger team (tens of µs each on a 16-core VM): a team
+# size that changed from region to region did that in every training step.
+
 cdef enum:
     # Threads split a row's columns at multiples of this many values: 64 bytes of float32
     # (on aligned rows no cache line is written by two threads) and a multiple of every

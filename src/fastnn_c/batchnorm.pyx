@@ -227,7 +227,7 @@ cdef void _backward_columns(const floating* X, const double* mean, const double*
 cdef void _forward_train(floating zero, const void* X_, const void* gamma_, const void* beta_,
                          void* running_mean_, void* running_var_, double momentum, double eps,
                          void* Y_, double* mean, double* inv_std, double* scratch, Py_ssize_t n,
-                         Py_ssize_t d, Py_ssize_t parts) noexcept nogil:
+                         Py_ssize_t d, Py_ssize_t parts, int team) noexcept nogil:
     cdef const floating* X = <const floating*>X_
     cdef const floating* gamma = <const floating*>gamma_
     cdef const floating* beta = <const floating*>beta_
@@ -236,7 +236,7 @@ cdef void _forward_train(floating zero, const void* X_, const void* gamma_, cons
     cdef floating* Y = <floating*>Y_
     cdef Py_ssize_t block, ws = _width(d, parts)
     if parts > 1:
-        for block in prange(parts, num_threads=<int>parts, schedule="static"):
+        for block in prange(parts, num_threads=team, schedule="static"):  # the whole team
             _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
                                    mean, inv_std, scratch + block * SCRATCH_ROWS * ws, ws, n, d,
                                    column_start(d, parts, block),
@@ -268,7 +268,7 @@ cdef void _forward_eval(floating zero, const void* X_, const void* gamma_, const
 cdef void _backward(floating zero, const void* X_, const double* mean, const double* inv_std,
                     const void* gamma_, const void* dY_, void* dgamma_, void* dbeta_, void* dX_,
                     bint batch_stats, double* scratch, Py_ssize_t n, Py_ssize_t d,
-                    Py_ssize_t parts) noexcept nogil:
+                    Py_ssize_t parts, int team) noexcept nogil:
     cdef const floating* X = <const floating*>X_
     cdef const floating* gamma = <const floating*>gamma_
     cdef const floating* dY = <const floating*>dY_
@@ -277,7 +277,7 @@ cdef void _backward(floating zero, const void* X_, const double* mean, const dou
     cdef floating* dX = <floating*>dX_
     cdef Py_ssize_t block, ws = _width(d, parts)
     if parts > 1:
-        for block in prange(parts, num_threads=<int>parts, schedule="static"):
+        for block in prange(parts, num_threads=team, schedule="static"):  # the whole team
             _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats,
                               scratch + block * SCRATCH_ROWS * ws, ws, n, d,
                               column_start(d, parts, block), column_start(d, parts, block + 1))
@@ -317,10 +317,10 @@ def batchnorm_forward_train(X, gamma, beta, running_mean, running_var, double mo
     with nogil:
         if t == cnp.NPY_FLOAT:
             _forward_train(<float>0, x, g, b, rm, rv, momentum, eps, y, mu, inv, scratch, n, d,
-                           parts)
+                           parts, n_threads)
         else:
             _forward_train(<double>0, x, g, b, rm, rv, momentum, eps, y, mu, inv, scratch, n, d,
-                           parts)
+                           parts, n_threads)
     free(scratch)
 
 
@@ -380,7 +380,9 @@ def batchnorm_backward(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, bint batc
     cdef double* scratch = _scratch(d, parts)
     with nogil:
         if t == cnp.NPY_FLOAT:
-            _backward(<float>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d, parts)
+            _backward(<float>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d, parts,
+                      n_threads)
         else:
-            _backward(<double>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d, parts)
+            _backward(<double>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d, parts,
+                      n_threads)
     free(scratch)

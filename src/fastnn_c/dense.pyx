@@ -133,7 +133,7 @@ cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
         if kind != IDENTITY:
             _activate_rows(Y, N, m, N, kind, act_alpha)
     else:
-        for part in prange(parts, num_threads=<int>parts, schedule="static"):
+        for part in prange(parts, num_threads=n_threads, schedule="static"):  # the whole team
             c = part % col_parts
             r = part // col_parts
             r0 = r * m // row_parts
@@ -221,7 +221,7 @@ cdef void _activation_gradient(const floating* A, const floating* dA, floating* 
     if parts == 1:
         _gradient_columns(A, dA, dZ, db, n, n_out, kind, alpha, 0, n_out)
         return
-    for part in prange(parts, num_threads=<int>parts, schedule="static"):
+    for part in prange(parts, num_threads=threads, schedule="static"):  # the whole team
         _gradient_columns(A, dA, dZ, db, n, n_out, kind, alpha, column_start(n_out, parts, part),
                           column_start(n_out, parts, part + 1))
 
@@ -241,7 +241,7 @@ cdef void _bias_step(floating* b, const floating* dY, Py_ssize_t n, Py_ssize_t n
     if parts == 1:
         _bias_step_columns(b, dY, n, n_out, lr, 0, n_out)
         return
-    for part in prange(parts, num_threads=<int>parts, schedule="static"):
+    for part in prange(parts, num_threads=threads, schedule="static"):  # the whole team
         _bias_step_columns(b, dY, n, n_out, lr, column_start(n_out, parts, part),
                            column_start(n_out, parts, part + 1))
 
@@ -759,11 +759,11 @@ cdef void _block_run(const Stage* stages, int n_stages, int head, const floating
 
 
 cdef void _stack_run_columns(const Stage* stages, int n_stages, int head, const floating* X,
-                             void* out, Py_ssize_t n, const int* stage_threads,
+                             void* out, Py_ssize_t n, int team, const int* stage_threads,
                              floating* buffer, Py_ssize_t width) noexcept nogil:
     """The whole batch through each stage in turn, the stage's panels of columns split over
-    the threads: each thread reads only its share of the weights (which stays in its core's
-    cache from call to call)."""
+    ``stage_threads[l]`` of the ``team``'s threads: each reads only its share of the weights
+    (which stays in its core's cache from call to call)."""
     cdef floating* buffers[2]
     cdef const floating* source = X
     cdef Py_ssize_t c, panels, nr = FNN_NR_FLOAT if floating is float else FNN_NR_DOUBLE
@@ -777,7 +777,7 @@ cdef void _stack_run_columns(const Stage* stages, int n_stages, int head, const 
         if threads <= 1:
             _stage_columns(s, source, buffers[l % 2], n, 0, s.n_out)
         else:
-            for c in prange(threads, num_threads=threads, schedule="static"):
+            for c in prange(threads, num_threads=team, schedule="static"):  # the whole team
                 _stage_columns(s, source, buffers[l % 2], n, c * panels // threads * nr,
                                min((c + 1) * panels // threads * nr, s.n_out))
         source = buffers[l % 2]
@@ -790,15 +790,15 @@ cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head,
     cdef Py_ssize_t b, n_blocks = (n + block - 1) // block
     cdef floating* buffers = <floating*>scratch
     if n_blocks == 1:
-        _stack_run_columns(stages, n_stages, head, <const floating*>X, out, n, stage_threads,
-                           buffers, width)
+        _stack_run_columns(stages, n_stages, head, <const floating*>X, out, n, n_threads,
+                           stage_threads, buffers, width)
         return
     if n_threads <= 1:
         for b in range(n_blocks):
             _block_run(stages, n_stages, head, <const floating*>X, out, b * block,
                        min(block, n - b * block), buffers)
         return
-    for b in prange(n_blocks, num_threads=n_threads, schedule="static"):
+    for b in prange(n_blocks, num_threads=n_threads, schedule="static"):  # the whole team
         _block_run(stages, n_stages, head, <const floating*>X, out, b * block,
                    min(block, n - b * block), &buffers[threadid() * 2 * block * width])
 
@@ -909,7 +909,8 @@ cdef class DenseStack:
         in blocks of at most ``block_rows``, one block per thread, on up to ``n_threads``
         threads; a batch of one block splits each layer's columns over the threads instead:
         over ``stage_threads[l]`` threads for layer l (a sequence, one count per layer), or
-        ``n_threads`` for every layer."""
+        ``n_threads`` for every layer. Every parallel region has ``n_threads`` threads, the
+        threads without a block or columns idle (``_arrays.pxd``, "teams")."""
         cdef str kernel = "DenseStack"
         cdef int t = self._typenum
         cdef void* x = array_data(X, kernel, "X", t, 2)
@@ -939,10 +940,11 @@ cdef class DenseStack:
                 raise ValueError(f"{kernel}: stage_threads must be >= 1, got {stage_threads}")
         if n == 0:
             return out
+        # Blocks of rows over the threads (each thread's scratch at its thread number), or a
+        # single block whose layers split their columns; the team is n_threads either way.
         cdef Py_ssize_t block = min(n, block_rows), n_blocks = (n + block - 1) // block
-        if n_blocks > 1:  # one block per thread; a single block splits its columns instead
-            n_threads = <int>min(n_threads, n_blocks)
-        cdef Py_ssize_t size = ((n_threads if n_blocks > 1 else 1) * 2 * block * self._width
+        cdef Py_ssize_t slots = min(n_threads, n_blocks) if n_blocks > 1 else 1
+        cdef Py_ssize_t size = (slots * 2 * block * self._width
                                 * (4 if t == cnp.NPY_FLOAT else 8))
         cdef void* scratch
         cdef bint own = self._busy or size > self._scratch_size
