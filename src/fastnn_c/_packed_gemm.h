@@ -13,7 +13,9 @@
  * Micro-kernel: an MR x NR tile of Y held in registers (MR = 12 rows with AVX-512, 6 below),
  * one pass over k with two panel loads and MR broadcasts per step, so a batch of up to MR
  * rows reads the weights once; batches of up to MR2 rows take tiles two panels wide, so
- * that a single row still has four independent FMA chains in flight. Every element is
+ * that a single row still has four independent FMA chains in flight, and a panel whose
+ * valid columns fit one vector (a 10-class output layer) takes tiles one vector wide. A
+ * block's last two row tiles are evened out (16 rows as 8 + 8). Every element is
  * summed over k in order whatever the tile it falls in, so a row's result does not depend
  * on the batch around it (scikit-learn checks that predictions are invariant to sample
  * order and to batching). The bias is added as the tile is stored.
