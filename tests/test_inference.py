@@ -162,6 +162,20 @@ def test_a_row_does_not_depend_on_the_batch_around_it(dtype):
         np.testing.assert_array_equal(row[0], whole[i])
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "elu"])
+def test_a_predicted_row_does_not_depend_on_the_batch_around_it(activation, dtype):
+    """The same through a whole network whose activations have vector and scalar code paths,
+    at widths that are not whole vectors (45, 9): a row's activations must not move between
+    the two with its place in the batch."""
+    net = _trained(dict(activation=activation), dtype, sizes=(19, 45, 9, 4))
+    X = np.random.default_rng(3).standard_normal((40, 19)).astype(dtype)
+    whole = net.predict_proba(X)
+    perm = np.random.default_rng(4).permutation(40)
+    np.testing.assert_array_equal(net.predict_proba(X[perm]), whole[perm])
+    for i in range(0, 40, 7):
+        np.testing.assert_array_equal(net.predict_proba(X[i:i + 1])[0], whole[i])
+
+
 def test_nan_and_inf_propagate_like_gemm(dtype):
     X = np.ones((3, 4), dtype)
     X[1, 2], X[2, 0] = np.nan, np.inf

@@ -21,7 +21,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 from fastnn_c._activation cimport IDENTITY, SOFTPLUS, activation_backward_run, activation_forward_run
-from fastnn_c._arrays cimport (aligned_scratch, array_data, blas_sized, check_shape,
+from fastnn_c._arrays cimport (COLUMN_UNIT, aligned_scratch, array_data, blas_sized, check_shape,
                                column_parts, column_start, dim, float_type, matrix_data,
                                vector_data)
 from fastnn_c._blas cimport gemm
@@ -81,8 +81,16 @@ cdef Py_ssize_t _column_parts(Py_ssize_t n, Py_ssize_t n_out, int threads) noexc
 
 cdef void _activate_rows(floating* Y, Py_ssize_t ldy, Py_ssize_t m, Py_ssize_t width, int kind,
                          floating alpha) noexcept nogil:
-    """Y[i, 0:width] := f(Y[i, 0:width]) for the m rows of Y (ldy apart)."""
+    """Y[i, 0:width] := f(Y[i, 0:width]) for the m rows of Y (ldy apart). Whole rows of whole
+    COLUMN_UNITs go in one run (a call per row cost ~2% of a small-batch prediction): each
+    value then takes the vector code path it takes in its row's own run, whatever the rows
+    around it; a row with a scalar tail keeps a run of its own."""
     cdef Py_ssize_t i
+    if kind == IDENTITY:
+        return
+    if width == ldy and width % COLUMN_UNIT == 0:
+        activation_forward_run(kind, Y, Y, m * width, alpha)
+        return
     for i in range(m):
         activation_forward_run(kind, &Y[i * ldy], &Y[i * ldy], width, alpha)
 
@@ -130,8 +138,7 @@ cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
     if parts == 1:
         _gemm_part(X, xr, xk, W, bias, alpha, beta, Y, m, K, N, scratch, scratch + tail_size,
                    0, N)
-        if kind != IDENTITY:
-            _activate_rows(Y, N, m, N, kind, act_alpha)
+        _activate_rows(Y, N, m, N, kind, act_alpha)
     else:
         for part in prange(parts, num_threads=n_threads, schedule="static"):  # the whole team
             c = part % col_parts
@@ -144,9 +151,8 @@ cdef int _small_gemm(const floating* X, Py_ssize_t xr, Py_ssize_t xk, const floa
                        scratch + r * tail_size if scratch != NULL else NULL,
                        scratch + row_parts * tail_size + part * part_size
                        if scratch != NULL else NULL, j0, j1)
-            if kind != IDENTITY:
-                _activate_rows(Y + r0 * N + j0, N, (r + 1) * m // row_parts - r0, j1 - j0,
-                               kind, act_alpha)
+            _activate_rows(Y + r0 * N + j0, N, (r + 1) * m // row_parts - r0, j1 - j0, kind,
+                           act_alpha)
     free(scratch)
     return 0
 
@@ -551,16 +557,13 @@ cdef void _packed_forward(floating zero, const void* X_, const void* packed_, co
                           void* A_, Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, int kind,
                           double alpha) noexcept nogil:
     cdef floating* A = <floating*>A_
-    cdef Py_ssize_t i
     if floating is float:
         fnn_packed_gemm_float(n, n_in, n_out, <const float*>X_, <const float*>packed_,
                               <const float*>b_, A)
     else:
         fnn_packed_gemm_double(n, n_in, n_out, <const double*>X_, <const double*>packed_,
                                <const double*>b_, A)
-    if kind != IDENTITY:
-        for i in range(n):
-            activation_forward_run(kind, &A[i * n_out], &A[i * n_out], n_out, <floating>alpha)
+    _activate_rows(A, n_out, n, n_out, kind, <floating>alpha)
 
 
 cdef void _small_forward(floating zero, const void* X_, const void* W_, const void* b_, void* A_,
@@ -683,13 +686,7 @@ cdef void _stage_columns(const Stage* s, const floating* X, floating* Y, Py_ssiz
     else:
         fnn_packed_gemm_columns_double(n, s.n_in, s.n_out, X, <const double*>s.packed,
                                        <const double*>s.bias, Y, begin, end)
-    if s.kind != IDENTITY:
-        if begin == 0 and end == s.n_out:  # whole rows: one run (a call per row costs ~2%)
-            activation_forward_run(s.kind, Y, Y, n * s.n_out, <floating>s.alpha)
-        else:
-            for i in range(n):
-                y = &Y[i * s.n_out + begin]
-                activation_forward_run(s.kind, y, y, end - begin, <floating>s.alpha)
+    _activate_rows(Y + begin, s.n_out, n, end - begin, s.kind, <floating>s.alpha)
     if slopes != NULL:
         for i in range(n):
             y = &Y[i * s.n_out]
@@ -798,9 +795,12 @@ cdef void _stack_run(floating zero, const Stage* stages, int n_stages, int head,
             _block_run(stages, n_stages, head, <const floating*>X, out, b * block,
                        min(block, n - b * block), buffers)
         return
+    # Scratch slot: the block's own while there are no more blocks than threads, else the
+    # thread's (DenseStack.__call__ allocates min(threads, blocks) slots).
     for b in prange(n_blocks, num_threads=n_threads, schedule="static"):  # the whole team
         _block_run(stages, n_stages, head, <const floating*>X, out, b * block,
-                   min(block, n - b * block), &buffers[threadid() * 2 * block * width])
+                   min(block, n - b * block),
+                   &buffers[(b if n_blocks <= n_threads else threadid()) * 2 * block * width])
 
 
 cdef enum:
@@ -940,8 +940,8 @@ cdef class DenseStack:
                 raise ValueError(f"{kernel}: stage_threads must be >= 1, got {stage_threads}")
         if n == 0:
             return out
-        # Blocks of rows over the threads (each thread's scratch at its thread number), or a
-        # single block whose layers split their columns; the team is n_threads either way.
+        # Blocks of rows over the threads (a scratch slot each, see _stack_run), or a single
+        # block whose layers split their columns; the team is n_threads either way.
         cdef Py_ssize_t block = min(n, block_rows), n_blocks = (n + block - 1) // block
         cdef Py_ssize_t slots = min(n_threads, n_blocks) if n_blocks > 1 else 1
         cdef Py_ssize_t size = (slots * 2 * block * self._width
