@@ -1,4 +1,4 @@
-"""Build the Cython kernels in fastnn_c, as src/fastnn_c/_manifest.py lists them.
+"""Build the Cython kernels in fastnn_c, as fastnn_c/_manifest.py lists them.
 
 Every kernel family is compiled once per SIMD level, as ``fastnn_c.<level>.<family>``;
 fastnn_c/__init__.py binds each ``fastnn_c.<family>`` to the widest level the CPU runs, so a
@@ -35,7 +35,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 MANIFEST = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                       "src", "fastnn_c", "_manifest.py"))
+                                       "fastnn_c", "_manifest.py"))
 FAMILIES, PLAIN, LEVELS, COMPILERS = (MANIFEST[key] for key in
                                       ("FAMILIES", "PLAIN", "LEVELS", "COMPILERS"))
 SHARED = f"fastnn_c.{MANIFEST['CYTHON_SHARED']}"
@@ -51,12 +51,12 @@ def extensions():
 
     Each depends on every C header of fastnn_c: Cython tracks the .pxd files a module
     cimports, not the headers it includes, and a header change must rebuild every level."""
-    headers = sorted(glob.glob("src/fastnn_c/*.h"))
+    headers = sorted(glob.glob("fastnn_c/*.h"))
     modules = [Extension(SHARED, sources=[])]
-    modules += [Extension(f"fastnn_c.{name}", [f"src/fastnn_c/{name}.pyx"], depends=headers)
+    modules += [Extension(f"fastnn_c.{name}", [f"fastnn_c/{name}.pyx"], depends=headers)
                 for name in PLAIN]
     for level in LEVELS:
-        modules += [Extension(f"fastnn_c.{level.name}.{family}", [f"src/fastnn_c/{family}.pyx"],
+        modules += [Extension(f"fastnn_c.{level.name}.{family}", [f"fastnn_c/{family}.pyx"],
                               depends=headers)
                     for family in FAMILIES]
     return modules
@@ -123,7 +123,7 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             level = built[_level_of(ext)]
             ext.include_dirs += [numpy.get_include(), scipy_openblas32.get_include_dir(),
-                                 "src/fastnn_c"]
+                                 "fastnn_c"]
             ext.library_dirs += [scipy_openblas32.get_lib_dir()]
             ext.libraries += [scipy_openblas32.get_library(), *mvec_libraries]
             ext.define_macros += [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), *mvec_macros]

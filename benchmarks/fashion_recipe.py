@@ -8,7 +8,7 @@ Choose on validation only: `search` never prints test accuracy. `final` runs the
 defaults and the current defaults (or the NAMEs given, the first the baseline of the time
 ratios) for seeds 0, 1, 2 alternately, each with --threads 1, so their times compare on a
 shared machine. Not run by CI (about 10 minutes on 2 cores).
-Set SEEDS=0,1 or THREADS=2 to change those; FASTNN_SRC to run another checkout's src/.
+Set SEEDS=0,1 or THREADS=2 to change those; FASTNN_SRC to run another checkout (built in place).
 """
 import json
 import os

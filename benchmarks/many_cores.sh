@@ -13,7 +13,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 python3 setup.py -q build_ext --inplace -j "$(nproc)" > "$OUT/build.log" 2>&1 \
     || { tail -30 "$OUT/build.log"; exit 1; }
-export PYTHONPATH=src:/tmp/site
+export PYTHONPATH=.:/tmp/site
 lscpu > "$OUT/lscpu.txt"
 threads=$(nproc)
 common=(--rounds 2 --repeats 5 --warmup 0.1)
@@ -35,7 +35,7 @@ python3 benchmarks/report.py --threads 4 --only inference --libs fastnn,torch --
 # One core's FMA peak and the micro-kernel's rate at 16 rows (what one thread's share of a
 # batch-256 predict is at 16 threads), when the compiler takes the avx512 level's flags.
 if gcc -O3 -fno-math-errno -fno-trapping-math -mavx2 -mfma -mavx512f -mavx512dq -mavx512bw \
-        -mavx512vl -mprefer-vector-width=512 -I src/fastnn_c benchmarks/micro_kernel.c \
+        -mavx512vl -mprefer-vector-width=512 -I fastnn_c benchmarks/micro_kernel.c \
         -o /tmp/micro_kernel 2>>"$OUT/stderr.txt"; then
     /tmp/micro_kernel 16 784 256 128 10 | tee -a "$OUT/report.md"
 fi

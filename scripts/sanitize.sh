@@ -24,10 +24,10 @@ CFLAGS="-fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address"
 # (matplotlib's C++ extension throws during import otherwise trips an ASan CHECK).
 libasan="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so.6)"
 export FASTNN_TEST_DATA="${FASTNN_TEST_DATA:-$(cd "$here/.." && pwd)/shared/data}"
-loaded="$(LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0 PYTHONPATH="$work/src" \
+loaded="$(LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0 PYTHONPATH="$work" \
           python -c 'import fastnn_c; print(fastnn_c.__file__)')"
 case "$loaded" in
-    "$work"/src/*) echo "testing the ASan build in $work" ;;
+    "$work"/fastnn_c/*) echo "testing the ASan build in $work" ;;
     *) echo "expected the ASan build from $work, but fastnn_c came from $loaded" >&2; exit 1 ;;
 esac
 tests=("$@")
@@ -43,7 +43,7 @@ fi
 set +e
 # FASTNN_SIMD=generic: the debug build has the generic level only, and an editable install elsewhere
 # would otherwise supply uninstrumented ones.
-FASTNN_SIMD=generic LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work/src" \
+FASTNN_SIMD=generic LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work" \
     python -m pytest -q -p no:cacheprovider -m "not slow" "${tests[@]}" > asan.log 2>&1
 status=$?
 set -e

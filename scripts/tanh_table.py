@@ -1,6 +1,6 @@
-"""Write src/fastnn_c/_tanh_table.h: the piecewise polynomials of the AVX-512 float32 tanh.
+"""Write fastnn_c/_tanh_table.h: the piecewise polynomials of the AVX-512 float32 tanh.
 
-    python scripts/tanh_table.py > src/fastnn_c/_tanh_table.h
+    python scripts/tanh_table.py > fastnn_c/_tanh_table.h
 
 |x| in [0, 9.5] is split into 16 intervals: [0, 1/16), then two per binade, [2^k, 1.5 2^k)
 and [1.5 2^k, 2^(k+1)), up to [8, 12). The interval of |x| is read from its float32 bits

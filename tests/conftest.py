@@ -4,6 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+try:
+    import fastnn_c
+except ImportError as error:  # a checkout without compiled kernels: never test around them
+    raise pytest.UsageError(
+        f"fastnn's compiled kernels are missing ({error}). Build them where the tests import "
+        f"fastnn from: `pip install -e .` in this checkout (README, \"Tests\").") from error
+
 #: Folder of the MNIST-layout fixture; .ci/run sets FASTNN_TEST_DATA to ../shared/data.
 DATA_ROOT = Path(os.environ.get("FASTNN_TEST_DATA",
                                 Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -47,3 +54,7 @@ def layout(array, kind):
     wide = np.zeros((array.shape[0], 2 * array.shape[1]), dtype=array.dtype)
     wide[:, ::2] = array
     return wide[:, ::2]
+
+
+def pytest_report_header(config):
+    return f"fastnn_c: {fastnn_c.SIMD} build from {os.path.dirname(fastnn_c.__file__)}"

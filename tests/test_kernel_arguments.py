@@ -1,6 +1,6 @@
-"""The kernel convention (fastnn_c/_arrays.pxd), checked on every kernel of every family.
+"""The kernel convention (fastnn_c/_kernel.pyx), checked on every kernel of every family.
 
-Each kernel takes NumPy arrays and checks them itself: a wrong dtype is a TypeError, a
+Each kernel called with NumPy arrays checks them: a wrong dtype is a TypeError, a
 non-contiguous array, a read-only output or a wrong shape a ValueError, and every message
 names the kernel and the argument. Read-only inputs are accepted, inputs are never written,
 and no kernel writes outside its outputs, at batch 1 and at odd widths.
@@ -310,5 +310,5 @@ def test_every_kernel_of_every_family_is_covered():
     modules = (activations, batchnorm, dense, diagnostics, dropout, losses, optim, regularization)
     kernels = {name for m in modules for name, obj in vars(m).items()
                if callable(obj) and not name.startswith("_") and type(obj).__name__ in
-               ("builtin_function_or_method", "cython_function_or_method")}
+               ("builtin_function_or_method", "cython_function_or_method", "Kernel")}
     assert kernels - NOT_KERNELS == {name_of(case) for case in KERNELS}

@@ -1,28 +1,5 @@
-# The kernel convention, for every family: a kernel is a def function taking NumPy arrays,
-# which it checks with the helpers below (type, dtype, byte order, rank, shape, C-contiguity,
-# alignment, writability of outputs; read-only inputs are accepted), and then runs a fused
-# cdef implementation on their data pointers without the GIL. Every error names the kernel
-# and the argument, and says what was expected and what came. Outputs must not overlap
-# inputs unless a kernel says so. Why arrays rather than typed memoryviews: see
-# benchmarks/README.md, "One kernel convention". The loops index raw pointers, so Cython's
-# boundscheck (FASTNN_DEBUG_CYTHON=1) guards nothing in them: scripts/sanitize.sh
-# (AddressSanitizer) and tests/test_kernel_arguments.py (sentinels past every array) do.
-#
-# A kernel calls `float_type` on its first float array, then `array_data`, `vector_data`,
-# `matrix_data` or `flat_data` on each array, and dispatches on the float type in one form only:
-#
-#     with nogil:
-#         if t == cnp.NPY_FLOAT:
-#             _impl(<float>0, x, y, n)
-#         else:
-#             _impl(<double>0, x, y, n)
-#
-# where `_impl(floating zero, const void* x, void* y, Py_ssize_t n)` casts the checked
-# pointers itself, so both branches pass the same arguments. The typed zero is there because
-# Cython picks a fused specialization only from argument types, and a helper cannot share
-# the selection further: Cython cannot pass an unspecialized fused function or a variable
-# argument list, and the two specializations' function pointers have different types.
-# Modules using these helpers call `cnp.import_array()`.
+# Helpers of the kernel convention (written out in fastnn_c/_kernel.pyx): shape checks that
+# kernels run on their typed memoryviews, and the column split and scratch of threaded loops.
 cimport numpy as cnp
 from libc.limits cimport INT_MAX
 
@@ -116,6 +93,25 @@ cdef inline int blas_sized(object array, str kernel, str name) except -1:
 cdef inline Py_ssize_t dim(object array, int axis) noexcept:
     """Length of a checked ``array`` along ``axis``."""
     return cnp.PyArray_DIM(<cnp.ndarray>array, axis)
+
+
+
+
+cdef inline int check_matrix(str kernel, str name, Py_ssize_t rows, Py_ssize_t cols,
+                             Py_ssize_t expected_rows, Py_ssize_t expected_cols) except -1:
+    """ValueError unless a matrix argument's shape (rows, cols) is the expected one."""
+    if rows != expected_rows or cols != expected_cols:
+        raise ValueError(f"{kernel}: {name} has shape {(rows, cols)}, "
+                         f"expected {(expected_rows, expected_cols)}")
+    return 0
+
+
+cdef inline int check_vector(str kernel, str name, Py_ssize_t length,
+                             Py_ssize_t expected) except -1:
+    """ValueError unless a vector argument's length is the expected one."""
+    if length != expected:
+        raise ValueError(f"{kernel}: {name} has shape {(length,)}, expected {(expected,)}")
+    return 0
 
 
 cdef extern from "<stdlib.h>" nogil:

@@ -11,12 +11,12 @@ only.
 """
 from typing import NamedTuple
 
-#: Kernel families, one ``src/fastnn_c/<family>.pyx`` each, built at every SIMD level.
+#: Kernel families, one ``fastnn_c/<family>.pyx`` each, built at every SIMD level.
 FAMILIES = ("activations", "batchnorm", "dense", "diagnostics", "dropout", "losses", "optim",
             "regularization")
 
 #: Modules built once, with the generic flags: nothing in them is faster at a wider level.
-PLAIN = ("_blas",)
+PLAIN = ("_blas", "_kernel")
 
 #: Cython's utility code (memoryviews, fused-function dispatch), generated once and shared by
 #: every module instead of compiled into each one.
