@@ -207,7 +207,7 @@ class BuildExt(build_ext):
             """
         if self._compiles(source, ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Werror"],
                           ["-lmvec", "-lm"]):
-            return [("FASTNN_LIBMVEC", "1")], ["mvec", "m"]
+            return [("FNN_LIBMVEC", "1")], ["mvec", "m"]
         return [], []
 
     def _levels(self, kind, debug, compile_args):

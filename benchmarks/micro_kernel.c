@@ -1,7 +1,7 @@
 /* The micro-kernel's products against one core's FMA peak, in C (no Python around them).
  *
  *   gcc -O3 -fno-math-errno -fno-trapping-math -mavx2 -mfma -mavx512f -mavx512dq \
- *       -mavx512bw -mavx512vl -mprefer-vector-width=512 -I src/fastnn_c \
+ *       -mavx512bw -mavx512vl -mprefer-vector-width=512 -I fastnn_c \
  *       benchmarks/micro_kernel.c -o /tmp/micro_kernel
  *   /tmp/micro_kernel 16 784 256 128 10
  *
@@ -9,7 +9,7 @@
  * each layer's output the next one's input, no bias or activation). Prints the FMA peak of
  * one core (24 independent chains of FMAs in registers), then each product's time and rate
  * and the chain's, best of 7 blocks. One thread; the flags above are the avx512 level's
- * (src/fastnn_c/_manifest.py). benchmarks/README.md quotes it.
+ * (fastnn_c/_manifest.py). benchmarks/README.md quotes it.
  */
 #include <stdio.h>
 #include <stdlib.h>

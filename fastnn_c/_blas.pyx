@@ -5,18 +5,18 @@ from fastnn_c._blas cimport gemm, scipy_openblas_get_num_threads, scipy_openblas
 
 
 cdef extern from "_cpu_features.h" nogil:
-    int FASTNN_CPU_N_FEATURES
-    const char* fastnn_cpu_feature_names[]
-    int fastnn_cpu_features()
+    int FNN_CPU_N_FEATURES
+    const char* fnn_cpu_feature_names[]
+    int fnn_cpu_features()
 
 
 #: Every CPU feature that ``cpu_features()`` can report (the names fastnn_c/_manifest.py uses).
-CPU_FEATURES = tuple(fastnn_cpu_feature_names[i].decode() for i in range(FASTNN_CPU_N_FEATURES))
+CPU_FEATURES = tuple(fnn_cpu_feature_names[i].decode() for i in range(FNN_CPU_N_FEATURES))
 
 
 def cpu_features():
     """The SIMD features this CPU has and its OS enables, as a frozenset of CPU_FEATURES names."""
-    cdef int bits = fastnn_cpu_features()
+    cdef int bits = fnn_cpu_features()
     return frozenset(name for i, name in enumerate(CPU_FEATURES) if bits >> i & 1)
 
 

@@ -26,15 +26,15 @@ cdef extern from "_vecmath.h" nogil:
     double log(double)
     double log1p(double)
     double tanh(double)
-    float fastnn_expf(float)
-    float fastnn_expm1f(float)
-    void fastnn_tanhf_run(const float* z, float* a, Py_ssize_t n)
-    float fastnn_log1pf_unit(float)
+    float fnn_expf(float)
+    float fnn_expm1f(float)
+    void fnn_tanhf_run(const float* z, float* a, Py_ssize_t n)
+    float fnn_log1pf_unit(float)
 
 
 cdef inline floating fexp(floating x) noexcept nogil:
     if floating is float:
-        return fastnn_expf(x)
+        return fnn_expf(x)
     else:
         return exp(x)
 
@@ -42,7 +42,7 @@ cdef inline floating fexp(floating x) noexcept nogil:
 cdef inline floating fexpm1_nonpositive(floating x) noexcept nogil:
     """e^x − 1 for x ≤ 0 (or NaN); float32 x above 88 give meaningless values."""
     if floating is float:
-        return fastnn_expm1f(x)
+        return fnn_expm1f(x)
     else:
         return expm1(x)
 
@@ -65,7 +65,7 @@ cdef inline void tanh_run(const floating* z, floating* a, Py_ssize_t n) noexcept
     """a[i] = tanh(z[i]) over a run; z and a may be the same array."""
     cdef Py_ssize_t i
     if floating is float:
-        fastnn_tanhf_run(z, a, n)
+        fnn_tanhf_run(z, a, n)
     else:
         for i in range(n):
             a[i] = tanh(z[i])
@@ -108,7 +108,7 @@ cdef inline floating softplus(floating z) noexcept nogil:
     """log(1 + e^z) = max(z, 0) + log1p(e^-|z|), exact and overflow-free for any z."""
     cdef floating zero = 0
     if floating is float:
-        return (z if z > zero else zero) + fastnn_log1pf_unit(fexp(-fabs_(z)))
+        return (z if z > zero else zero) + fnn_log1pf_unit(fexp(-fabs_(z)))
     else:
         return (z if z > zero else zero) + flog1p(fexp(-fabs_(z)))
 

@@ -23,8 +23,8 @@
  * Written with GCC/Clang vector extensions, compiled at each SIMD level of the build; other
  * compilers get a plain loop with the same layout.
  */
-#ifndef FASTNN_PACKED_GEMM_H
-#define FASTNN_PACKED_GEMM_H
+#ifndef FNN_PACKED_GEMM_H
+#define FNN_PACKED_GEMM_H
 
 #include <stddef.h>
 #include <string.h>

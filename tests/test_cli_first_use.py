@@ -11,7 +11,7 @@ import fastnn as _package
 from conftest import MNIST_SMALL
 from fastnn import datasets, io
 
-#: Where the fastnn under test comes from (installed, or src/ for an in-place build): the
+#: Where the fastnn under test comes from (this checkout, built in place, or an installed wheel): the
 #: subprocesses import the same one.
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(_package.__file__)))
 
