@@ -109,5 +109,12 @@ def micro_kernel_threads():
     return 0
 
 
+def dense_backend():
+    """``(threads, blas)`` for the training kernels of ``fastnn_c.dense``: the micro-kernel
+    over ``micro_kernel_threads()`` threads, or the BLAS (its own threads) where that is 0."""
+    threads = micro_kernel_threads()
+    return (threads, False) if threads else (1, True)
+
+
 #: Read once, at import, as OMP_WAIT_POLICY is: every dense product and elementwise pass asks.
 _micro_kernel_mode = os.environ.get(_MICRO_KERNEL_ENV, "").strip()

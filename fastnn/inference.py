@@ -1,4 +1,4 @@
-"""A network's evaluation-mode forward pass as one compiled call (``fastnn_c.dense.DenseStack``).
+"""A network's evaluation-mode forward pass as one compiled call (``fastnn_c.stack.DenseStack``).
 
 In evaluation mode a stack of Dense, activation, batch-norm and dropout layers is a chain of
 affine maps and elementwise functions, so it folds into Dense stages with one activation
@@ -26,7 +26,8 @@ import numpy as np
 from fastnn._config import get_num_threads
 from fastnn.layers import Activation, BatchNorm, Dense, Dropout, PReLU, RReLU
 from fastnn_c import activations as _activations
-from fastnn_c import dense as _dense
+from fastnn_c import packed as _packed
+from fastnn_c import stack as _stack
 
 #: Most rows per block: a block's activations (rows x widest layer, twice) stay in a core's L2.
 BLOCK_ROWS = 256
@@ -59,21 +60,21 @@ class _MachineCosts:
         self.overhead = 0.0
         if threads > 1:
             for _ in range(20):  # start the pool
-                _dense.parallel_region(threads)
+                _packed.parallel_region(threads)
             times = []
             for _ in range(50):
                 t = time.perf_counter()
-                _dense.parallel_region(threads)
+                _packed.parallel_region(threads)
                 times.append(time.perf_counter() - t)
             self.overhead = float(np.median(times))
         rng = np.random.default_rng(0)
         W = rng.standard_normal((512, 512)).astype(dtype)
-        packed = np.empty(_dense.packed_size(512, 512, dtype), dtype)
-        _dense.dense_pack(W, packed)
+        packed = np.empty(_packed.packed_size(512, 512, dtype), dtype)
+        _packed.dense_pack(W, packed)
         X = rng.standard_normal((32, 512)).astype(dtype)
         A = np.empty((32, 512), dtype)
-        self.rate = 32 * 512 * 512 / _best(lambda: _dense.dense_packed_forward(X, packed, None, A))
-        self.bandwidth = packed.nbytes / _best(lambda: _dense.read_sum(packed))
+        self.rate = 32 * 512 * 512 / _best(lambda: _packed.dense_packed_forward(X, packed, None, A))
+        self.bandwidth = packed.nbytes / _best(lambda: _packed.read_sum(packed))
 
 
 def _best(call, repeats=5):
@@ -174,7 +175,7 @@ class _Stage:
 def compile_forward(layers, dtype, head):
     """A ``CompiledForward`` running ``layers`` in evaluation mode and then ``head``
     ("logits", "argmax" or "softmax"), or None where the layers do not fold into Dense
-    stages (or fold into more than ``fastnn_c.dense.MAX_STAGES``)."""
+    stages (or fold into more than ``fastnn_c.stack.MAX_STAGES``)."""
     stages, pending = [], None
     for layer in layers:
         last = stages[-1] if stages else None
@@ -201,14 +202,14 @@ def compile_forward(layers, dtype, head):
             last.activated = True
         else:
             return None
-    if not stages or pending is not None or len(stages) > _dense.MAX_STAGES:
+    if not stages or pending is not None or len(stages) > _stack.MAX_STAGES:
         return None
     packed = []
     for stage in stages:
-        packed.append(np.empty(_dense.packed_size(*stage.W.shape, dtype), dtype))
-        _dense.dense_pack(np.ascontiguousarray(stage.W, dtype=dtype), packed[-1])
+        packed.append(np.empty(_packed.packed_size(*stage.W.shape, dtype), dtype))
+        _packed.dense_pack(np.ascontiguousarray(stage.W, dtype=dtype), packed[-1])
     shapes = [stage.W.shape for stage in stages]
-    stack = _dense.DenseStack(
+    stack = _stack.DenseStack(
         shapes, packed, [np.ascontiguousarray(stage.b, dtype=dtype) for stage in stages],
         [None if stage.slopes is None else np.ascontiguousarray(stage.slopes, dtype=dtype)
          for stage in stages],

@@ -16,7 +16,7 @@ import functools
 import numpy as np
 
 from fastnn import initializers
-from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, elementwise_threads, micro_kernel_threads
+from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, dense_backend, elementwise_threads
 from fastnn._validation import check_array, check_dtype, check_number, check_positive_int, check_rng
 from fastnn_c import SIMD as _simd_level
 from fastnn_c import activations as _activations
@@ -305,8 +305,7 @@ class Dense(Layer):
 
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
-        _dense.dense_forward(X, self.weight.data, None if self.bias is None else self.bias.data, Y,
-                             micro=micro_kernel_threads())
+        _dense.dense_forward(X, self.weight.data, None if self.bias is None else self.bias.data, Y, *dense_backend())
         self._input = X
         self._output = Y
         return Y
@@ -314,8 +313,7 @@ class Dense(Layer):
     def _backward(self, dY):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_backward(self._input, self.weight.data, dY, self.weight.grad,
-                              None if self.bias is None else self.bias.grad, dX,
-                              micro=micro_kernel_threads())
+                              None if self.bias is None else self.bias.grad, dX, *dense_backend())
         return dX
 
     def _forward_activation(self, activation, X):
@@ -326,8 +324,7 @@ class Dense(Layer):
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
         _dense.dense_activation_forward(X, self.weight.data,
                                         None if self.bias is None else self.bias.data,
-                                        A, activation.kind, activation.alpha,
-                                        micro=micro_kernel_threads())
+                                        A, activation.kind, activation.alpha, *dense_backend())
         self._input = X
         self._output = None  # Z = X W + b was folded into the activation's output
         activation._output = A
@@ -337,8 +334,7 @@ class Dense(Layer):
         """Backward fused with a plain SGD step of rate ``lr`` (the gradient is not stored)."""
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_sgd_backward(self._input, self.weight.data, dY,
-                                  None if self.bias is None else self.bias.data, dX, lr,
-                                  micro=micro_kernel_threads())
+                                  None if self.bias is None else self.bias.data, dX, lr, *dense_backend())
         self._mark_changed()
         return dX
 
@@ -352,8 +348,7 @@ class Dense(Layer):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _dense.dense_activation_sgd_backward(self._input, self.weight.data, activation._output, dA,
                                              dZ, None if self.bias is None else self.bias.data, dX,
-                                             activation.kind, activation.alpha, lr,
-                                             micro=micro_kernel_threads())
+                                             activation.kind, activation.alpha, lr, *dense_backend())
         self._mark_changed()
         return dX
 
@@ -364,7 +359,7 @@ class Dense(Layer):
         _dense.dense_activation_backward(self._input, self.weight.data, activation._output, dA, dZ,
                                          self.weight.grad,
                                          None if self.bias is None else self.bias.grad, dX,
-                                         activation.kind, activation.alpha, micro=micro_kernel_threads())
+                                         activation.kind, activation.alpha, *dense_backend())
         return dX
 
 

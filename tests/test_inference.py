@@ -1,5 +1,5 @@
 """The small-batch dense kernels (packed and in place), the compiled evaluation-mode pass
-(``fastnn.inference``, ``fastnn_c.dense.DenseStack``) and the parameter versions that keep
+(``fastnn.inference``, ``fastnn_c.stack.DenseStack``) and the parameter versions that keep
 it in step with the weights."""
 import copy
 import os
@@ -17,6 +17,8 @@ from fastnn import inference
 from fastnn._config import micro_kernel_threads
 from fastnn.layers import BatchNorm, Dense, Dropout, ReLU, Tanh
 from fastnn_c import activations, dense
+from fastnn_c import stack as st
+from fastnn_c import packed as pk
 
 RELU = activations.KINDS["relu"]
 ROWS = (1, 7, 8, 31, 32, 33)
@@ -24,8 +26,8 @@ WIDTHS = ((1, 1), (3, 3), (784, 3), (3, 784), (784, 33))
 
 
 def _packed(W):
-    packed = np.empty(dense.packed_size(*W.shape, W.dtype), W.dtype)
-    dense.dense_pack(W, packed)
+    packed = np.empty(pk.packed_size(*W.shape, W.dtype), W.dtype)
+    pk.dense_pack(W, packed)
     return packed
 
 
@@ -38,9 +40,9 @@ def test_small_batch_kernels_match_numpy_and_gemm(n, n_in, n_out, dtype):
     b = rng.standard_normal(n_out).astype(dtype)
     expected = np.maximum(ref.dense_forward(X, W, b), 0)
     gemm, packed, small = (np.empty((n, n_out), dtype) for _ in range(3))
-    dense.dense_activation_forward(X, W, b, gemm, RELU)
-    dense.dense_packed_forward(X, _packed(W), b, packed, RELU)
-    dense.dense_activation_forward(X, W, b, small, RELU, micro=1)
+    dense.dense_activation_forward(X, W, b, gemm, RELU, blas=True)
+    pk.dense_packed_forward(X, _packed(W), b, packed, RELU)
+    dense.dense_activation_forward(X, W, b, small, RELU, threads=1)
     scale = max(np.abs(expected).max(), 1.0)
     for name, out in (("gemm", gemm), ("packed", packed), ("small", small)):
         assert np.abs(out - expected).max() <= 1e-5 * scale, name
@@ -60,16 +62,16 @@ def test_weight_products_on_the_micro_kernel_match_numpy(n, n_in, n_out, dtype):
     scale = max(np.abs(dW_expected).max(), np.abs(dX_expected).max(), 1.0)
     for micro in (0, 1, 3):
         dW, db, dX = np.empty_like(W), np.empty(n_out, dtype), np.empty_like(X)
-        dense.dense_backward(X, W, dY, dW, db, dX, micro=micro)
+        dense.dense_backward(X, W, dY, dW, db, dX, threads=max(micro, 1), blas=micro == 0)
         assert np.abs(dW - dW_expected).max() <= 1e-5 * scale
         assert np.abs(dX - dX_expected).max() <= 1e-5 * scale
         np.testing.assert_allclose(db, dY.sum(axis=0), rtol=1e-5, atol=1e-5 * scale)
         updated, bias, dX = W.copy(), np.zeros(n_out, dtype), np.empty_like(X)
-        dense.dense_sgd_backward(X, updated, dY, bias, dX, 0.5, micro=micro)
+        dense.dense_sgd_backward(X, updated, dY, bias, dX, 0.5, threads=max(micro, 1), blas=micro == 0)
         assert np.abs(updated - (W - 0.5 * dW_expected)).max() <= 1e-5 * scale
         assert np.abs(dX - dX_expected).max() <= 1e-5 * scale  # taken with W before the step
         small = np.empty((n, n_out), dtype)
-        dense.dense_forward(X, W, None, small, micro=max(micro, 1))
+        dense.dense_forward(X, W, None, small, threads=max(micro, 1))
         assert np.abs(small - X @ W).max() <= 1e-5 * max(np.abs(X @ W).max(), 1.0)
 
 
@@ -90,14 +92,14 @@ def test_large_products_split_over_row_blocks_and_threads_give_the_same_bits(n, 
     for micro in (1, 2, 3, 16):
         Y, dW, db, dX = (np.empty((n, n_out), dtype), np.empty_like(W), np.empty(n_out, dtype),
                          np.empty_like(X))
-        dense.dense_forward(X, W, b, Y, micro=micro)
-        dense.dense_backward(X, W, dY, dW, db, dX, micro=micro)
+        dense.dense_forward(X, W, b, Y, threads=max(micro, 1), blas=micro == 0)
+        dense.dense_backward(X, W, dY, dW, db, dX, threads=max(micro, 1), blas=micro == 0)
         updated, bias = W.copy(), b.copy()
-        dense.dense_sgd_backward(X, updated, dY, bias, np.empty_like(X), 0.5, micro=micro)
+        dense.dense_sgd_backward(X, updated, dY, bias, np.empty_like(X), 0.5, threads=max(micro, 1), blas=micro == 0)
         results.append((Y, dW, dX, updated))
     Y, dW, dX, updated = results[0]
     unchunked = np.empty_like(Y)  # the packed path sums all of k in one pass
-    dense.dense_packed_forward(X, _packed(W), b, unchunked)
+    pk.dense_packed_forward(X, _packed(W), b, unchunked)
     np.testing.assert_array_equal(Y, unchunked)
     for expected, got in ((ref.dense_forward(X, W, b), Y), (dW_expected, dW), (dX_expected, dX),
                           (W - 0.5 * dW_expected, updated)):
@@ -123,13 +125,13 @@ def test_training_kernels_elementwise_parts_give_the_same_bits_on_any_threads(n,
     results = []
     for micro in (1, 2, 3, 16):
         A = np.empty((n, n_out), dtype)
-        dense.dense_activation_forward(X, W, b, A, code, 0.5, micro=micro)
+        dense.dense_activation_forward(X, W, b, A, code, 0.5, threads=max(micro, 1), blas=micro == 0)
         dZ, dW, db, dX = (np.empty_like(A), np.empty_like(W), np.empty(n_out, dtype),
                           np.empty_like(X))
-        dense.dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, code, 0.5, micro=micro)
+        dense.dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, code, 0.5, threads=max(micro, 1), blas=micro == 0)
         stepped, bias = W.copy(), b.copy()
         dense.dense_activation_sgd_backward(X, stepped, A, dA, np.empty_like(A), bias,
-                                            np.empty_like(X), code, 0.5, 0.1, micro=micro)
+                                            np.empty_like(X), code, 0.5, 0.1, threads=max(micro, 1), blas=micro == 0)
         results.append((A, dZ, dW, db, dX, stepped, bias))
     A, dZ, _, db, _, _, bias = results[0]
     Z = ref.dense_forward(X, W, b)
@@ -151,14 +153,14 @@ def test_a_row_does_not_depend_on_the_batch_around_it(dtype):
     W = rng.standard_normal((19, 45)).astype(dtype)
     packed = _packed(W)
     whole = np.empty((40, 45), dtype)
-    dense.dense_packed_forward(X, packed, None, whole)
+    pk.dense_packed_forward(X, packed, None, whole)
     perm = rng.permutation(40)
     shuffled = np.empty_like(whole)
-    dense.dense_packed_forward(X[perm], packed, None, shuffled)
+    pk.dense_packed_forward(X[perm], packed, None, shuffled)
     np.testing.assert_array_equal(shuffled, whole[perm])
     for i in range(0, 40, 7):
         row = np.empty((1, 45), dtype)
-        dense.dense_packed_forward(X[i:i + 1], packed, None, row)
+        pk.dense_packed_forward(X[i:i + 1], packed, None, row)
         np.testing.assert_array_equal(row[0], whole[i])
 
 
@@ -182,22 +184,22 @@ def test_nan_and_inf_propagate_like_gemm(dtype):
     W = np.ones((4, 5), dtype)
     expected, packed = np.empty((3, 5), dtype), np.empty((3, 5), dtype)
     dense.dense_forward(X, W, None, expected)
-    dense.dense_packed_forward(X, _packed(W), None, packed)
+    pk.dense_packed_forward(X, _packed(W), None, packed)
     np.testing.assert_array_equal(packed, expected)
     assert np.isnan(packed[1]).all() and np.isposinf(packed[2]).all()
 
 
 def test_read_sum_reads_every_value(dtype):
     values = np.arange(1, 1000, dtype=dtype)
-    assert dense.read_sum(values) == pytest.approx(values.sum())
+    assert pk.read_sum(values) == pytest.approx(values.sum())
 
 
 def test_packed_size_rounds_up_to_whole_panels(dtype):
-    size = dense.packed_size(5, 1, dtype)
+    size = pk.packed_size(5, 1, dtype)
     assert size % 5 == 0 and size >= 5
-    assert dense.packed_size(5, size // 5, dtype) == size  # exactly one panel
+    assert pk.packed_size(5, size // 5, dtype) == size  # exactly one panel
     with pytest.raises(TypeError, match="packed_size: dtype must be float32 or float64"):
-        dense.packed_size(5, 1, np.int32)
+        pk.packed_size(5, 1, np.int32)
 
 
 NETWORKS = {
@@ -268,7 +270,7 @@ def test_blocks_and_threads_give_the_same_bits(block_rows, n_threads, stage_thre
 
 def test_argmax_head_follows_numpy_on_ties_and_nan():
     W = np.eye(3, dtype=np.float32)
-    stack = dense.DenseStack([W.shape], [_packed(W)], [None], [None], [0], [0.0], "argmax")
+    stack = st.DenseStack([W.shape], [_packed(W)], [None], [None], [0], [0.0], "argmax")
     X = np.array([[1, 1, 0], [0, np.nan, np.nan], [0, 2, 2], [-1, -1, -1]], np.float32)
     out = np.empty(4, np.int64)
     stack(X, out)
@@ -469,16 +471,16 @@ def test_dense_stack_checks_its_arguments():
     W = np.ones((3, 2), np.float32)
     one = ([W.shape], [_packed(W)], [None], [None], [0], [0.0])
     with pytest.raises(ValueError, match="DenseStack: head must be one of"):
-        dense.DenseStack(*one, "max")
+        st.DenseStack(*one, "max")
     with pytest.raises(ValueError, match=r"DenseStack: shapes\[1\] has n_in 3, expected 2"):
-        dense.DenseStack([W.shape] * 2, [_packed(W)] * 2, [None] * 2, [None] * 2, [0] * 2,
+        st.DenseStack([W.shape] * 2, [_packed(W)] * 2, [None] * 2, [None] * 2, [0] * 2,
                          [0.0] * 2, "logits")
     with pytest.raises(ValueError, match=r"DenseStack: packed\[0\] has shape"):
-        dense.DenseStack([W.shape], [np.ones(5, np.float32)], [None], [None], [0], [0.0], "logits")
+        st.DenseStack([W.shape], [np.ones(5, np.float32)], [None], [None], [0], [0.0], "logits")
     with pytest.raises(ValueError, match=r"DenseStack: biases\[0\] has shape"):
-        dense.DenseStack([W.shape], [_packed(W)], [np.ones(3, np.float32)], [None], [0], [0.0],
+        st.DenseStack([W.shape], [_packed(W)], [np.ones(3, np.float32)], [None], [0], [0.0],
                          "logits")
-    stack = dense.DenseStack(*one, "argmax")
+    stack = st.DenseStack(*one, "argmax")
     with pytest.raises(ValueError, match="DenseStack: X has shape"):
         stack(np.ones((2, 4), np.float32), np.empty(2, np.int64))
     with pytest.raises(TypeError, match="DenseStack: out has dtype"):
@@ -488,5 +490,5 @@ def test_dense_stack_checks_its_arguments():
     with pytest.raises(ValueError, match="DenseStack: stage_threads has 2 entries, expected 1"):
         stack(np.ones((2, 3), np.float32), np.empty(2, np.int64), 8, 1, (1, 1))
     with pytest.raises(ValueError, match="parallel_region: n_threads must be >= 1"):
-        dense.parallel_region(0)
-    assert dense.parallel_region(3) == 3
+        pk.parallel_region(0)
+    assert pk.parallel_region(3) == 3

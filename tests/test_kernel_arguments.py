@@ -8,7 +8,8 @@ and no kernel writes outside its outputs, at batch 1 and at odd widths.
 import numpy as np
 import pytest
 
-from fastnn_c import activations, batchnorm, dense, diagnostics, dropout, losses, optim, regularization
+from fastnn_c import (activations, batchnorm, dense, diagnostics, dropout, losses, optim, packed,
+                      regularization)
 
 RELU = activations.KINDS["relu"]
 TANH = activations.KINDS["tanh"]
@@ -25,9 +26,9 @@ class Arr:
         return self._shape(dtype) if callable(self._shape) else self._shape
 
 
-def packed(n_in, n_out):
+def packed_shape(n_in, n_out):
     """The shape of a packed (n_in, n_out) weight matrix, which depends on the float dtype."""
-    return lambda dtype: (dense.packed_size(n_in, n_out, dtype),)
+    return lambda dtype: (packed.packed_size(n_in, n_out, dtype),)
 
 
 # Element types and the wrong type each is given in the dtype test. "float" is the call's
@@ -107,16 +108,16 @@ def kernel_cases(n, d):
             Arr("X", f), Arr("W", (d, o), out=True), Arr("A", fo), Arr("dA", fo),
             Arr("dZ", fo, out=True), Arr("b", (o,), out=True), Arr("dX", f, out=True), RELU, 0.0,
             0.1], 1),
-        "dense_pack": (dense.dense_pack, [Arr("W", (d, o)), Arr("packed", packed(d, o), out=True)], 1),
-        "dense_packed_forward": (dense.dense_packed_forward, [
-            Arr("X", f), Arr("packed", packed(d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU,
+        "dense_pack": (packed.dense_pack, [Arr("W", (d, o)), Arr("packed", packed_shape(d, o), out=True)], 1),
+        "dense_packed_forward": (packed.dense_packed_forward, [
+            Arr("X", f), Arr("packed", packed_shape(d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU,
             0.0], 1),
-        "dense_forward micro": (dense.dense_forward, [
-            Arr("X", f), Arr("W", (d, o)), Arr("b", (o,)), Arr("Y", fo, out=True), 2], 1),
-        "dense_activation_forward micro": (dense.dense_activation_forward, [
+        "dense_forward blas": (dense.dense_forward, [
+            Arr("X", f), Arr("W", (d, o)), Arr("b", (o,)), Arr("Y", fo, out=True), 1, True], 1),
+        "dense_activation_forward blas": (dense.dense_activation_forward, [
             Arr("X", f), Arr("W", (d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU, 0.0,
-            2], 1),
-        "read_sum": (dense.read_sum, [Arr("values", f)], 1),
+            1, True], 1),
+        "read_sum": (packed.read_sum, [Arr("values", f)], 1),
         # losses
         "softmax_cross_entropy": (losses.softmax_cross_entropy, [
             Arr("logits", (n, k)), Arr("labels", (n,), "labels"), Arr("grad", (n, k), out=True)], 1),
@@ -149,7 +150,7 @@ KERNELS = sorted(kernel_cases(3, 5))
 
 def name_of(case):
     """The kernel a case calls: its key, less a variant named after a space ("dense_forward
-    micro")."""
+    blas")."""
     return case.split()[0]
 #: (kernel, array argument, its parameter, whether it is the kernel's first array)
 _ARRAYS = [(kernel, p, i == 0) for kernel in KERNELS
@@ -307,7 +308,8 @@ NOT_KERNELS = {"packed_size", "parallel_region"}
 
 
 def test_every_kernel_of_every_family_is_covered():
-    modules = (activations, batchnorm, dense, diagnostics, dropout, losses, optim, regularization)
+    modules = (activations, batchnorm, dense, diagnostics, dropout, losses, optim, packed,
+               regularization)
     kernels = {name for m in modules for name, obj in vars(m).items()
                if callable(obj) and not name.startswith("_") and type(obj).__name__ in
                ("builtin_function_or_method", "cython_function_or_method", "Kernel")}

@@ -190,7 +190,7 @@ X = rng.standard_normal((64, 512)).astype(np.float32)
 y = rng.integers(0, 10, 64)
 def run():
     for A, W, Y in products:
-        dense.dense_forward(A, W, None, Y, micro=4)
+        dense.dense_forward(A, W, None, Y, threads=4)
     net.train_step(X, y, opt)
     net.predict(X[:1])
     net.predict(X[:40])
