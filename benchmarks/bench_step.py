@@ -1,6 +1,7 @@
 """Full training steps: fastnn vs the hand-written NumPy step vs torch, plus the GEMM floor.
 
-"gemm-floor" runs only the step's GEMMs (forward, dW and dX products) through fastnn's BLAS.
+"gemm-floor" runs only the step's products (forward, dW and dX), on the backend fastnn's
+step trains with here (the micro-kernel or the BLAS).
 """
 import numpy as np
 import pytest

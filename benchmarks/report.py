@@ -9,8 +9,8 @@ onnxruntime, JAX), "train" (training steps: fastnn, NumPy, torch, JAX), "element
 (activation passes: fastnn, NumPy, torch, and the memory-traffic floor), "dense" (dense
 forward: fastnn, NumPy, torch): each library in a process of its own, rounds interleaved
 (runner.py); a cell is the median over rounds of each worker's best (``--stat``) time per
-call. Then, in this process, "floor" (fastnn's step over the same GEMMs alone through its
-BLAS, and for Adam one pass of its update: "floor x") and "epoch" (a Fashion-MNIST epoch,
+call. Then, in this process, "floor" (fastnn's step over the same products alone, on the
+backend its steps train with here, and for Adam one pass of its update: "floor x") and "epoch" (a Fashion-MNIST epoch,
 samples/s). Ratios are peer time / fastnn time: > 1 means fastnn is faster.
 """
 import argparse
@@ -193,8 +193,9 @@ def dense(run, args):
 
 # -- sections in this process (fastnn alone, or NumPy and fastnn back to back) ---------------
 def floor(args):
-    """fastnn's steps over their GEMM floor: the step's eight products in its order, alone,
-    through fastnn's BLAS; for Adam also one pass of its update over every parameter."""
+    """fastnn's steps over their product floor: the step's products in its order, alone, on
+    the backend its steps train with here; for Adam also one pass of its update over every
+    parameter."""
     import fastnn
 
     fastnn.set_num_threads(args.threads)

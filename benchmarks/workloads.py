@@ -1,7 +1,7 @@
 """The workloads every benchmark compares: fastnn, hand-written NumPy, PyTorch, onnxruntime and JAX.
 
 The NumPy reference is the code a careful user writes by hand: preallocated buffers,
-``out=`` arguments, in-place updates. ``gemm_floor_step`` does the same GEMMs a training
+``out=`` arguments, in-place updates. ``gemm_floor_step`` does the same products a training
 step does, alone, through fastnn's BLAS, so a step can be quoted as a multiple of them.
 
 Every library is imported where a workload first needs it, not at import: ``runner.py``
@@ -286,10 +286,30 @@ def step_case(lib, row, n, dtype=np.float32):
 
 
 def gemm_floor_step(sizes, n, dtype=np.float32):
-    """A closure doing the GEMMs of one training step once through fastnn's BLAS (the "GEMM floor")."""
-    from fastnn_c import _blas
+    """A closure doing the products of one training step once, on the backend a step of
+    fastnn trains with here (``fastnn._config.dense_backend``: the micro-kernel or the BLAS)
+    and through the same kernels, with nothing else around them (the "GEMM floor"): X·W per
+    layer, then from the last layer back Xᵀ·dY and, for every layer but the first, dY·Wᵀ."""
+    from fastnn._config import dense_backend
+    from fastnn_c import dense
 
-    return _blas.GemmSequence(_step_gemms(sizes, n, dtype)).run
+    threads, blas = dense_backend()
+    forward, backward = dense.dense_forward.typed(dtype), dense.dense_backward.typed(dtype)
+    rng = np.random.default_rng(0)
+    forwards, backwards = [], []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        X, W = rng.random((n, a)).astype(dtype), rng.random((a, b)).astype(dtype)
+        dY, dW = rng.random((n, b)).astype(dtype), np.empty((a, b), dtype)
+        dX = np.empty((n, a), dtype) if i > 0 else None
+        forwards.append((forward, (X, W, None, np.empty((n, b), dtype), threads, blas)))
+        backwards.insert(0, (backward, (X, W, dY, dW, None, dX, threads, blas)))
+    calls = forwards + backwards
+
+    def step():
+        for kernel, args in calls:
+            kernel(*args)
+
+    return step
 
 
 def adam_floor_step(sizes, n, dtype=np.float32):
@@ -298,33 +318,17 @@ def adam_floor_step(sizes, n, dtype=np.float32):
     cannot avoid, the products and one pass over θ, g, m and v."""
     from fastnn_c import optim as _optim
 
-    gemms = gemm_floor_step(sizes, n, dtype)
+    products = gemm_floor_step(sizes, n, dtype)
     rng = np.random.default_rng(0)
     shapes = [shape for a, b in zip(sizes[:-1], sizes[1:]) for shape in ((a, b), (b,))]
     arrays = [[rng.random(shape).astype(dtype) + dtype(0.5) for _ in range(4)] for shape in shapes]
 
     def step():
-        gemms()
+        products()
         for param, grad, m, v in arrays:
             _optim.adam_update(param, grad, m, v, 1e-12, 0.9, 0.999, 1e-8, 1.0)
 
     return step
-
-
-def _step_gemms(sizes, n, dtype):
-    """A step's products in its order: X·W per layer, then from the last layer back Xᵀ·dY
-    and, for every layer but the first, dY·Wᵀ."""
-    rng = np.random.default_rng(0)
-    forward, backward = [], []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        X, W = rng.random((n, a)).astype(dtype), rng.random((a, b)).astype(dtype)
-        Y, dY, dW = np.empty((n, b), dtype), rng.random((n, b)).astype(dtype), np.empty((a, b), dtype)
-        forward.append((False, False, X, W, Y))
-        layer_backward = [(True, False, X, dY, dW)]
-        if i > 0:
-            layer_backward.append((False, True, dY, W, np.empty((n, a), dtype)))
-        backward.insert(0, layer_backward)
-    return forward + [call for layer in backward for call in layer]
 
 
 # -- elementwise formulations: the best NumPy we could write (in place, out=), and torch's kernels --
@@ -619,10 +623,12 @@ def dense_case(lib, n, a, b, dtype=np.float32, direction="forward"):
     Y, dX, dW, db = np.empty((n, b), dtype), np.empty_like(X), np.empty_like(W), np.empty_like(bias)
     forward = direction == "forward"
     if lib == "fastnn":
+        from fastnn._config import dense_backend
         from fastnn_c import dense
 
-        return (functools.partial(dense.dense_forward, X, W, bias, Y) if forward
-                else functools.partial(dense.dense_backward, X, W, dY, dW, db, dX))
+        backend = dense_backend()  # the products as a training step runs them here
+        return (functools.partial(dense.dense_forward, X, W, bias, Y, *backend) if forward
+                else functools.partial(dense.dense_backward, X, W, dY, dW, db, dX, *backend))
     if lib == "numpy":
         if forward:
             return lambda: (np.matmul(X, W, out=Y), np.add(Y, bias, out=Y))

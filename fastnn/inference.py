@@ -30,7 +30,7 @@ from fastnn_c import packed as _packed
 from fastnn_c import stack as _stack
 
 #: Most rows per block: a block's activations (rows x widest layer, twice) stay in a core's L2.
-BLOCK_ROWS = 256
+MAX_BLOCK_ROWS = 256
 #: Fewest rows per thread when the rows are split over the threads.
 MIN_ROWS_PER_THREAD = 8
 #: Batches up to this many rows run as one block whose layers' columns are split over at
@@ -105,7 +105,7 @@ class CompiledForward:
     a batch of up to ``COLUMN_SPLIT_ROWS`` rows runs as one block with each layer's columns
     over as many threads as its time pays for, at most ``COLUMN_SPLIT_THREADS``; a larger
     one in blocks of rows, one per thread, as many as the whole pass's time pays for, each
-    of at least ``MIN_ROWS_PER_THREAD`` and at most ``BLOCK_ROWS`` rows. Either way a row's result is the
+    of at least ``MIN_ROWS_PER_THREAD`` and at most ``MAX_BLOCK_ROWS`` rows. Either way a row's result is the
     same bit for bit.
     """
 
@@ -142,7 +142,7 @@ class CompiledForward:
             stages = tuple(min(paid(t), COLUMN_SPLIT_THREADS) for t in seconds)
             return max(n, 1), threads if max(stages) > 1 else 1, stages
         useful = paid(sum(seconds))
-        block = min(BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(n / useful)))
+        block = min(MAX_BLOCK_ROWS, max(MIN_ROWS_PER_THREAD, math.ceil(n / useful)))
         return block, threads if useful > 1 else 1, None
 
 
