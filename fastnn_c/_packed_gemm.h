@@ -1,9 +1,13 @@
-/* Small-batch products Y = X W (+ b) from W packed once into column panels.
+/* fastnn's GEMM micro-kernel: every product of a dense layer that does not go to the BLAS.
  *
- * At a few rows a BLAS GEMM re-packs all of W on every call, and its threads cost more
- * than they bring; here W is packed once, when it changes, and each call streams the
- * panels once per block of MR rows, single-threaded. benchmarks/README.md, "Small-batch
- * dense kernels", has the measurements behind the layout and the crossover.
+ * Three callers: the packed small-batch product (fastnn_c/packed.pyx: W packed once into
+ * column panels, each call streams them once per block of MR rows, on the calling thread),
+ * the inference pass (fastnn_c/stack.pyx: the same packed panels, blocks of rows or panels
+ * of columns over OpenMP threads), and the training products (fastnn_c/dense.pyx, through
+ * fnn_rowmajor_gemm_columns: W, Xᵀ or dY read where they are, the panels packed as they
+ * are read, columns and rows split over OpenMP threads by the caller). A BLAS GEMM re-packs
+ * all of W on every call; at the MLP shapes this one keeps level with it per core and needs
+ * no second thread pool. benchmarks/README.md has the measurements behind the layout.
  *
  * Packed layout: panels of NR = two SIMD vectors of columns (32 float32 columns with
  * AVX-512, 16 with AVX2, 8 with SSE2; half as many float64 columns); panel p holds

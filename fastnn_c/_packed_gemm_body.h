@@ -1,4 +1,4 @@
-/* One float type's packing and small-batch product; included by _packed_gemm.h once per
+/* One float type's packing and products; included by _packed_gemm.h once per
  * type with FNN_T (the scalar), FNN_VT (its SIMD vector), FNN_NR (panel width) and
  * FNN_NAME (the name suffix) defined. */
 
