@@ -16,6 +16,7 @@ import functools
 import numpy as np
 
 from fastnn import initializers
+from fastnn._views import BoundViews, specialized
 from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, dense_backend, elementwise_threads
 from fastnn._validation import check_array, check_dtype, check_number, check_positive_int, check_rng
 from fastnn_c import SIMD as _simd_level
@@ -109,6 +110,9 @@ class Layer:
         self.needs_input_grad = True
         self._buffers = {}
         self._views = {}  # key -> the view _buffer returned last (same shape: returned again)
+        #: Memoryviews of the buffers and parameters the kernels get (shared by the layers
+        #: of an ExecutionPlan, so each finds the one before it's output).
+        self._bound = BoundViews()
         self._output = None
         #: Counts the writes to the arrays of ``_state_buffers`` (running statistics), as
         #: ``Parameter.version`` counts those of a parameter (``_state_changed``).
@@ -223,8 +227,28 @@ class Layer:
         if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
             buf = np.empty(shape, dtype=dtype)
             self._buffers[key] = buf
-        view = self._views[key] = buf[: shape[0]]
+        if view is not None:
+            self._bound.unbind(view)
+        view = self._views[key] = self._bound.bind(buf[: shape[0]])
         return view
+
+    def _param_view(self, array):
+        """The memoryview of one of the layer's parameter or gradient arrays, bound on first
+        use (and again after ``Parameter.data`` is rebound)."""
+        view = self._bound(array)
+        if view is array:
+            view = self._bound(self._bound.bind(array))
+        return view
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # Scratch and memoryviews are rebuilt on use, not copied or pickled.
+        state.update(_buffers={}, _views={}, _bound=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bound = BoundViews()
 
 
 class Dense(Layer):
@@ -303,17 +327,26 @@ class Dense(Layer):
     def output_features(self, in_features):
         return self.out_features
 
+    def _bias_view(self, values):
+        return None if values is None else self._param_view(values)
+
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
-        _dense.dense_forward(X, self.weight.data, None if self.bias is None else self.bias.data, Y, *dense_backend())
+        _DENSE[self.dtype].dense_forward(
+            self._bound(X), self._param_view(self.weight.data),
+            self._bias_view(None if self.bias is None else self.bias.data), self._bound(Y),
+            *dense_backend())
         self._input = X
         self._output = Y
         return Y
 
     def _backward(self, dY):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
-        _dense.dense_backward(self._input, self.weight.data, dY, self.weight.grad,
-                              None if self.bias is None else self.bias.grad, dX, *dense_backend())
+        _DENSE[self.dtype].dense_backward(
+            self._bound(self._input), self._param_view(self.weight.data), self._bound(dY),
+            self._param_view(self.weight.grad),
+            self._bias_view(None if self.bias is None else self.bias.grad), self._bound(dX),
+            *dense_backend())
         return dX
 
     def _forward_activation(self, activation, X):
@@ -322,9 +355,10 @@ class Dense(Layer):
         The activation's output is its usual buffer; the pre-activation is never stored.
         """
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
-        _dense.dense_activation_forward(X, self.weight.data,
-                                        None if self.bias is None else self.bias.data,
-                                        A, activation.kind, activation.alpha, *dense_backend())
+        _DENSE[self.dtype].dense_activation_forward(
+            self._bound(X), self._param_view(self.weight.data),
+            self._bias_view(None if self.bias is None else self.bias.data), self._bound(A),
+            activation.kind, activation.alpha, *dense_backend())
         self._input = X
         self._output = None  # Z = X W + b was folded into the activation's output
         activation._output = A
@@ -333,8 +367,10 @@ class Dense(Layer):
     def _sgd_backward(self, lr, dY):
         """Backward fused with a plain SGD step of rate ``lr`` (the gradient is not stored)."""
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
-        _dense.dense_sgd_backward(self._input, self.weight.data, dY,
-                                  None if self.bias is None else self.bias.data, dX, lr, *dense_backend())
+        _DENSE[self.dtype].dense_sgd_backward(
+            self._bound(self._input), self._param_view(self.weight.data), self._bound(dY),
+            self._bias_view(None if self.bias is None else self.bias.data), self._bound(dX), lr,
+            *dense_backend())
         self._mark_changed()
         return dX
 
@@ -346,9 +382,11 @@ class Dense(Layer):
         """``_backward_activation`` fused with a plain SGD step of rate ``lr``."""
         dZ = activation._buffer("dZ", dA.shape, self.dtype)
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
-        _dense.dense_activation_sgd_backward(self._input, self.weight.data, activation._output, dA,
-                                             dZ, None if self.bias is None else self.bias.data, dX,
-                                             activation.kind, activation.alpha, lr, *dense_backend())
+        _DENSE[self.dtype].dense_activation_sgd_backward(
+            self._bound(self._input), self._param_view(self.weight.data),
+            self._bound(activation._output), self._bound(dA), self._bound(dZ),
+            self._bias_view(None if self.bias is None else self.bias.data), self._bound(dX),
+            activation.kind, activation.alpha, lr, *dense_backend())
         self._mark_changed()
         return dX
 
@@ -356,11 +394,18 @@ class Dense(Layer):
         """Backward through ``activation`` and this layer (after ``_forward_activation``)."""
         dZ = activation._buffer("dZ", dA.shape, self.dtype)
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
-        _dense.dense_activation_backward(self._input, self.weight.data, activation._output, dA, dZ,
-                                         self.weight.grad,
-                                         None if self.bias is None else self.bias.grad, dX,
-                                         activation.kind, activation.alpha, *dense_backend())
+        _DENSE[self.dtype].dense_activation_backward(
+            self._bound(self._input), self._param_view(self.weight.data),
+            self._bound(activation._output), self._bound(dA), self._bound(dZ),
+            self._param_view(self.weight.grad),
+            self._bias_view(None if self.bias is None else self.bias.grad), self._bound(dX),
+            activation.kind, activation.alpha, *dense_backend())
         return dX
+
+
+_DENSE = specialized(_dense.dense_forward, _dense.dense_backward, _dense.dense_activation_forward,
+                     _dense.dense_activation_backward, _dense.dense_sgd_backward,
+                     _dense.dense_activation_sgd_backward)
 
 
 class Activation(Layer):
@@ -412,18 +457,21 @@ class Activation(Layer):
 
     def _forward(self, Z):
         A = self._buffer("A", Z.shape, Z.dtype)
-        _activations.activation_forward(self.kind, Z, A, self.alpha,
-                                        elementwise_threads(Z.size, self.name in THREADED_FORWARD))
+        _ACTIVATIONS[Z.dtype].activation_forward(
+            self.kind, self._bound.flat(Z), self._bound.flat(A), self.alpha,
+            elementwise_threads(Z.size, self.name in THREADED_FORWARD))
         self._output = A
         return A
 
     def _backward(self, dA):
         dZ = self._buffer("dZ", dA.shape, dA.dtype)
-        _activations.activation_backward(self.kind, self._output, dA, dZ, self.alpha,
-                                         elementwise_threads(dA.size, self.name in THREADED_BACKWARD))
+        _ACTIVATIONS[dA.dtype].activation_backward(
+            self.kind, self._bound.flat(self._output), self._bound.flat(dA), self._bound.flat(dZ),
+            self.alpha, elementwise_threads(dA.size, self.name in THREADED_BACKWARD))
         return dZ
 
 
+_ACTIVATIONS = specialized(_activations.activation_forward, _activations.activation_backward)
 ACTIVATIONS = tuple(_activations.KINDS)
 #: Activation passes whose work per value pays for waking a second thread on large arrays;
 #: fewer with the faster AVX-512 kernels (measurements: benchmarks/README.md).
@@ -916,6 +964,8 @@ class ExecutionPlan:
     """
 
     def __init__(self, layers):
+        self._layers = tuple(layers)
+        self._share_views()
         self._forward, backward, sgd_backward = [], [], []
         i = 0
         while i < len(layers):
@@ -936,6 +986,18 @@ class ExecutionPlan:
                 sgd_backward.append(lambda lr, grad, layer=layer: layer._backward(grad))
             i += 1
         self._backward, self._sgd_backward = backward[::-1], sgd_backward[::-1]
+
+    def _share_views(self):
+        """One ``BoundViews`` for every layer, so that each finds the memoryview of the output
+        of the layer before it (and of the gradient the layer after it returns)."""
+        shared = BoundViews()
+        for layer in self._layers:
+            shared.update(layer._bound)
+            layer._bound = shared
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._share_views()
 
     def __len__(self):
         """Number of stages: a fused Dense+Activation pair counts once."""
