@@ -23,17 +23,20 @@ thread, each running every pass on its columns with scratch of its own (one para
 per call; results bit-identical to one thread's).
 Shapes: X, Y, dY, dX (n, d); γ, β, running statistics (d,) in the input dtype; μ and 1/σ
 (d,) in float64.
+Convention (fastnn_c/_kernel.pyx): each kernel takes typed memoryviews and is published as a
+``Kernel``; the column loops index them (``X[i, j]``) over a block [j0, j1) of features, so a
+``FASTNN_DEBUG_CYTHON=1`` build bounds-checks every access (the loops are ``noexcept``, as
+``prange`` bodies are: an IndexError there is reported as unraisable, which fails the tests).
+Only the per-thread scratch (partial sums, μ̃, coefficients) is a raw, 64-byte-aligned buffer.
 """
-cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdlib cimport free
 
-from fastnn_c._arrays cimport (COLUMN_UNIT, aligned_scratch, array_data, column_parts,
-                               column_start, dim, float_type, matrix_data, vector_data)
-
-cnp.import_array()
+from fastnn_c._arrays cimport (COLUMN_UNIT, aligned_scratch, check_matrix, check_vector,
+                               column_parts, column_start)
+from fastnn_c._kernel import Kernel
 
 
 cdef enum:
@@ -59,15 +62,16 @@ cdef double* _scratch(Py_ssize_t d, Py_ssize_t parts) except NULL:
     return <double*>p
 
 
-# -- loops on checked arrays: X and friends (n, d) row-major, vectors (d,) -------------------
-cdef void _forward_train_columns(const floating* X, const floating* gamma, const floating* beta,
-                                 floating* running_mean, floating* running_var, double m,
-                                 double eps, floating* Y, double* mean, double* inv_std,
-                                 double* scratch, Py_ssize_t ws, Py_ssize_t n, Py_ssize_t d,
-                                 Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+# -- loops on checked views: X and friends (n, d), vectors (d,); one block of features -------
+cdef void _forward_train_columns(const floating[:, ::1] X, const floating[::1] gamma,
+                                const floating[::1] beta, floating[::1] running_mean,
+                                floating[::1] running_var, double m, double eps,
+                                floating[:, ::1] Y, double[::1] mean, double[::1] inv_std,
+                                double* scratch, Py_ssize_t ws, Py_ssize_t j0,
+                                Py_ssize_t j1) noexcept nogil:
     """The training forward pass for features [j0, j1); ``scratch``: SCRATCH_ROWS rows of
-    ``ws`` >= j1 − j0 doubles."""
-    cdef Py_ssize_t i, j, r0, r1, blk, w = j1 - j0
+    ``ws`` >= j1 − j0 doubles (indexed from 0 for feature j0)."""
+    cdef Py_ssize_t i, j, r0, r1, blk, n = X.shape[0], w = j1 - j0
     cdef double* acc1 = scratch
     cdef double* acc2 = scratch + ws
     cdef floating* part1 = <floating*>(scratch + 2 * ws)
@@ -75,19 +79,8 @@ cdef void _forward_train_columns(const floating* X, const floating* gamma, const
     cdef floating* center = part1 + 2 * ws  # μ̃ = μ rounded to the input dtype
     cdef floating* coef_a = part1 + 3 * ws  # Y = a·dev + c
     cdef floating* coef_c = part1 + 4 * ws
-    cdef const floating* x
-    cdef floating* y
     cdef floating dev
     cdef double var, a
-    # The block as a (n, w) matrix of row stride d.
-    X += j0
-    Y += j0
-    gamma += j0
-    beta += j0
-    running_mean += j0
-    running_var += j0
-    mean += j0
-    inv_std += j0
     for j in range(w):
         acc1[j] = 0
     for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
@@ -96,14 +89,13 @@ cdef void _forward_train_columns(const floating* X, const floating* gamma, const
         for j in range(w):
             part1[j] = 0
         for i in range(r0, r1):
-            x = X + i * d
             for j in range(w):
-                part1[j] += x[j] - X[j]
+                part1[j] += X[i, j0 + j] - X[0, j0 + j]
         for j in range(w):
             acc1[j] += part1[j]
     for j in range(w):
-        mean[j] = X[j] + acc1[j] / n
-        center[j] = <floating>mean[j]
+        mean[j0 + j] = X[0, j0 + j] + acc1[j] / n
+        center[j] = <floating>mean[j0 + j]
         acc1[j] = 0
         acc2[j] = 0
     for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
@@ -113,45 +105,44 @@ cdef void _forward_train_columns(const floating* X, const floating* gamma, const
             part1[j] = 0
             part2[j] = 0
         for i in range(r0, r1):
-            x = X + i * d
             for j in range(w):
-                dev = x[j] - center[j]
+                dev = X[i, j0 + j] - center[j]
                 part1[j] += dev
                 part2[j] += dev * dev
         for j in range(w):
             acc1[j] += part1[j]
             acc2[j] += part2[j]
     for j in range(w):
-        mean[j] = center[j] + acc1[j] / n  # refined: dev = x − μ̃ is exact, the first shift was not
+        # refined: dev = x − μ̃ is exact, the first shift was not
+        mean[j0 + j] = center[j] + acc1[j] / n
         var = (acc2[j] - acc1[j] * acc1[j] / n) / n
         if var < 0:
             var = 0
-        inv_std[j] = 1 / sqrt(var + eps)
-        running_mean[j] = <floating>((1 - m) * running_mean[j] + m * mean[j])
-        running_var[j] = <floating>((1 - m) * running_var[j] + m * var * n / (n - 1))
-        a = gamma[j] * inv_std[j]
+        inv_std[j0 + j] = 1 / sqrt(var + eps)
+        running_mean[j0 + j] = <floating>((1 - m) * running_mean[j0 + j] + m * mean[j0 + j])
+        running_var[j0 + j] = <floating>((1 - m) * running_var[j0 + j] + m * var * n / (n - 1))
+        a = gamma[j0 + j] * inv_std[j0 + j]
         coef_a[j] = <floating>a
-        coef_c[j] = <floating>(beta[j] - a * (mean[j] - center[j]))  # β − a·δ
+        coef_c[j] = <floating>(beta[j0 + j] - a * (mean[j0 + j] - center[j]))  # β − a·δ
     for i in range(n):
-        x = X + i * d
-        y = Y + i * d
         for j in range(w):
-            y[j] = coef_a[j] * (x[j] - center[j]) + coef_c[j]
+            Y[i, j0 + j] = coef_a[j] * (X[i, j0 + j] - center[j]) + coef_c[j]
 
 
-cdef void _backward_columns(const floating* X, const double* mean, const double* inv_std,
-                            const floating* gamma, const floating* dY, floating* dgamma,
-                            floating* dbeta, floating* dX, bint batch_stats, double* scratch,
-                            Py_ssize_t ws, Py_ssize_t n, Py_ssize_t d, Py_ssize_t j0,
-                            Py_ssize_t j1) noexcept nogil:
-    """The backward pass for features [j0, j1); ``scratch``: SCRATCH_ROWS rows of ``ws`` >=
-    j1 − j0 doubles.
+cdef void _backward_columns(const floating[:, ::1] X, const double[::1] mean,
+                           const double[::1] inv_std, const floating[::1] gamma,
+                           const floating[:, ::1] dY, floating[::1] dgamma,
+                           floating[::1] dbeta, floating[:, ::1] dX, bint with_dX,
+                           bint batch_stats, double* scratch, Py_ssize_t ws, Py_ssize_t j0,
+                           Py_ssize_t j1) noexcept nogil:
+    """The backward pass for features [j0, j1) (dX only when ``with_dX``); ``scratch``:
+    SCRATCH_ROWS rows of ``ws`` >= j1 − j0 doubles (indexed from 0 for feature j0).
 
     With x − μ = dev − δ (dev = x − μ̃, see the module docstring): dβ = Σ dY,
     dγ = (Σ dY·dev − δ dβ)/σ, and dX = p·dY + q·dev + r with p = γ/σ, q = −γ dγ/(nσ²),
     r = −(γ/(nσ)) dβ − q δ.
     """
-    cdef Py_ssize_t i, j, r0, r1, blk, w = j1 - j0
+    cdef Py_ssize_t i, j, r0, r1, blk, n = X.shape[0], w = j1 - j0
     cdef double* sdy = scratch
     cdef double* sdydev = scratch + ws
     cdef floating* part1 = <floating*>(scratch + 2 * ws)
@@ -160,24 +151,11 @@ cdef void _backward_columns(const floating* X, const double* mean, const double*
     cdef floating* coef_p = part1 + 3 * ws
     cdef floating* coef_q = part1 + 4 * ws
     cdef floating* coef_r = part1 + 5 * ws
-    cdef const floating* x
-    cdef const floating* dy
-    cdef floating* dx
     cdef double delta, dgam, p, q
-    # The block as a (n, w) matrix of row stride d.
-    X += j0
-    dY += j0
-    mean += j0
-    inv_std += j0
-    gamma += j0
-    dgamma += j0
-    dbeta += j0
-    if dX != NULL:
-        dX += j0
     for j in range(w):
         sdy[j] = 0
         sdydev[j] = 0
-        center[j] = <floating>mean[j]
+        center[j] = <floating>mean[j0 + j]
     for blk in range((n + BLOCK_ROWS - 1) // BLOCK_ROWS):
         r0 = blk * BLOCK_ROWS
         r1 = min(r0 + BLOCK_ROWS, n)
@@ -185,110 +163,49 @@ cdef void _backward_columns(const floating* X, const double* mean, const double*
             part1[j] = 0
             part2[j] = 0
         for i in range(r0, r1):
-            x = X + i * d
-            dy = dY + i * d
             for j in range(w):
-                part1[j] += dy[j]
-                part2[j] += dy[j] * (x[j] - center[j])
+                part1[j] += dY[i, j0 + j]
+                part2[j] += dY[i, j0 + j] * (X[i, j0 + j] - center[j])
         for j in range(w):
             sdy[j] += part1[j]
             sdydev[j] += part2[j]
     for j in range(w):
-        delta = mean[j] - center[j]
-        dgam = (sdydev[j] - delta * sdy[j]) * inv_std[j]
-        dbeta[j] = <floating>sdy[j]
-        dgamma[j] = <floating>dgam
-        p = gamma[j] * inv_std[j]
+        delta = mean[j0 + j] - center[j]
+        dgam = (sdydev[j] - delta * sdy[j]) * inv_std[j0 + j]
+        dbeta[j0 + j] = <floating>sdy[j]
+        dgamma[j0 + j] = <floating>dgam
+        p = gamma[j0 + j] * inv_std[j0 + j]
         if batch_stats:
-            q = -p * dgam * inv_std[j] / n
+            q = -p * dgam * inv_std[j0 + j] / n
             coef_p[j] = <floating>p
             coef_q[j] = <floating>q
             coef_r[j] = <floating>(-p * sdy[j] / n - q * delta)
         else:
             coef_p[j] = <floating>p
-    if dX == NULL:
+    if not with_dX:
         return
     if batch_stats:
         for i in range(n):
-            x = X + i * d
-            dy = dY + i * d
-            dx = dX + i * d
             for j in range(w):
-                dx[j] = coef_p[j] * dy[j] + coef_q[j] * (x[j] - center[j]) + coef_r[j]
+                dX[i, j0 + j] = (coef_p[j] * dY[i, j0 + j]
+                                 + coef_q[j] * (X[i, j0 + j] - center[j]) + coef_r[j])
     else:
         for i in range(n):
-            dy = dY + i * d
-            dx = dX + i * d
             for j in range(w):
-                dx[j] = coef_p[j] * dy[j]
+                dX[i, j0 + j] = coef_p[j] * dY[i, j0 + j]
 
 
-# -- implementations on the checked pointers: one block of features per thread ---------------
-cdef void _forward_train(floating zero, const void* X_, const void* gamma_, const void* beta_,
-                         void* running_mean_, void* running_var_, double momentum, double eps,
-                         void* Y_, double* mean, double* inv_std, double* scratch, Py_ssize_t n,
-                         Py_ssize_t d, Py_ssize_t parts, int team) noexcept nogil:
-    cdef const floating* X = <const floating*>X_
-    cdef const floating* gamma = <const floating*>gamma_
-    cdef const floating* beta = <const floating*>beta_
-    cdef floating* running_mean = <floating*>running_mean_
-    cdef floating* running_var = <floating*>running_var_
-    cdef floating* Y = <floating*>Y_
-    cdef Py_ssize_t block, ws = _width(d, parts)
-    if parts > 1:
-        for block in prange(parts, num_threads=team, schedule="static"):  # the whole team
-            _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
-                                   mean, inv_std, scratch + block * SCRATCH_ROWS * ws, ws, n, d,
-                                   column_start(d, parts, block),
-                                   column_start(d, parts, block + 1))
-    else:
-        _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
-                               mean, inv_std, scratch, ws, n, d, 0, d)
-
-
-cdef void _forward_eval(floating zero, const void* X_, const void* gamma_, const void* beta_,
-                        const void* running_mean_, const void* running_var_, double eps,
-                        void* Y_, double* mean, double* inv_std, Py_ssize_t n,
-                        Py_ssize_t d) noexcept nogil:
-    cdef const floating* X = <const floating*>X_
-    cdef const floating* gamma = <const floating*>gamma_
-    cdef const floating* beta = <const floating*>beta_
-    cdef const floating* running_mean = <const floating*>running_mean_
-    cdef const floating* running_var = <const floating*>running_var_
-    cdef floating* Y = <floating*>Y_
-    cdef Py_ssize_t i, j
-    for j in range(d):
-        mean[j] = running_mean[j]
-        inv_std[j] = 1 / sqrt(<double>running_var[j] + eps)
-    for i in range(n):
-        for j in range(d):
-            Y[i * d + j] = <floating>(gamma[j] * ((X[i * d + j] - mean[j]) * inv_std[j]) + beta[j])
-
-
-cdef void _backward(floating zero, const void* X_, const double* mean, const double* inv_std,
-                    const void* gamma_, const void* dY_, void* dgamma_, void* dbeta_, void* dX_,
-                    bint batch_stats, double* scratch, Py_ssize_t n, Py_ssize_t d,
-                    Py_ssize_t parts, int team) noexcept nogil:
-    cdef const floating* X = <const floating*>X_
-    cdef const floating* gamma = <const floating*>gamma_
-    cdef const floating* dY = <const floating*>dY_
-    cdef floating* dgamma = <floating*>dgamma_
-    cdef floating* dbeta = <floating*>dbeta_
-    cdef floating* dX = <floating*>dX_
-    cdef Py_ssize_t block, ws = _width(d, parts)
-    if parts > 1:
-        for block in prange(parts, num_threads=team, schedule="static"):  # the whole team
-            _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats,
-                              scratch + block * SCRATCH_ROWS * ws, ws, n, d,
-                              column_start(d, parts, block), column_start(d, parts, block + 1))
-    else:
-        _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, batch_stats, scratch,
-                          ws, n, d, 0, d)
-
-
-# -- checked entry points --------------------------------------------------------------------
-def batchnorm_forward_train(X, gamma, beta, running_mean, running_var, double momentum,
-                            double eps, Y, mean, inv_std, int n_threads=1):
+# -- kernels ---------------------------------------------------------------------------------
+def _batchnorm_forward_train(const floating[:, ::1] X,       # IN (n, d), n >= 2
+                             const floating[::1] gamma,      # IN (d,)
+                             const floating[::1] beta,       # IN (d,)
+                             floating[::1] running_mean,     # IN/OUT (d,), updated in place
+                             floating[::1] running_var,      # IN/OUT (d,), updated in place
+                             double momentum, double eps,
+                             floating[:, ::1] Y,             # OUT (n, d), may be X
+                             double[::1] mean,               # OUT (d,) float64, the batch μ
+                             double[::1] inv_std,            # OUT (d,) float64, 1/√(σ² + ε)
+                             int n_threads=1):
     """Y := γ (X − μ)/√(σ² + ε) + β with batch μ, biased σ²;
     running_mean := (1 − m) running_mean + m μ;  running_var := (1 − m) running_var + m σ² n/(n − 1).
 
@@ -297,35 +214,42 @@ def batchnorm_forward_train(X, gamma, beta, running_mean, running_var, double mo
     (d,) float64 out, 1/√(σ² + ε).
     """
     cdef str kernel = "batchnorm_forward_train"
-    cdef int t = float_type(X, kernel, "X")
-    cdef void* x = array_data(X, kernel, "X", t, 2)
-    cdef Py_ssize_t n = dim(X, 0), d = dim(X, 1)
-    cdef void* g = vector_data(gamma, kernel, "gamma", t, d)
-    cdef void* b = vector_data(beta, kernel, "beta", t, d)
-    cdef void* rm = vector_data(running_mean, kernel, "running_mean", t, d, writable=True)
-    cdef void* rv = vector_data(running_var, kernel, "running_var", t, d, writable=True)
-    cdef void* y = matrix_data(Y, kernel, "Y", t, n, d, writable=True)
-    cdef double* mu = <double*>vector_data(mean, kernel, "mean", cnp.NPY_DOUBLE, d,
-                                           writable=True)
-    cdef double* inv = <double*>vector_data(inv_std, kernel, "inv_std", cnp.NPY_DOUBLE, d,
-                                            writable=True)
-    cdef Py_ssize_t parts = column_parts(d, n_threads)
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    check_vector(kernel, "gamma", gamma.shape[0], d)
+    check_vector(kernel, "beta", beta.shape[0], d)
+    check_vector(kernel, "running_mean", running_mean.shape[0], d)
+    check_vector(kernel, "running_var", running_var.shape[0], d)
+    check_matrix(kernel, "Y", Y.shape[0], Y.shape[1], n, d)
+    check_vector(kernel, "mean", mean.shape[0], d)
+    check_vector(kernel, "inv_std", inv_std.shape[0], d)
+    cdef Py_ssize_t block, parts = column_parts(d, n_threads)
+    cdef Py_ssize_t ws = _width(d, parts)
     cdef double* scratch
     if n < 2:
         raise ValueError(f"{kernel}: X has {n} rows, expected at least 2 rows (batch statistics)")
     scratch = _scratch(d, parts)
     with nogil:
-        if t == cnp.NPY_FLOAT:
-            _forward_train(<float>0, x, g, b, rm, rv, momentum, eps, y, mu, inv, scratch, n, d,
-                           parts, n_threads)
+        if parts > 1:
+            for block in prange(parts, num_threads=n_threads, schedule="static"):  # the whole team
+                _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps,
+                                       Y, mean, inv_std, scratch + block * SCRATCH_ROWS * ws, ws,
+                                       column_start(d, parts, block),
+                                       column_start(d, parts, block + 1))
         else:
-            _forward_train(<double>0, x, g, b, rm, rv, momentum, eps, y, mu, inv, scratch, n, d,
-                           parts, n_threads)
+            _forward_train_columns(X, gamma, beta, running_mean, running_var, momentum, eps, Y,
+                                   mean, inv_std, scratch, ws, 0, d)
     free(scratch)
 
 
-def batchnorm_forward_eval(X, gamma, beta, running_mean, running_var, double eps, Y, mean,
-                           inv_std):
+def _batchnorm_forward_eval(const floating[:, ::1] X,          # IN (n, d)
+                            const floating[::1] gamma,         # IN (d,)
+                            const floating[::1] beta,          # IN (d,)
+                            const floating[::1] running_mean,  # IN (d,)
+                            const floating[::1] running_var,   # IN (d,)
+                            double eps,
+                            floating[:, ::1] Y,                # OUT (n, d), may be X
+                            double[::1] mean,                  # OUT (d,) float64
+                            double[::1] inv_std):              # OUT (d,) float64
     """Y := γ (X − running_mean)/√(running_var + ε) + β.
 
     ``X`` (n, d); ``gamma``, ``beta``, ``running_mean``, ``running_var`` (d,); ``Y`` (n, d)
@@ -333,27 +257,32 @@ def batchnorm_forward_eval(X, gamma, beta, running_mean, running_var, double eps
     1/√(running_var + ε).
     """
     cdef str kernel = "batchnorm_forward_eval"
-    cdef int t = float_type(X, kernel, "X")
-    cdef void* x = array_data(X, kernel, "X", t, 2)
-    cdef Py_ssize_t n = dim(X, 0), d = dim(X, 1)
-    cdef void* g = vector_data(gamma, kernel, "gamma", t, d)
-    cdef void* b = vector_data(beta, kernel, "beta", t, d)
-    cdef void* rm = vector_data(running_mean, kernel, "running_mean", t, d)
-    cdef void* rv = vector_data(running_var, kernel, "running_var", t, d)
-    cdef void* y = matrix_data(Y, kernel, "Y", t, n, d, writable=True)
-    cdef double* mu = <double*>vector_data(mean, kernel, "mean", cnp.NPY_DOUBLE, d,
-                                           writable=True)
-    cdef double* inv = <double*>vector_data(inv_std, kernel, "inv_std", cnp.NPY_DOUBLE, d,
-                                            writable=True)
+    cdef Py_ssize_t i, j, n = X.shape[0], d = X.shape[1]
+    check_vector(kernel, "gamma", gamma.shape[0], d)
+    check_vector(kernel, "beta", beta.shape[0], d)
+    check_vector(kernel, "running_mean", running_mean.shape[0], d)
+    check_vector(kernel, "running_var", running_var.shape[0], d)
+    check_matrix(kernel, "Y", Y.shape[0], Y.shape[1], n, d)
+    check_vector(kernel, "mean", mean.shape[0], d)
+    check_vector(kernel, "inv_std", inv_std.shape[0], d)
     with nogil:
-        if t == cnp.NPY_FLOAT:
-            _forward_eval(<float>0, x, g, b, rm, rv, eps, y, mu, inv, n, d)
-        else:
-            _forward_eval(<double>0, x, g, b, rm, rv, eps, y, mu, inv, n, d)
+        for j in range(d):
+            mean[j] = running_mean[j]
+            inv_std[j] = 1 / sqrt(<double>running_var[j] + eps)
+        for i in range(n):
+            for j in range(d):
+                Y[i, j] = <floating>(gamma[j] * ((X[i, j] - mean[j]) * inv_std[j]) + beta[j])
 
 
-def batchnorm_backward(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, bint batch_stats,
-                       int n_threads=1):
+def _batchnorm_backward(const floating[:, ::1] X,     # IN (n, d), the forward input
+                        const double[::1] mean,       # IN (d,) float64, μ of the forward pass
+                        const double[::1] inv_std,    # IN (d,) float64, 1/σ of the forward pass
+                        const floating[::1] gamma,    # IN (d,)
+                        const floating[:, ::1] dY,    # IN (n, d)
+                        floating[::1] dgamma,         # OUT (d,)
+                        floating[::1] dbeta,          # OUT (d,)
+                        floating[:, ::1] dX,          # OUT (n, d), or None to skip it
+                        bint batch_stats, int n_threads=1):
     """dβ := Σ_rows dY;  dγ := Σ_rows dY x̂;  with x̂ = (X − μ)/σ and
     dX := (γ/(nσ)) (n dY − dβ − x̂ dγ) when μ, σ are batch statistics (training mode),
     dX := (γ/σ) dY when they are constants (running statistics, evaluation mode).
@@ -363,26 +292,39 @@ def batchnorm_backward(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, bint batc
     out, or None to skip it.
     """
     cdef str kernel = "batchnorm_backward"
-    cdef int t = float_type(X, kernel, "X")
-    cdef void* x = array_data(X, kernel, "X", t, 2)
-    cdef Py_ssize_t n = dim(X, 0), d = dim(X, 1)
-    cdef const double* mu = <const double*>vector_data(mean, kernel, "mean", cnp.NPY_DOUBLE,
-                                                       d)
-    cdef const double* inv = <const double*>vector_data(inv_std, kernel, "inv_std",
-                                                        cnp.NPY_DOUBLE, d)
-    cdef void* g = vector_data(gamma, kernel, "gamma", t, d)
-    cdef void* dy = matrix_data(dY, kernel, "dY", t, n, d)
-    cdef void* dg = vector_data(dgamma, kernel, "dgamma", t, d, writable=True)
-    cdef void* db = vector_data(dbeta, kernel, "dbeta", t, d, writable=True)
-    cdef void* dx = NULL if dX is None else matrix_data(dX, kernel, "dX", t, n, d,
-                                                        writable=True)
-    cdef Py_ssize_t parts = column_parts(d, n_threads)
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef bint with_dX = dX is not None
+    check_vector(kernel, "mean", mean.shape[0], d)
+    check_vector(kernel, "inv_std", inv_std.shape[0], d)
+    check_vector(kernel, "gamma", gamma.shape[0], d)
+    check_matrix(kernel, "dY", dY.shape[0], dY.shape[1], n, d)
+    check_vector(kernel, "dgamma", dgamma.shape[0], d)
+    check_vector(kernel, "dbeta", dbeta.shape[0], d)
+    if with_dX:
+        check_matrix(kernel, "dX", dX.shape[0], dX.shape[1], n, d)
+    cdef Py_ssize_t block, parts = column_parts(d, n_threads)
+    cdef Py_ssize_t ws = _width(d, parts)
     cdef double* scratch = _scratch(d, parts)
     with nogil:
-        if t == cnp.NPY_FLOAT:
-            _backward(<float>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d, parts,
-                      n_threads)
+        if parts > 1:
+            for block in prange(parts, num_threads=n_threads, schedule="static"):  # the whole team
+                _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, with_dX,
+                                  batch_stats, scratch + block * SCRATCH_ROWS * ws, ws,
+                                  column_start(d, parts, block),
+                                  column_start(d, parts, block + 1))
         else:
-            _backward(<double>0, x, mu, inv, g, dy, dg, db, dx, batch_stats, scratch, n, d, parts,
-                      n_threads)
+            _backward_columns(X, mean, inv_std, gamma, dY, dgamma, dbeta, dX, with_dX,
+                              batch_stats, scratch, ws, 0, d)
     free(scratch)
+
+
+batchnorm_forward_train = Kernel(_batchnorm_forward_train, "batchnorm_forward_train", "X:2",
+                                 "gamma:1", "beta:1", "running_mean:1!", "running_var:1!",
+                                 "momentum", "eps", "Y:2!", "mean:1:float64!",
+                                 "inv_std:1:float64!")
+batchnorm_forward_eval = Kernel(_batchnorm_forward_eval, "batchnorm_forward_eval", "X:2",
+                                "gamma:1", "beta:1", "running_mean:1", "running_var:1", "eps",
+                                "Y:2!", "mean:1:float64!", "inv_std:1:float64!")
+batchnorm_backward = Kernel(_batchnorm_backward, "batchnorm_backward", "X:2", "mean:1:float64",
+                            "inv_std:1:float64", "gamma:1", "dY:2", "dgamma:1!", "dbeta:1!",
+                            "dX:2?!")

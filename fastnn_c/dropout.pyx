@@ -12,17 +12,18 @@ one pass; backward and "frozen" forward passes reuse it through `dropout_apply`.
 Multiplying by the mask value (0 or 1/(1 − p)) rather than selecting keeps IEEE semantics:
 a NaN input gives NaN even where the unit is dropped, as in PyTorch.
 Arrays of any shape are read as one run of values; all of a call's arrays have one shape.
+Convention (fastnn_c/_kernel.pyx): each kernel takes typed memoryviews (``[::1]``, the arrays
+flattened by its ``Kernel``) and its chunk loops index them, so a ``FASTNN_DEBUG_CYTHON=1``
+build bounds-checks every access.
 """
-cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport ceil
 from libc.stdint cimport uint8_t, uint64_t
 
-from fastnn_c._arrays cimport flat_data, float_type
+from fastnn_c._arrays cimport check_vector
+from fastnn_c._kernel import Kernel
 from fastnn_c._math cimport golden_gamma, mix64, stream_base
-
-cnp.import_array()
 
 cdef uint64_t PHI = golden_gamma()
 
@@ -30,51 +31,26 @@ cdef enum:
     CHUNK = 16384  # values per prange task
 
 
-cdef void _forward_chunk(const floating* x, floating* y, uint8_t* mask, Py_ssize_t start,
-                         Py_ssize_t n, uint64_t base, uint64_t threshold,
-                         floating scale) noexcept nogil:
+cdef void _forward_chunk(const floating[::1] X, floating[::1] Y, uint8_t[::1] mask,
+                        Py_ssize_t start, Py_ssize_t n, uint64_t base, uint64_t threshold,
+                        floating scale) noexcept nogil:
+    """Values [start, start + n) of ``dropout_forward``."""
     cdef Py_ssize_t i
     cdef uint8_t keep
     cdef floating zero = 0  # typed: a literal 0 would make the product a double one
-    for i in range(n):
-        keep = (mix64(base + <uint64_t>(start + i + 1) * PHI) >> 11) >= threshold
+    for i in range(start, start + n):
+        keep = (mix64(base + <uint64_t>(i + 1) * PHI) >> 11) >= threshold
         mask[i] = keep
-        y[i] = x[i] * (scale if keep else zero)
+        Y[i] = X[i] * (scale if keep else zero)
 
 
-cdef void _apply_chunk(const floating* x, const uint8_t* mask, floating* y, Py_ssize_t n,
-                       floating scale) noexcept nogil:
+cdef void _apply_chunk(const floating[::1] X, const uint8_t[::1] mask, floating[::1] Y,
+                      Py_ssize_t start, Py_ssize_t n, floating scale) noexcept nogil:
+    """Values [start, start + n) of ``dropout_apply``."""
     cdef Py_ssize_t i
     cdef floating zero = 0
-    for i in range(n):
-        y[i] = x[i] * (scale if mask[i] else zero)
-
-
-cdef void _forward(floating zero, const void* X_, void* Y_, uint8_t* mask, Py_ssize_t n,
-                   uint64_t base, uint64_t threshold, double scale, int n_threads) noexcept nogil:
-    cdef const floating* X = <const floating*>X_
-    cdef floating* Y = <floating*>Y_
-    cdef Py_ssize_t c, start
-    if n_threads <= 1 or n <= CHUNK:
-        _forward_chunk(X, Y, mask, 0, n, base, threshold, <floating>scale)
-        return
-    for c in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule="static"):
-        start = c * CHUNK
-        _forward_chunk(X + start, Y + start, mask + start, start, min(CHUNK, n - start), base,
-                       threshold, <floating>scale)
-
-
-cdef void _apply(floating zero, const void* X_, const uint8_t* mask, void* Y_, Py_ssize_t n,
-                 double scale, int n_threads) noexcept nogil:
-    cdef const floating* X = <const floating*>X_
-    cdef floating* Y = <floating*>Y_
-    cdef Py_ssize_t c, start
-    if n_threads <= 1 or n <= CHUNK:
-        _apply_chunk(X, mask, Y, n, <floating>scale)
-        return
-    for c in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule="static"):
-        start = c * CHUNK
-        _apply_chunk(X + start, mask + start, Y + start, min(CHUNK, n - start), <floating>scale)
+    for i in range(start, start + n):
+        Y[i] = X[i] * (scale if mask[i] else zero)
 
 
 cdef uint64_t _threshold(str kernel, double p) except? 0:
@@ -84,41 +60,53 @@ cdef uint64_t _threshold(str kernel, double p) except? 0:
     return <uint64_t>ceil(p * 9007199254740992.0)  # exact: a power-of-two scaling
 
 
-def dropout_forward(X, Y, mask, double p, uint64_t seed, uint64_t counter, int n_threads=1):
+def _dropout_forward(const floating[::1] X,  # IN, any shape read as one run
+                     floating[::1] Y,        # OUT like X, may be X
+                     uint8_t[::1] mask,      # OUT like X: 1 = kept, 0 = dropped
+                     double p, uint64_t seed, uint64_t counter, int n_threads=1):
     """mask_i := [u_i ≥ p] with u_i = U(seed, counter, i) ∈ [0, 1);  Y := X mask / (1 − p).
 
     ``X`` any shape; ``Y`` and ``mask`` (uint8: 1 = kept, 0 = dropped) the same shape.
     """
     cdef str kernel = "dropout_forward"
-    cdef int t = float_type(X, kernel, "X")
-    cdef Py_ssize_t n
-    cdef void* x = flat_data(X, kernel, "X", t, None, &n)
-    cdef void* y = flat_data(Y, kernel, "Y", t, X, &n, writable=True)
-    cdef uint8_t* m = <uint8_t*>flat_data(mask, kernel, "mask", cnp.NPY_UINT8, X, &n, writable=True)
+    cdef Py_ssize_t c, start, n = X.shape[0]
+    check_vector(kernel, "Y", Y.shape[0], n)
+    check_vector(kernel, "mask", mask.shape[0], n)
     cdef uint64_t threshold = _threshold(kernel, p)
     cdef uint64_t base = stream_base(seed, counter)
+    cdef floating scale = <floating>(1.0 / (1.0 - p))
     with nogil:
-        if t == cnp.NPY_FLOAT:
-            _forward(<float>0, x, y, m, n, base, threshold, 1.0 / (1.0 - p), n_threads)
+        if n_threads <= 1 or n <= CHUNK:
+            _forward_chunk(X, Y, mask, 0, n, base, threshold, scale)
         else:
-            _forward(<double>0, x, y, m, n, base, threshold, 1.0 / (1.0 - p), n_threads)
+            for c in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule="static"):
+                start = c * CHUNK
+                _forward_chunk(X, Y, mask, start, min(CHUNK, n - start), base, threshold, scale)
 
 
-def dropout_apply(X, mask, Y, double p, int n_threads=1):
+def _dropout_apply(const floating[::1] X,     # IN (the input, or dY), any shape read as one run
+                   const uint8_t[::1] mask,   # IN like X, from dropout_forward
+                   floating[::1] Y,           # OUT like X (the output, or dX), may be X
+                   double p, int n_threads=1):
     """Y := X mask / (1 − p): the forward pass with a stored mask, and the backward pass.
 
     ``X`` (the input, or dY for backward) any shape; ``mask`` (uint8, from dropout_forward)
     and ``Y`` (the output, or dX) the same shape.
     """
     cdef str kernel = "dropout_apply"
-    cdef int t = float_type(X, kernel, "X")
-    cdef Py_ssize_t n
-    cdef void* x = flat_data(X, kernel, "X", t, None, &n)
-    cdef const uint8_t* m = <const uint8_t*>flat_data(mask, kernel, "mask", cnp.NPY_UINT8, X, &n)
-    cdef void* y = flat_data(Y, kernel, "Y", t, X, &n, writable=True)
+    cdef Py_ssize_t c, start, n = X.shape[0]
+    check_vector(kernel, "mask", mask.shape[0], n)
+    check_vector(kernel, "Y", Y.shape[0], n)
     _threshold(kernel, p)
+    cdef floating scale = <floating>(1.0 / (1.0 - p))
     with nogil:
-        if t == cnp.NPY_FLOAT:
-            _apply(<float>0, x, m, y, n, 1.0 / (1.0 - p), n_threads)
+        if n_threads <= 1 or n <= CHUNK:
+            _apply_chunk(X, mask, Y, 0, n, scale)
         else:
-            _apply(<double>0, x, m, y, n, 1.0 / (1.0 - p), n_threads)
+            for c in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule="static"):
+                start = c * CHUNK
+                _apply_chunk(X, mask, Y, start, min(CHUNK, n - start), scale)
+
+
+dropout_forward = Kernel(_dropout_forward, "dropout_forward", "X:*", "Y:*!", "mask:*:uint8!")
+dropout_apply = Kernel(_dropout_apply, "dropout_apply", "X:*", "mask:*:uint8", "Y:*!")
