@@ -30,6 +30,18 @@ COMMANDS = {
 GOALS = {"import fastnn": 2.0, "fastnn --help": 3.0}
 
 
+def cpu_model():
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_once(argv):
     start = time.perf_counter()
     subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -48,7 +60,7 @@ def main(argv=None):
         for name, command in COMMANDS.items():
             times[name].append(run_once(command))
 
-    print(f"{platform.node()}: {platform.processor() or platform.machine()}, "
+    print(f"{platform.node()}: {cpu_model()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.rounds} rounds")
     numpy = statistics.median(times["import numpy"])

@@ -9,7 +9,7 @@
  * each layer's output the next one's input, no bias or activation). Prints the FMA peak of
  * one core (24 independent chains of FMAs in registers), then each product's time and rate
  * and the chain's, best of 7 blocks. One thread; the flags above are the avx512 level's
- * (src/fastnn_c/_manifest.py). benchmarks/README.md quotes it.
+ * (fastnn_c/_manifest.py). benchmarks/README.md quotes it.
  */
 #include <stdio.h>
 #include <stdlib.h>
