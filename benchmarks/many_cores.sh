@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The many-core measurement of benchmarks/README.md ("Many cores"), as one prepared script:
+# The many-core measurement of benchmarks/HISTORY.md ("Many cores"), as one prepared script:
 # run from the repository root on a machine that has Python with NumPy, torch, onnxruntime
 # and JAX but cannot install anything, with the wheels fastnn's build needs in .whl/
 # (scipy-openblas32, Cython, setuptools; see the README section for the download command).

@@ -10,10 +10,8 @@ import os
 import struct
 import sys
 import tempfile
-import urllib.request
 
 import numpy as np
-from tqdm import tqdm
 
 from fastnn._validation import check_number, check_positive_int
 
@@ -258,6 +256,12 @@ def _md5(path):
 
 def _download_file(url, dest, md5, progress):
     """Fetch ``url`` into ``dest`` atomically (temp file in the same folder, md5 check, rename)."""
+    # Imported here, not at the top: ``import fastnn`` and every command that finds its data
+    # on disk load neither the HTTP stack nor tqdm (benchmarks/import_time.py).
+    import urllib.request
+
+    from tqdm import tqdm
+
     folder = os.path.dirname(dest)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(dest) + ".", suffix=".part")
     try:

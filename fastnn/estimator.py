@@ -42,8 +42,9 @@ to 1e-10 in float64. The last mini-batch of an epoch may be smaller than the oth
 
 Deprecated and removed parameters (fastnn 0.x ``MLPClassifier``)
 ----------------------------------------------------------------
-``learning_rate`` given as a number still works for now: it warns (FutureWarning) and is
-used as ``learning_rate_init`` with the "constant" schedule. ``epochs`` (now ``max_iter``),
+``learning_rate`` given as a number still works in 0.2.x: it warns (FutureWarning) and is
+used as ``learning_rate_init`` with the "constant" schedule; 0.3.0 refuses it (CHANGELOG.md,
+"Deprecation policy"). ``epochs`` (now ``max_iter``),
 ``optimizer`` (now ``solver``) and ``patience`` (now ``n_iter_no_change``) are gone.
 """
 import math
@@ -227,8 +228,9 @@ class _BaseMLP(BaseEstimator):
         p["learning_rate"], p["learning_rate_init"] = self.learning_rate, None
         if isinstance(self.learning_rate, numbers.Real) and not isinstance(self.learning_rate, bool):
             warnings.warn(f"learning_rate={self.learning_rate!r}: a number as learning_rate is "
-                          "deprecated; learning_rate is now scikit-learn's schedule name "
-                          f"{LEARNING_RATES} and the rate is learning_rate_init. Using "
+                          "deprecated since fastnn 0.2.0 and refused from 0.3.0; learning_rate "
+                          f"is now scikit-learn's schedule name {LEARNING_RATES} and the rate "
+                          "is learning_rate_init. Using "
                           f"learning_rate_init={self.learning_rate!r}, learning_rate='constant'.",
                           FutureWarning, stacklevel=4)
             p["learning_rate"] = "constant"
@@ -759,7 +761,7 @@ _COMMON_DOC = """
         scikit-learn's schedule, for solver='sgd': 'invscaling' sets the rate to
         learning_rate_init / (t_ + 1)^power_t after each epoch; 'adaptive' divides it by 5
         whenever the stopping rule would stop, until it is ≤ 1e-6. (A number here is the
-        deprecated spelling of learning_rate_init: it warns.)
+        deprecated spelling of learning_rate_init: it warns, and 0.3.0 refuses it.)
     learning_rate_init : float, default=0.001
     power_t : float, default=0.5
     max_iter : int, default=200

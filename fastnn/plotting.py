@@ -26,7 +26,7 @@ def plot_history(history, path, title=None):
 
     Parameters
     ----------
-    history : fastnn.training.History or list of dict
+    history : fastnn.callbacks.History or list of dict
         Per-epoch metrics with keys ``epoch``, ``loss``, ``val_loss``, ``accuracy``,
         ``val_accuracy`` (the validation and accuracy curves are drawn when present).
     path : str or os.PathLike
