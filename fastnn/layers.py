@@ -471,7 +471,9 @@ class Activation(Layer):
         return dZ
 
 
-_ACTIVATIONS = specialized(_activations.activation_forward, _activations.activation_backward)
+_ACTIVATIONS = specialized(_activations.activation_forward, _activations.activation_backward,
+                           _activations.prelu_forward, _activations.prelu_backward,
+                           _activations.rrelu_forward, _activations.rrelu_backward)
 ACTIVATIONS = tuple(_activations.KINDS)
 #: Activation passes whose work per value pays for waking a second thread on large arrays;
 #: fewer with the faster AVX-512 kernels (measurements: benchmarks/README.md).
@@ -634,13 +636,17 @@ class BatchNorm(Layer):
             if X.shape[0] < 2:
                 raise ValueError(f"BatchNorm in training mode needs at least 2 rows per batch, got "
                                  f"{X.shape[0]} (use eval() for single samples)")
-            _batchnorm.batchnorm_forward_train(X, self.gamma.data, self.beta.data, self.running_mean,
-                                               self.running_var, self.momentum, self.eps, Y,
-                                               self._mean, self._inv_std, self._threads(X.size))
+            _BATCHNORM[self.dtype].batchnorm_forward_train(
+                self._bound(X), self._param_view(self.gamma.data), self._param_view(self.beta.data),
+                self._param_view(self.running_mean), self._param_view(self.running_var),
+                self.momentum, self.eps, self._bound(Y), self._param_view(self._mean),
+                self._param_view(self._inv_std), self._threads(X.size))
             self._state_changed()
         else:
-            _batchnorm.batchnorm_forward_eval(X, self.gamma.data, self.beta.data, self.running_mean,
-                                              self.running_var, self.eps, Y, self._mean, self._inv_std)
+            _BATCHNORM[self.dtype].batchnorm_forward_eval(
+                self._bound(X), self._param_view(self.gamma.data), self._param_view(self.beta.data),
+                self._param_view(self.running_mean), self._param_view(self.running_var), self.eps,
+                self._bound(Y), self._param_view(self._mean), self._param_view(self._inv_std))
         self._batch_stats = self.training
         self._input = X
         self._output = Y
@@ -648,9 +654,11 @@ class BatchNorm(Layer):
 
     def _backward(self, dY):
         dX = self._buffer("dX", dY.shape, self.dtype) if self.needs_input_grad else None
-        _batchnorm.batchnorm_backward(self._input, self._mean, self._inv_std, self.gamma.data, dY,
-                                      self.gamma.grad, self.beta.grad, dX, self._batch_stats,
-                                      self._threads(dY.size))
+        _BATCHNORM[self.dtype].batchnorm_backward(
+            self._bound(self._input), self._param_view(self._mean), self._param_view(self._inv_std),
+            self._param_view(self.gamma.data), self._bound(dY), self._param_view(self.gamma.grad),
+            self._param_view(self.beta.grad), self._bound(dX), self._batch_stats,
+            self._threads(dY.size))
         return dX
 
     @staticmethod
@@ -674,6 +682,10 @@ class BatchNorm(Layer):
         if not self._batch_stats:
             return None
         return self._mean.copy(), 1.0 / (self._inv_std * self._inv_std) - self.eps
+
+
+_BATCHNORM = specialized(_batchnorm.batchnorm_forward_train, _batchnorm.batchnorm_forward_eval,
+                         _batchnorm.batchnorm_backward)
 
 
 class Dropout(Layer):
@@ -741,11 +753,14 @@ class Dropout(Layer):
             return X
         Y = self._buffer("Y", X.shape, X.dtype)
         if self._frozen and self._frozen_mask_ready and self._mask.shape == X.shape:
-            _dropout.dropout_apply(X, self._mask, Y, self.p, elementwise_threads(X.size, False))
+            _DROPOUT[X.dtype].dropout_apply(self._bound.flat(X), self._bound.flat(self._mask),
+                                            self._bound.flat(Y), self.p,
+                                            elementwise_threads(X.size, False))
         else:
             self._mask = self._buffer("mask", X.shape, np.uint8)
-            _dropout.dropout_forward(X, Y, self._mask, self.p, int(self._seed[0]),
-                                     int(self._counter[0]), elementwise_threads(X.size, True))
+            _DROPOUT[X.dtype].dropout_forward(
+                self._bound.flat(X), self._bound.flat(Y), self._bound.flat(self._mask), self.p,
+                int(self._seed[0]), int(self._counter[0]), elementwise_threads(X.size, True))
             self._counter += np.uint64(1)
             self._frozen_mask_ready = self._frozen
         self._output = Y
@@ -755,8 +770,13 @@ class Dropout(Layer):
         if self._identity:
             return dY
         dX = self._buffer("dX", dY.shape, dY.dtype)
-        _dropout.dropout_apply(dY, self._mask, dX, self.p, elementwise_threads(dY.size, False))
+        _DROPOUT[dY.dtype].dropout_apply(self._bound.flat(dY), self._bound.flat(self._mask),
+                                         self._bound.flat(dX), self.p,
+                                         elementwise_threads(dY.size, False))
         return dX
+
+
+_DROPOUT = specialized(_dropout.dropout_forward, _dropout.dropout_apply)
 
 
 class PReLU(Layer):
@@ -816,14 +836,17 @@ class PReLU(Layer):
 
     def _forward(self, X):
         A = self._buffer("A", X.shape, self.dtype)
-        _activations.prelu_forward(X, self.weight.data, A)
+        _ACTIVATIONS[self.dtype].prelu_forward(self._bound(X), self._param_view(self.weight.data),
+                                               self._bound(A))
         self._input = X
         self._output = A
         return A
 
     def _backward(self, dA):
         dZ = self._buffer("dZ", dA.shape, self.dtype)
-        _activations.prelu_backward(self._input, self.weight.data, dA, dZ, self.weight.grad)
+        _ACTIVATIONS[self.dtype].prelu_backward(
+            self._bound(self._input), self._param_view(self.weight.data), self._bound(dA),
+            self._bound(dZ), self._param_view(self.weight.grad))
         return dZ
 
 
@@ -904,7 +927,8 @@ class RReLU(Layer):
         self._output = A
         if not self.training:
             self._drawn = None
-            _activations.activation_forward(_LEAKY_RELU, X, A, self.slope)
+            _ACTIVATIONS[X.dtype].activation_forward(_LEAKY_RELU, self._bound.flat(X),
+                                                     self._bound.flat(A), self.slope)
             return A
         if self._frozen and self._frozen_counter is not None:
             self._drawn = self._frozen_counter
@@ -913,18 +937,22 @@ class RReLU(Layer):
             self._counter += np.uint64(1)
             if self._frozen:
                 self._frozen_counter = self._drawn
-        _activations.rrelu_forward(X, A, self.lower, self.upper, int(self._seed[0]), self._drawn,
-                                   elementwise_threads(X.size, True))
+        _ACTIVATIONS[X.dtype].rrelu_forward(
+            self._bound.flat(X), self._bound.flat(A), self.lower, self.upper, int(self._seed[0]),
+            self._drawn, elementwise_threads(X.size, True))
         return A
 
     def _backward(self, dA):
         dZ = self._buffer("dZ", dA.shape, dA.dtype)
         if self._drawn is None:
-            _activations.activation_backward(_LEAKY_RELU, self._output, dA, dZ, self.slope)
+            _ACTIVATIONS[dA.dtype].activation_backward(
+                _LEAKY_RELU, self._bound.flat(self._output), self._bound.flat(dA),
+                self._bound.flat(dZ), self.slope)
         else:
-            _activations.rrelu_backward(self._output, dA, dZ, self.lower, self.upper,
-                                        int(self._seed[0]), self._drawn,
-                                        elementwise_threads(dA.size, True))
+            _ACTIVATIONS[dA.dtype].rrelu_backward(
+                self._bound.flat(self._output), self._bound.flat(dA), self._bound.flat(dZ),
+                self.lower, self.upper, int(self._seed[0]), self._drawn,
+                elementwise_threads(dA.size, True))
         return dZ
 
 

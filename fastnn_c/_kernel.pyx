@@ -55,7 +55,7 @@ cdef enum:
 
 
 cdef class _Spec:
-    cdef str name
+    cdef readonly str name
     cdef int rank  # ANY_RANK: any shape, passed flattened; NOT_ARRAY: passed as it is
     cdef object dtype  # numpy.dtype, or None for the call's float dtype
     cdef bint optional, output
@@ -130,10 +130,15 @@ cdef class Kernel:
         cdef Py_ssize_t i, n = len(self._specs)
         cdef _Spec spec
         cdef object call_dtype = None, first_flat = None
-        if len(args) < n:
-            raise TypeError(f"{self.name}() takes {', '.join(s.name for s in self._specs)} "
-                            f"first, got {len(args)} positional arguments")
         arrays = list(args)
+        for i in range(len(args), n):  # a leading parameter given by keyword, or left out
+            spec = <_Spec>self._specs[i]
+            if spec.name in kwargs:
+                arrays.append(kwargs.pop(spec.name))
+            elif spec.optional:
+                arrays.append(None)
+            else:
+                raise TypeError(f"{self.name}() missing argument {spec.name!r}")
         for i in range(n):
             spec = <_Spec>self._specs[i]
             array = arrays[i]

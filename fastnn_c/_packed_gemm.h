@@ -60,6 +60,14 @@
 #define FNN_NR_FLOAT (2 * FNN_VBYTES / 4)
 #define FNN_NR_DOUBLE (2 * FNN_VBYTES / 8)
 
+/* Every module includes all of it and uses a part (dense.pyx the row-major products,
+ * packed.pyx and stack.pyx the packed ones): unused functions are not worth a warning. */
+#if defined(__GNUC__)
+#define FNN_API static __attribute__((unused))
+#else
+#define FNN_API static
+#endif
+
 #if defined(__GNUC__)
 #define FNN_VECTOR_EXTENSIONS 1
 #define FNN_ALWAYS_INLINE static inline __attribute__((always_inline))

@@ -8,7 +8,7 @@ static inline size_t FNN_NAME(fnn_packed_size)(size_t K, size_t N) {
 }
 
 /* packed := W (K x N, row-major) in panels of FNN_NR columns, the last one zero-padded. */
-static void FNN_NAME(fnn_pack)(const FNN_T* W, ptrdiff_t K, ptrdiff_t N, FNN_T* packed) {
+FNN_API void FNN_NAME(fnn_pack)(const FNN_T* W, ptrdiff_t K, ptrdiff_t N, FNN_T* packed) {
     for (ptrdiff_t j0 = 0; j0 < N; j0 += FNN_NR) {
         ptrdiff_t width = N - j0 < FNN_NR ? N - j0 : FNN_NR;
         for (ptrdiff_t k = 0; k < K; k++) {
@@ -128,7 +128,7 @@ FNN_ALWAYS_INLINE void FNN_NAME(fnn_tile)(int mr, int nv, ptrdiff_t K, const FNN
 
 /* One tile of m <= FNN_MR rows and nv vectors (m and nv constants per case, so each call
  * specializes; nv = 4 for at most FNN_MR2 rows). */
-static void FNN_NAME(fnn_tile_rows)(int m, int nv, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
+FNN_API void FNN_NAME(fnn_tile_rows)(int m, int nv, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
                                     ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
                                     ptrdiff_t pstride, const FNN_T* bias, FNN_T alpha,
                                     FNN_T beta, FNN_T* Y, ptrdiff_t N, int width,
@@ -167,7 +167,7 @@ static void FNN_NAME(fnn_tile_rows)(int m, int nv, ptrdiff_t K, const FNN_T* X, 
 /* Y[0:m, 0:width] of one panel (Y's rows N apart): tiles of FNN_MR rows, the last two
  * evened out (16 rows as 8 + 8, not 12 + 4: a short tile has too few FMA chains to hide
  * their latency); half a panel's vectors where ``width`` fits in one. */
-static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
+FNN_API void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
                                      ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
                                      const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
                                      ptrdiff_t N, int width, FNN_NAME(fnn_chunk) c) {
@@ -187,7 +187,7 @@ static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, p
     }
 }
 /* Σ values: one pass reading n values, four vector accumulators (the weight-read floor). */
-static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
+FNN_API FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
     FNN_VT acc[4] = {{0}};
     ptrdiff_t i = 0;
     for (; i + 4 * FNN_V <= n; i += 4 * FNN_V)
@@ -205,7 +205,7 @@ static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
 #undef FNN_V
 
 #else  /* no vector extensions: the same layout, plain loops */
-static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
+FNN_API void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, ptrdiff_t xr,
                                      ptrdiff_t xk, const FNN_T* P, ptrdiff_t ldp,
                                      const FNN_T* bias, FNN_T alpha, FNN_T beta, FNN_T* Y,
                                      ptrdiff_t N, int width, FNN_NAME(fnn_chunk) c) {
@@ -227,7 +227,7 @@ static void FNN_NAME(fnn_panel_rows)(ptrdiff_t m, ptrdiff_t K, const FNN_T* X, p
     }
 }
 
-static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
+FNN_API FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
     FNN_T total = 0;
     for (ptrdiff_t i = 0; i < n; i++)
         total += values[i];
@@ -238,7 +238,7 @@ static FNN_T FNN_NAME(fnn_read_sum)(const FNN_T* values, ptrdiff_t n) {
 /* Rows per block of a product over K: about FNN_BLOCK_BYTES of X, whole tiles. Each block
  * meets every panel before the next starts, so that X is read from memory once rather than
  * once per panel; the tiles and their sums are the same as without blocks. */
-static ptrdiff_t FNN_NAME(fnn_block_rows)(ptrdiff_t K) {
+FNN_API ptrdiff_t FNN_NAME(fnn_block_rows)(ptrdiff_t K) {
     ptrdiff_t block = FNN_BLOCK_BYTES / ((K > 0 ? K : 1) * (ptrdiff_t)sizeof(FNN_T)) / FNN_MR;
     return (block > 1 ? block : 1) * FNN_MR;
 }
@@ -247,7 +247,7 @@ static ptrdiff_t FNN_NAME(fnn_block_rows)(ptrdiff_t K) {
  * begin is a multiple of FNN_NR; bias may be NULL. Up to FNN_MR2 rows take two panels per
  * tile, so that a single row still has four independent chains of FMAs; more go in blocks
  * of rows (fnn_block_rows). */
-static void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
+FNN_API void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
                                               const FNN_T* X, const FNN_T* packed,
                                               const FNN_T* bias, FNN_T* Y, ptrdiff_t begin,
                                               ptrdiff_t end) {
@@ -278,14 +278,14 @@ static void FNN_NAME(fnn_packed_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_
 }
 
 /* Y (m x N) := X (m x K) W + bias, W packed by fnn_pack; bias may be NULL. */
-static void FNN_NAME(fnn_packed_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const FNN_T* X,
+FNN_API void FNN_NAME(fnn_packed_gemm)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N, const FNN_T* X,
                                       const FNN_T* packed, const FNN_T* bias, FNN_T* Y) {
     FNN_NAME(fnn_packed_gemm_columns)(m, K, N, X, packed, bias, Y, 0, N);
 }
 
 /* Scratch (elements) fnn_rowmajor_gemm_columns needs for partial sums, besides ``tail``:
  * none unless K is long enough to run in chunks of FNN_KC. */
-static size_t FNN_NAME(fnn_rowmajor_scratch)(ptrdiff_t K, ptrdiff_t N) {
+FNN_API size_t FNN_NAME(fnn_rowmajor_scratch)(ptrdiff_t K, ptrdiff_t N) {
     if (K <= 2 * FNN_KC)
         return 0;
     return (size_t)(FNN_NAME(fnn_block_rows)(FNN_KC) * ((N + FNN_NR - 1) / FNN_NR * FNN_NR));
@@ -300,7 +300,7 @@ static size_t FNN_NAME(fnn_rowmajor_scratch)(ptrdiff_t K, ptrdiff_t N) {
  * k runs in chunks of FNN_KC, each block of rows keeping its partial sums in ``part``
  * (fnn_rowmajor_scratch elements), so that the chunk of X and the panels' chunks stay in
  * cache; every element is still summed over k in order. */
-static void FNN_NAME(fnn_rowmajor_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
+FNN_API void FNN_NAME(fnn_rowmajor_gemm_columns)(ptrdiff_t m, ptrdiff_t K, ptrdiff_t N,
                                                 const FNN_T* X, ptrdiff_t xr, ptrdiff_t xk,
                                                 const FNN_T* W, const FNN_T* bias, FNN_T alpha,
                                                 FNN_T beta, FNN_T* Y, FNN_T* tail, FNN_T* part,
