@@ -3,45 +3,44 @@
 Design: one loop over rows; per row the value and the gradient are computed together
 (the softmax is written straight into the gradient buffer). Sums accumulate in double.
 Labels are int64 and checked to lie in [0, k). Pass grad=None to compute the value only.
+Each kernel takes typed memoryviews (fastnn_c/_kernel.pyx), checks the shapes and labels
+and indexes them; the vectorised runs are handed raw rows, as a BLAS is: the softmax's row
+max and exp-and-sum pass get ``&logits[i, 0]``, and the elementwise losses (squared error,
+logistic) one run over all n k values, ``&pred[0, 0]`` (a loop per row would split the
+vectorised exp at every row's end: slower at narrow k, and other last bits in float64).
 """
-cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 
-from fastnn_c._arrays cimport array_data, dim, float_type, matrix_data, vector_data
+from fastnn_c._arrays cimport check_matrix, check_vector
+from fastnn_c._kernel import Kernel
 from fastnn_c._math cimport REDUCTION_LANES as LANES, fexp, flog, sigmoid, softplus
 
-cnp.import_array()
 
-
-cdef const int64_t* _checked_labels(object labels, str kernel, Py_ssize_t n,
-                                    Py_ssize_t k) except NULL:
-    """The labels' data after checking there is one per row, each in [0, k)."""
-    cdef const int64_t* y = <const int64_t*>vector_data(labels, kernel, "labels", cnp.NPY_INT64, n)
-    cdef Py_ssize_t i
-    for i in range(n):
-        if y[i] < 0 or y[i] >= k:
-            raise ValueError(f"{kernel}: labels[{i}] = {y[i]} is outside [0, {k}) for {k} classes")
-    return y
-
-
-cdef void* _checked_matrices(str kernel, object values, str name, int typenum, object other,
-                             str other_name, void** other_data, object grad,
-                             void** grad_data) except NULL:
-    """Data of the (n, k) ``values`` (n > 0); of ``other`` (same shape) when ``other_data`` is
-    not NULL, and of ``grad`` (same shape, writable; NULL when grad is None)."""
-    cdef void* data = array_data(values, kernel, name, typenum, 2)
-    cdef Py_ssize_t n = dim(values, 0), k = dim(values, 1)
+cdef int check_batch(str kernel, Py_ssize_t n) except -1:
+    """ValueError for an empty batch (the mean over it is undefined)."""
     if n == 0:
         raise ValueError(f"{kernel}: the batch is empty")
-    if other_data != NULL:
-        other_data[0] = matrix_data(other, kernel, other_name, typenum, n, k)
-        if k == 0:
-            raise ValueError(f"{kernel}: {name} has no columns")
-    grad_data[0] = NULL
-    if grad is not None:
-        grad_data[0] = matrix_data(grad, kernel, "grad", typenum, n, k, writable=True)
-    return data
+    return 0
+
+
+cdef int check_columns(str kernel, str name, Py_ssize_t k) except -1:
+    if k == 0:
+        raise ValueError(f"{kernel}: {name} has no columns")
+    return 0
+
+
+cdef int check_labels(str kernel, const int64_t[::1] labels, Py_ssize_t n,
+                      Py_ssize_t k) except -1:
+    """ValueError unless there is one label per row, each in [0, k)."""
+    check_vector(kernel, "labels", labels.shape[0], n)
+    cdef Py_ssize_t i
+    for i in range(n):
+        if labels[i] < 0 or labels[i] >= k:
+            raise ValueError(f"{kernel}: labels[{i}] = {labels[i]} is outside [0, {k}) "
+                             f"for {k} classes")
+    return 0
 
 
 cdef inline floating _row_max(const floating* z, Py_ssize_t k) noexcept nogil:
@@ -83,94 +82,53 @@ cdef inline floating _exp_shifted_sum(const floating* z, floating shift, floatin
     return total
 
 
-# -- loops on checked arrays: (n, k) row-major, n > 0 ----------------------------------------
-cdef double _softmax_cross_entropy(floating zero, const void* logits_, const int64_t* labels,
-                                   void* grad_, void* scratch_, Py_ssize_t n,
-                                   Py_ssize_t k) noexcept nogil:
-    cdef const floating* logits = <const floating*>logits_
-    cdef floating* grad = <floating*>grad_
-    cdef floating* scratch = <floating*>scratch_
-    cdef Py_ssize_t i, j
-    cdef double total = 0
-    cdef floating row_max, row_sum, scale
-    cdef const floating* z
-    cdef floating* out
-    for i in range(n):
-        z = &logits[i * k]
-        out = scratch if grad == NULL else &grad[i * k]
-        row_max = _row_max(z, k)
-        row_sum = _exp_shifted_sum(z, row_max, out, k)
-        if grad != NULL:
-            scale = 1 / (row_sum * n)
-            for j in range(k):
-                out[j] = out[j] * scale
-            out[labels[i]] -= <floating>1.0 / n
-        # (max − z_y) first: adding log(sum) to a huge max would round it away
-        total += (row_max - z[labels[i]]) + <double>flog(row_sum)
-    return total / n
 
-
-cdef double _mean_squared_error(floating zero, const void* pred_, const void* target_,
-                                void* grad_, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
-    cdef const floating* pred = <const floating*>pred_
-    cdef const floating* target = <const floating*>target_
-    cdef floating* grad = <floating*>grad_
+# -- elementwise losses: the (n, k) values read as one run of n k (n, k > 0) ----------------
+# One loop over the whole run, not one per row: the compiler vectorises it across row ends,
+# so at narrow k (10 classes) most values take the vector path, and each value falls on the
+# vector or the scalar path (libmvec's exp or the scalar one, whose last bits can differ)
+# independently of k. The loop is written twice, with and without grad, rather than testing
+# grad in it: GCC unswitched the test in the old pointer kernels but not in these, and the
+# loop with the test in it does not vectorise.
+cdef double _squared_error_run(const floating* pred, const floating* target,
+                               floating* grad, Py_ssize_t size) noexcept nogil:
+    """Σ (p − t)² in double; grad := 2 (p − t) / size unless grad is NULL."""
     cdef Py_ssize_t i
     cdef double total = 0
-    cdef floating d, scale = <floating>(2.0 / (n * k))
-    for i in range(n * k):
-        d = pred[i] - target[i]
-        total += d * d
-        if grad != NULL:
+    cdef floating d, scale = <floating>(2.0 / size)
+    if grad == NULL:
+        for i in range(size):
+            d = pred[i] - target[i]
+            total += d * d
+    else:
+        for i in range(size):
+            d = pred[i] - target[i]
+            total += d * d
             grad[i] = scale * d
-    return total / (n * k)
+    return total
 
 
-cdef double _multiclass_hinge(floating zero, const void* scores_, const int64_t* labels,
-                              void* grad_, Py_ssize_t n, Py_ssize_t k,
-                              double margin) noexcept nogil:
-    cdef const floating* scores = <const floating*>scores_
-    cdef floating* grad = <floating*>grad_
-    cdef floating delta = <floating>margin
-    cdef Py_ssize_t i, j, active
-    cdef double total = 0
-    cdef floating m, correct, inv_n = <floating>(1.0 / n)
-    for i in range(n):
-        correct = scores[i * k + labels[i]]
-        active = 0
-        for j in range(k):
-            if j == labels[i]:
-                continue
-            m = delta + (scores[i * k + j] - correct)  # difference first, as above
-            if m > 0:
-                total += m
-                active += 1
-            if grad != NULL:
-                grad[i * k + j] = inv_n if m > 0 else 0
-        if grad != NULL:
-            grad[i * k + labels[i]] = -active * inv_n
-    return total / n
-
-
-cdef double _binary_cross_entropy_logits(floating zero, const void* logits_,
-                                         const void* target_, void* grad_, Py_ssize_t n,
-                                         Py_ssize_t k) noexcept nogil:
-    cdef const floating* logits = <const floating*>logits_
-    cdef const floating* target = <const floating*>target_
-    cdef floating* grad = <floating*>grad_
+cdef double _logistic_run(const floating* logits, const floating* target,
+                          floating* grad, Py_ssize_t size) noexcept nogil:
+    """Σ softplus(z) − t z in double; grad := (σ(z) − t) / size unless grad is NULL."""
     cdef Py_ssize_t i
     cdef double total = 0
-    cdef floating z, scale = <floating>(1.0 / (n * k))
-    for i in range(n * k):
-        z = logits[i]
-        total += softplus(z) - target[i] * z
-        if grad != NULL:
+    cdef floating z, scale = <floating>(1.0 / size)
+    if grad == NULL:
+        for i in range(size):
+            z = logits[i]
+            total += softplus(z) - target[i] * z
+    else:
+        for i in range(size):
+            z = logits[i]
+            total += softplus(z) - target[i] * z
             grad[i] = scale * (sigmoid(z) - target[i])
-    return total / (n * k)
+    return total
 
 
-# -- checked entry points --------------------------------------------------------------------
-def softmax_cross_entropy(logits, labels, grad=None):
+def _softmax_cross_entropy(const floating[:, ::1] logits,  # IN (n, k)
+                           const int64_t[::1] labels,      # IN (n,), in [0, k)
+                           floating[:, ::1] grad=None):    # OUT like logits, or None
     """L = (1/n) Σ_i [log Σ_j e^{z_ij} − z_{i,y_i}];  ∂L/∂z_ij = (softmax(z_i)_j − [j = y_i]) / n.
 
     ``logits`` (n, k), ``labels`` (n,) int64 in [0, k), ``grad`` (n, k) or None.
@@ -178,45 +136,64 @@ def softmax_cross_entropy(logits, labels, grad=None):
     an exp pass written into the gradient (or a scratch row), a sum and a scaling pass.
     """
     cdef str kernel = "softmax_cross_entropy"
-    cdef int t = float_type(logits, kernel, "logits")
-    cdef void* g
-    cdef void* z = _checked_matrices(kernel, logits, "logits", t, None, "", NULL, grad, &g)
-    cdef Py_ssize_t n = dim(logits, 0), k = dim(logits, 1)
-    cdef const int64_t* y = _checked_labels(labels, kernel, n, k)
-    cdef cnp.npy_intp row = k
-    cdef cnp.ndarray scratch = cnp.PyArray_EMPTY(1, &row, t, 0) if grad is None else None
-    cdef void* s = NULL if scratch is None else cnp.PyArray_DATA(scratch)
-    cdef double value
-    with nogil:
-        if t == cnp.NPY_FLOAT:
-            value = _softmax_cross_entropy(<float>0, z, y, g, s, n, k)
-        else:
-            value = _softmax_cross_entropy(<double>0, z, y, g, s, n, k)
-    return value
+    cdef Py_ssize_t i, j, n = logits.shape[0], k = logits.shape[1]
+    cdef bint has_grad = grad is not None
+    check_batch(kernel, n)
+    if has_grad:
+        check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
+    check_labels(kernel, labels, n, k)  # k > 0 from here: no label lies in [0, 0)
+    cdef floating* scratch = NULL
+    if not has_grad:
+        scratch = <floating*>malloc(k * sizeof(floating))
+        if scratch == NULL:
+            raise MemoryError(f"{kernel}: no memory for a scratch row of {k} values")
+    cdef double total = 0
+    cdef floating row_max, row_sum, scale
+    cdef floating* out
+    try:
+        with nogil:
+            for i in range(n):
+                out = scratch if not has_grad else &grad[i, 0]
+                row_max = _row_max(&logits[i, 0], k)
+                row_sum = _exp_shifted_sum(&logits[i, 0], row_max, out, k)
+                if has_grad:
+                    scale = 1 / (row_sum * n)
+                    for j in range(k):
+                        grad[i, j] = grad[i, j] * scale
+                    grad[i, labels[i]] -= <floating>1.0 / n
+                # (max − z_y) first: adding log(sum) to a huge max would round it away
+                total += (row_max - logits[i, labels[i]]) + <double>flog(row_sum)
+    finally:
+        free(scratch)
+    return total / n
 
 
-def mean_squared_error(pred, target, grad=None):
+def _mean_squared_error(const floating[:, ::1] pred,    # IN (n, k)
+                        const floating[:, ::1] target,  # IN like pred
+                        floating[:, ::1] grad=None):    # OUT like pred, or None
     """L = (1/(n k)) Σ_ij (p_ij − t_ij)²;  ∂L/∂p_ij = 2 (p_ij − t_ij) / (n k).
 
     ``pred`` and ``target`` (n, k), ``grad`` (n, k) or None.
     """
     cdef str kernel = "mean_squared_error"
-    cdef int t = float_type(pred, kernel, "pred")
-    cdef void* g
-    cdef void* target_data = NULL
-    cdef void* p = _checked_matrices(kernel, pred, "pred", t, target, "target", &target_data,
-                                     grad, &g)
-    cdef Py_ssize_t n = dim(pred, 0), k = dim(pred, 1)
-    cdef double value
+    cdef Py_ssize_t n = pred.shape[0], k = pred.shape[1]
+    cdef bint has_grad = grad is not None
+    check_batch(kernel, n)
+    check_matrix(kernel, "target", target.shape[0], target.shape[1], n, k)
+    check_columns(kernel, "pred", k)
+    if has_grad:
+        check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
+    cdef double total
     with nogil:
-        if t == cnp.NPY_FLOAT:
-            value = _mean_squared_error(<float>0, p, target_data, g, n, k)
-        else:
-            value = _mean_squared_error(<double>0, p, target_data, g, n, k)
-    return value
+        total = _squared_error_run(&pred[0, 0], &target[0, 0],
+                                   &grad[0, 0] if has_grad else <floating*>NULL, n * k)
+    return total / (n * k)
 
 
-def multiclass_hinge(scores, labels, grad=None, double margin=1.0):
+def _multiclass_hinge(const floating[:, ::1] scores,  # IN (n, k)
+                      const int64_t[::1] labels,      # IN (n,), in [0, k)
+                      floating[:, ::1] grad=None,     # OUT like scores, or None
+                      double margin=1.0):
     """L = (1/n) Σ_i Σ_{j≠y_i} max(0, Δ + s_ij − s_{i,y_i}) (Weston-Watkins max-margin, Δ = margin).
 
     ∂L/∂s_ij = [Δ + s_ij − s_iy > 0] / n for j ≠ y_i, and minus the count of active
@@ -224,37 +201,61 @@ def multiclass_hinge(scores, labels, grad=None, double margin=1.0):
     ``scores`` (n, k), ``labels`` (n,) int64 in [0, k), ``grad`` (n, k) or None.
     """
     cdef str kernel = "multiclass_hinge"
-    cdef int t = float_type(scores, kernel, "scores")
-    cdef void* g
-    cdef void* s = _checked_matrices(kernel, scores, "scores", t, None, "", NULL, grad, &g)
-    cdef Py_ssize_t n = dim(scores, 0), k = dim(scores, 1)
-    cdef const int64_t* y = _checked_labels(labels, kernel, n, k)
-    cdef double value
+    cdef Py_ssize_t i, j, active, n = scores.shape[0], k = scores.shape[1]
+    cdef bint has_grad = grad is not None
+    check_batch(kernel, n)
+    if has_grad:
+        check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
+    check_labels(kernel, labels, n, k)
+    cdef floating delta = <floating>margin
+    cdef double total = 0
+    cdef floating m, correct, inv_n = <floating>(1.0 / n)
     with nogil:
-        if t == cnp.NPY_FLOAT:
-            value = _multiclass_hinge(<float>0, s, y, g, n, k, margin)
-        else:
-            value = _multiclass_hinge(<double>0, s, y, g, n, k, margin)
-    return value
+        for i in range(n):
+            correct = scores[i, labels[i]]
+            active = 0
+            for j in range(k):
+                if j == labels[i]:
+                    continue
+                m = delta + (scores[i, j] - correct)  # difference first, as above
+                if m > 0:
+                    total += m
+                    active += 1
+                if has_grad:
+                    grad[i, j] = inv_n if m > 0 else 0
+            if has_grad:
+                grad[i, labels[i]] = -active * inv_n
+    return total / n
 
 
-def binary_cross_entropy_logits(logits, target, grad=None):
+def _binary_cross_entropy_logits(const floating[:, ::1] logits,  # IN (n, k)
+                                 const floating[:, ::1] target,  # IN like logits, in [0, 1]
+                                 floating[:, ::1] grad=None):    # OUT like logits, or None
     """L = (1/(n k)) Σ_ij [softplus(z_ij) − t_ij z_ij];  ∂L/∂z_ij = (σ(z_ij) − t_ij) / (n k).
 
     ``logits`` and ``target`` (n, k), target in [0, 1]; ``grad`` (n, k) or None.
     softplus(z) = max(z, 0) + log1p(e^−|z|), so no logit overflows.
     """
     cdef str kernel = "binary_cross_entropy_logits"
-    cdef int t = float_type(logits, kernel, "logits")
-    cdef void* g
-    cdef void* target_data = NULL
-    cdef void* z = _checked_matrices(kernel, logits, "logits", t, target, "target", &target_data,
-                                     grad, &g)
-    cdef Py_ssize_t n = dim(logits, 0), k = dim(logits, 1)
-    cdef double value
+    cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1]
+    cdef bint has_grad = grad is not None
+    check_batch(kernel, n)
+    check_matrix(kernel, "target", target.shape[0], target.shape[1], n, k)
+    check_columns(kernel, "logits", k)
+    if has_grad:
+        check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
+    cdef double total
     with nogil:
-        if t == cnp.NPY_FLOAT:
-            value = _binary_cross_entropy_logits(<float>0, z, target_data, g, n, k)
-        else:
-            value = _binary_cross_entropy_logits(<double>0, z, target_data, g, n, k)
-    return value
+        total = _logistic_run(&logits[0, 0], &target[0, 0],
+                              &grad[0, 0] if has_grad else <floating*>NULL, n * k)
+    return total / (n * k)
+
+
+softmax_cross_entropy = Kernel(_softmax_cross_entropy, "softmax_cross_entropy", "logits:2",
+                               "labels:1:int64", "grad:2?!")
+mean_squared_error = Kernel(_mean_squared_error, "mean_squared_error", "pred:2", "target:2",
+                            "grad:2?!")
+multiclass_hinge = Kernel(_multiclass_hinge, "multiclass_hinge", "scores:2", "labels:1:int64",
+                          "grad:2?!")
+binary_cross_entropy_logits = Kernel(_binary_cross_entropy_logits, "binary_cross_entropy_logits",
+                                     "logits:2", "target:2", "grad:2?!")
