@@ -35,6 +35,23 @@ class BoundViews:
         self._flat[id(array)] = (array, as_view(array, flat=True))
         return array
 
+    def own(self, array):
+        """``array``'s memoryview, bound now if it was not: for arrays the caller keeps (its
+        parameters and their gradients), never for arrays that come and go."""
+        entry = self._views.get(id(array))
+        if entry is None or entry[0] is not array:
+            self.bind(array)
+            entry = self._views[id(array)]
+        return entry[1]
+
+    def own_flat(self, array):
+        """``own`` for the flat (1-D) memoryview."""
+        entry = self._flat.get(id(array))
+        if entry is None or entry[0] is not array:
+            self.bind(array)
+            entry = self._flat[id(array)]
+        return entry[1]
+
     def unbind(self, array):
         """Forget ``array`` (no error if it was not bound)."""
         for table in (self._views, self._flat):
@@ -46,6 +63,10 @@ class BoundViews:
         """Take over every binding of ``other``."""
         self._views.update(other._views)
         self._flat.update(other._flat)
+
+    def __reduce__(self):
+        # Memoryviews are neither copied nor pickled: a copy binds its own arrays again.
+        return (BoundViews, ())
 
     def __call__(self, array):
         """``array``'s memoryview if it is bound, else ``array`` (None stays None)."""

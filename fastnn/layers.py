@@ -233,22 +233,14 @@ class Layer:
         return view
 
     def _param_view(self, array):
-        """The memoryview of one of the layer's parameter or gradient arrays, bound on first
-        use (and again after ``Parameter.data`` is rebound)."""
-        view = self._bound(array)
-        if view is array:
-            view = self._bound(self._bound.bind(array))
-        return view
+        """The memoryview of one of the layer's parameter, gradient or state arrays, bound on
+        first use (and again after ``Parameter.data`` is rebound)."""
+        return self._bound.own(array)
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        # Scratch and memoryviews are rebuilt on use, not copied or pickled.
-        state.update(_buffers={}, _views={}, _bound=None)
+        state.update(_buffers={}, _views={})  # scratch is rebuilt on use, not copied or pickled
         return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._bound = BoundViews()
 
 
 class Dense(Layer):
@@ -777,6 +769,7 @@ class Dropout(Layer):
 
 
 _DROPOUT = specialized(_dropout.dropout_forward, _dropout.dropout_apply)
+_OPTIM = specialized(_optim.sgd_update)
 
 
 class PReLU(Layer):
@@ -1015,6 +1008,11 @@ class ExecutionPlan:
             i += 1
         self._backward, self._sgd_backward = backward[::-1], sgd_backward[::-1]
 
+    @property
+    def views(self):
+        """The ``BoundViews`` the layers share (their outputs and gradients are bound there)."""
+        return self._layers[0]._bound if self._layers else None
+
     def _share_views(self):
         """One ``BoundViews`` for every layer, so that each finds the memoryview of the output
         of the layer before it (and of the gradient the layer after it returns)."""
@@ -1055,7 +1053,8 @@ def _backward_then_sgd(layer, lr, grad):
     """``layer``'s backward, then θ ← θ − lr·g on its parameters (the gradient it just used)."""
     grad = layer._backward(grad)
     for p in layer.parameters():
-        _optim.sgd_update(p.data, p.grad, lr)
+        _OPTIM[p.data.dtype].sgd_update(layer._bound.own_flat(p.data),
+                                        layer._bound.own_flat(p.grad), lr)
         p.mark_changed()
     return grad
 

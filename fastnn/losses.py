@@ -13,22 +13,36 @@ Every loss reduces over the batch by the mean, as PyTorch and Keras do:
 import numpy as np
 
 from fastnn._validation import check_array, check_labels
+from fastnn._views import BoundViews, specialized
 from fastnn_c import losses as _losses
+
+#: The loss kernels' float32 and float64 specializations, called with bound memoryviews.
+_LOSSES = specialized(_losses.softmax_cross_entropy, _losses.mean_squared_error,
+                      _losses.multiclass_hinge, _losses.binary_cross_entropy_logits)
 
 
 class Loss:
     """Base class: ``forward(output, target)`` returns the value and stores the gradient.
 
     Subclasses define ``check_target(target, output_shape, dtype)`` (validate the target and
-    return it ready for the kernel) and ``_kernel(output, target, grad_or_None)``.
+    return it ready for the kernel) and ``kernel``, a ``fastnn_c.losses`` kernel.
     """
 
     name = None
     #: "labels" (integer class per row) or "values" (array shaped like the output).
     target_kind = "values"
 
+    #: The ``fastnn_c.losses`` kernel: (output, target, grad or None, *extra) -> loss value.
+    kernel = None
+
     def __init__(self):
         self._grad = None
+        self._views = BoundViews()
+
+    def share_views(self, views):
+        """Look memoryviews up in ``views`` (a network's ``ExecutionPlan.views``, where its
+        last layer's output is bound) and bind the gradient there."""
+        self._views = views
 
     def forward(self, output, target, validate=True):
         """Loss value (a Python float); the gradient is then available from ``backward()``.
@@ -36,16 +50,23 @@ class Loss:
         ``validate=False`` skips the checks, for callers that pass a C-contiguous float
         ``output`` and a target already checked by ``check_target`` (``Sequential`` does).
         """
-        if validate:
-            output, target = self._check(output, target)
         if self._grad is None or self._grad.shape != output.shape or self._grad.dtype != output.dtype:
             self._grad = np.empty_like(output)
-        return float(self._kernel(output, target, self._grad))
+        if validate:
+            output, target = self._check(output, target)
+            return float(self.kernel(output, target, self._grad, *self._extra()))
+        typed = getattr(_LOSSES[output.dtype], self.kernel.name)
+        return float(typed(self._views(output), target, self._views.own(self._grad),
+                           *self._extra()))
 
     def value(self, output, target):
         """Loss value without computing the gradient."""
         output, target = self._check(output, target)
-        return float(self._kernel(output, target, None))
+        return float(self.kernel(output, target, None, *self._extra()))
+
+    def _extra(self):
+        """The kernel's arguments after the gradient."""
+        return ()
 
     def backward(self):
         """∂L/∂output for the last ``forward`` call (a buffer reused by the next call)."""
@@ -94,8 +115,7 @@ class SoftmaxCrossEntropy(_LabelLoss):
 
     name = "softmax_cross_entropy"
 
-    def _kernel(self, output, target, grad):
-        return _losses.softmax_cross_entropy(output, target, grad)
+    kernel = _losses.softmax_cross_entropy
 
 
 class MeanSquaredError(_ValueLoss):
@@ -103,8 +123,7 @@ class MeanSquaredError(_ValueLoss):
 
     name = "mse"
 
-    def _kernel(self, output, target, grad):
-        return _losses.mean_squared_error(output, target, grad)
+    kernel = _losses.mean_squared_error
 
 
 class MultiClassHinge(_LabelLoss):
@@ -125,8 +144,10 @@ class MultiClassHinge(_LabelLoss):
     def get_config(self):
         return {"margin": self.margin}
 
-    def _kernel(self, output, target, grad):
-        return _losses.multiclass_hinge(output, target, grad, self.margin)
+    kernel = _losses.multiclass_hinge
+
+    def _extra(self):
+        return (self.margin,)
 
 
 class BinaryCrossEntropy(_ValueLoss):
@@ -137,8 +158,7 @@ class BinaryCrossEntropy(_ValueLoss):
 
     name = "binary_cross_entropy"
 
-    def _kernel(self, output, target, grad):
-        return _losses.binary_cross_entropy_logits(output, target, grad)
+    kernel = _losses.binary_cross_entropy_logits
 
 
 LOSSES = {cls.name: cls for cls in (SoftmaxCrossEntropy, MeanSquaredError, MultiClassHinge,

@@ -98,6 +98,7 @@ class Sequential:
             layer.needs_input_grad = True
         layers[0].needs_input_grad = False
         self._plan = ExecutionPlan(layers)
+        self.loss_fn.share_views(self._plan.views)
         self._constrained = [layer for layer in layers
                              if type(layer).apply_constraints is not Layer.apply_constraints]
         self._parameters = tuple(self.parameters())
@@ -276,6 +277,10 @@ class Sequential:
         state = self.__dict__.copy()
         state["_compiled"] = {}  # compiled passes are rebuilt, not copied or pickled
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.loss_fn.share_views(self._plan.views)
 
     def parameters(self):
         """All trainable parameters, in layer order."""

@@ -39,8 +39,13 @@ import numbers
 import numpy as np
 
 from fastnn._validation import FLOAT_DTYPES, check_number, from_registry, scalar_value
+from fastnn._views import BoundViews, specialized
 from fastnn.layers import Parameter
 from fastnn_c import optim as _optim
+
+#: The update kernels' float32 and float64 specializations, called with bound memoryviews.
+_OPTIM = specialized(_optim.sgd_update, _optim.momentum_update, _optim.adagrad_update,
+                     _optim.rmsprop_update, _optim.adam_update)
 
 
 def _check_params(params):
@@ -106,7 +111,8 @@ class Optimizer:
     """Base class: holds the parameters and hyper-parameters; ``step()`` updates in place.
 
     Subclasses set ``name`` and ``slots`` and implement
-    ``_update(data, grad, state, weight_decay, grad_scale, clip_value)`` on flattened views,
+    ``_update(kernels, data, grad, state, weight_decay, grad_scale, clip_value)`` on flat
+    memoryviews (``kernels``: the update kernels for the parameter's dtype),
     calling one kernel of ``fastnn_c.optim``.
 
     Parameters
@@ -149,6 +155,8 @@ class Optimizer:
         self._grad_norm = None
         self._fused = False
         self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
+        # The kernels' memoryviews of the parameters, gradients and state, acquired once.
+        self._views = BoundViews()
         self._param_ids = frozenset(id(p) for p in self.params)
         self._asked = (None, False)  # the last tuple plain_sgd_rate was asked about, covers?
 
@@ -203,9 +211,12 @@ class Optimizer:
         scale = 1.0 if self.clip_norm is None else _clip_scale(grad_norm, self.clip_norm)
         clip = math.inf if self.clip_value is None else self.clip_value
         self.step_count += 1
+        views = self._views
         for p, state in zip(self.params, self.state):
             decay = self.weight_decay if p.regularize else 0.0
-            self._update(p.data, p.grad, state, decay, scale, clip)
+            self._update(_OPTIM[p.data.dtype], views.own_flat(p.data), views.own_flat(p.grad),
+                         {slot: views.own_flat(array) for slot, array in state.items()}, decay,
+                         scale, clip)
             p.mark_changed()
 
     def get_config(self):
@@ -303,12 +314,12 @@ class SGD(Optimizer):
                  and (self.weight_decay == 0 or not any(p.regularize for p in self.params)))
         return self.lr if plain and self._covers(params) else None
 
-    def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
+    def _update(self, kernels, data, grad, state, weight_decay, grad_scale, clip_value):
         if self.momentum == 0:
-            _optim.sgd_update(data, grad, self.lr, weight_decay, grad_scale, clip_value)
+            kernels.sgd_update(data, grad, self.lr, weight_decay, grad_scale, clip_value)
         else:
-            _optim.momentum_update(data, grad, state["velocity"], self.lr, self.momentum,
-                                   weight_decay, grad_scale, clip_value, self.nesterov)
+            kernels.momentum_update(data, grad, state["velocity"], self.lr, self.momentum,
+                                    weight_decay, grad_scale, clip_value, self.nesterov)
 
     def get_config(self):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -369,8 +380,8 @@ class AdaGrad(Optimizer):
         self.eps = check_number(eps, "eps", low=0, low_open=True)
         super().__init__(params, lr, weight_decay, clip_norm, clip_value)
 
-    def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
-        _optim.adagrad_update(data, grad, state["sum_sq"], self.lr, self.eps, weight_decay,
+    def _update(self, kernels, data, grad, state, weight_decay, grad_scale, clip_value):
+        kernels.adagrad_update(data, grad, state["sum_sq"], self.lr, self.eps, weight_decay,
                               grad_scale, clip_value)
 
     def get_config(self):
@@ -395,8 +406,8 @@ class RMSProp(Optimizer):
         self.eps = check_number(eps, "eps", low=0, low_open=True)
         super().__init__(params, lr, weight_decay, clip_norm, clip_value)
 
-    def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
-        _optim.rmsprop_update(data, grad, state["mean_sq"], self.lr, self.rho, self.eps,
+    def _update(self, kernels, data, grad, state, weight_decay, grad_scale, clip_value):
+        kernels.rmsprop_update(data, grad, state["mean_sq"], self.lr, self.rho, self.eps,
                               weight_decay, grad_scale, clip_value)
 
     def get_config(self):
@@ -431,7 +442,7 @@ class Adam(Optimizer):
         self.eps = check_number(eps, "eps", low=0, low_open=True)
         super().__init__(params, lr, weight_decay, clip_norm, clip_value)
 
-    def _update(self, data, grad, state, weight_decay, grad_scale, clip_value):
+    def _update(self, kernels, data, grad, state, weight_decay, grad_scale, clip_value):
         beta1, beta2 = self.betas
         t = self.step_count
         step_size = self.lr / (1.0 - beta1 ** t)
@@ -440,7 +451,7 @@ class Adam(Optimizer):
             l2, decay_factor = 0.0, 1.0 - self.lr * weight_decay
         else:
             l2, decay_factor = weight_decay, 1.0
-        _optim.adam_update(data, grad, state["m"], state["v"], step_size, beta1, beta2,
+        kernels.adam_update(data, grad, state["m"], state["v"], step_size, beta1, beta2,
                            self.eps, inv_sqrt_bc2, l2, decay_factor, grad_scale, clip_value)
 
     def get_config(self):

@@ -13,7 +13,7 @@ Its loops index the memoryviews (``Y[i, j]``), so a build with ``FASTNN_DEBUG_CY
 bounds-checks every index; the GEMM micro-kernel, the BLAS and the vectorised elementwise
 runs of ``_activation.pxd``/``_math.pxd`` are handed ``&X[i, 0]``, as a BLAS is. A kernel
 checks what the types cannot say (shapes that must agree, scalar ranges) and raises naming
-itself and the argument (``check_rows``/``check_length`` of ``_arrays.pxd``), then runs
+itself and the argument (``check_matrix``/``check_vector`` of ``_arrays.pxd``), then runs
 without the GIL. Cython picks the float32 or float64 specialization from the arrays: there
 is no hand-written dispatch.
 
