@@ -148,7 +148,7 @@ class Optimizer:
         self.step_count = 0
         self._grad_norm = None
         self._fused = False
-        self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
+        self.state = [{slot: np.zeros_like(p.values) for slot in self.slots} for p in self.params]
         self._param_ids = frozenset(id(p) for p in self.params)
         self._asked = (None, False)  # the last tuple plain_sgd_rate was asked about, covers?
 
@@ -205,7 +205,7 @@ class Optimizer:
         self.step_count += 1
         for p, state in zip(self.params, self.state):
             decay = self.weight_decay if p.regularize else 0.0
-            self._update(p.data, p.grad, state, decay, scale, clip)
+            self._update(p.values, p.grad, state, decay, scale, clip)
             p.mark_changed()
 
     def get_config(self):
