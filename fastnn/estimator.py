@@ -454,7 +454,7 @@ class _BaseMLP(BaseEstimator):
 
         def loss_and_grad(x):
             for p, shape, lo, hi in zip(parameters, shapes, bounds[:-1], bounds[1:]):
-                np.copyto(p.data, x[lo:hi].reshape(shape), casting="unsafe")
+                np.copyto(p.values, x[lo:hi].reshape(shape), casting="unsafe")
                 p.mark_changed()
             value = net.loss(X, y)
             net.backward()
@@ -541,8 +541,7 @@ class _BaseMLP(BaseEstimator):
     @coefs_.setter
     def coefs_(self, values):
         for layer, value in zip(self._dense_layers(), values, strict=True):
-            np.copyto(layer.weight.data, np.asarray(value).reshape(layer.weight.data.shape))
-            layer.weight.mark_changed()
+            layer.weight.copy_(np.asarray(value).reshape(layer.weight.data.shape))
 
     @property
     def intercepts_(self):
@@ -556,8 +555,7 @@ class _BaseMLP(BaseEstimator):
     def intercepts_(self, values):
         for layer, value in zip(self._dense_layers(), values, strict=True):
             if layer.bias is not None:
-                np.copyto(layer.bias.data, np.asarray(value).reshape(layer.bias.data.shape))
-                layer.bias.mark_changed()
+                layer.bias.copy_(np.asarray(value).reshape(layer.bias.data.shape))
 
     # -- pickling: plain arrays, no scratch buffers ------------------------------------
     def __getstate__(self):

@@ -340,21 +340,21 @@ def to_torch(model):
             with torch.no_grad():
                 module.weight.copy_(torch.from_numpy(layer.weight.data.T.copy()))
                 if layer.bias is not None:
-                    module.bias.copy_(torch.from_numpy(layer.bias.data))
+                    module.bias.copy_(torch.from_numpy(layer.bias.data.copy()))
         elif isinstance(layer, Activation):
             module = _torch_activation(nn, layer)
         elif isinstance(layer, BatchNorm):
             module = nn.BatchNorm1d(layer.n_features, eps=layer.eps, momentum=layer.momentum,
                                     dtype=dtype)
             with torch.no_grad():
-                module.weight.copy_(torch.from_numpy(layer.gamma.data))
-                module.bias.copy_(torch.from_numpy(layer.beta.data))
-                module.running_mean.copy_(torch.from_numpy(layer.running_mean))
-                module.running_var.copy_(torch.from_numpy(layer.running_var))
+                module.weight.copy_(torch.from_numpy(layer.gamma.data.copy()))
+                module.bias.copy_(torch.from_numpy(layer.beta.data.copy()))
+                module.running_mean.copy_(torch.from_numpy(layer.running_mean.copy()))
+                module.running_var.copy_(torch.from_numpy(layer.running_var.copy()))
         elif isinstance(layer, PReLU):
             module = nn.PReLU(layer.num_parameters, layer.init, dtype=dtype)
             with torch.no_grad():
-                module.weight.copy_(torch.from_numpy(layer.weight.data))
+                module.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
         elif isinstance(layer, RReLU):
             module = nn.RReLU(layer.lower, layer.upper)
         elif isinstance(layer, Dropout):
@@ -376,25 +376,25 @@ def _fastnn_layer(torch, module, index, dtype):
     if isinstance(module, nn.Linear):
         layer = Dense(module.in_features, module.out_features, bias=module.bias is not None,
                       init="zeros", dtype=dtype)
-        layer.weight.data[...] = module.weight.detach().cpu().numpy().T
+        layer.weight.copy_(module.weight.detach().cpu().numpy().T)
         if module.bias is not None:
-            layer.bias.data[...] = module.bias.detach().cpu().numpy()
+            layer.bias.copy_(module.bias.detach().cpu().numpy())
         return layer
     if isinstance(module, nn.BatchNorm1d):
         if not (module.affine and module.track_running_stats) or module.momentum is None:
             raise unsupported("needs affine=True, track_running_stats=True and a momentum "
                               "(fastnn's BatchNorm keeps γ, β and running statistics)")
         layer = BatchNorm(module.num_features, momentum=module.momentum, eps=module.eps, dtype=dtype)
-        layer.gamma.data[...] = module.weight.detach().cpu().numpy()
-        layer.beta.data[...] = module.bias.detach().cpu().numpy()
-        layer.running_mean[...] = module.running_mean.cpu().numpy()
-        layer.running_var[...] = module.running_var.cpu().numpy()
+        layer.gamma.copy_(module.weight.detach().cpu().numpy())
+        layer.beta.copy_(module.bias.detach().cpu().numpy())
+        layer.running_mean = module.running_mean.cpu().numpy()
+        layer.running_var = module.running_var.cpu().numpy()
         return layer
     if isinstance(module, nn.Dropout):
         return Dropout(module.p)
     if isinstance(module, nn.PReLU):
         layer = PReLU(module.num_parameters, module.init, dtype=dtype)
-        layer.weight.data[...] = module.weight.detach().cpu().numpy()
+        layer.weight.copy_(module.weight.detach().cpu().numpy())
         return layer
     if isinstance(module, nn.RReLU):
         return RReLU(module.lower, module.upper)

@@ -196,12 +196,16 @@ def gradcheck(target, X, y=None, *, eps=1e-6, threshold=1e-7, check_input=False,
                                      "a gradient check of it is meaningless in training mode")
                 stack.enter_context(layer.frozen_randomness())
         saved = [layer.state_dict() for layer in layers]
-        analytic = gradients()
-        for name, values in tensors.items():
-            result.checks.append(_check_tensor(name, values, analytic[name], value, eps,
-                                               max_entries, rng))
-        for layer, state in zip(layers, saved):
-            layer.load_state_dict(state)
+        try:
+            analytic = gradients()
+            # The perturbations write the parameters' writable ``values`` in place; the
+            # restore below counts as the write (load_state_dict), also after an error.
+            for name, values in tensors.items():
+                result.checks.append(_check_tensor(name, values, analytic[name], value, eps,
+                                                   max_entries, rng))
+        finally:
+            for layer, state in zip(layers, saved):
+                layer.load_state_dict(state)
     if raise_exception and not result.passed:
         raise GradcheckError(str(result))
     return result
@@ -259,7 +263,7 @@ def _network_problem(net, X, y):
         grads.update({name: p.grad.copy() for name, p in params.items()})
         return grads
 
-    tensors = {"input": X, **{name: p.data for name, p in params.items()}}
+    tensors = {"input": X, **{name: p.values for name, p in params.items()}}
     return value, gradients, tensors, net.layers
 
 
@@ -278,7 +282,7 @@ def _layer_problem(layer, X, rng):
         grads.update({name: p.grad.copy() for name, p in params.items()})
         return grads
 
-    tensors = {"input": X, **{name: p.data for name, p in params.items()}}
+    tensors = {"input": X, **{name: p.values for name, p in params.items()}}
     return value, gradients, tensors, [layer]
 
 

@@ -12,6 +12,7 @@ call. Copy it if you need to keep it.
 """
 import contextlib
 import functools
+import math
 
 import numpy as np
 
@@ -32,8 +33,9 @@ _writes = 0  # see write_count
 
 def write_count():
     """Writes to parameters and layer state made so far in this process: each
-    ``Parameter.mark_changed``, each binding of a ``Parameter.data`` and each update of a
-    layer's running statistics adds one. A cache of arrays derived from them (prediction's
+    ``Parameter.mark_changed`` (which ``copy_``, ``edit`` and assigning ``Parameter.data``
+    call), each update of a layer's running statistics and each change of a layer setting
+    that the forward pass reads adds one. A cache of arrays derived from them (prediction's
     packed weights) that sees the count it was built at needs no other check."""
     return _writes
 
@@ -43,13 +45,241 @@ def _count_write():
     _writes += 1
 
 
+class _Setting:
+    """A layer setting that the forward pass reads (an activation's slope, batch norm's ε):
+    assigning it validates the value with ``check(layer, value)`` and, once the layer is
+    built, counts as a write of the layer's state (``Layer._state_changed``), so a compiled
+    prediction pass built before is built again.
+
+    Only ``__set__`` is defined: reads find the value in the instance's ``__dict__`` under
+    the same name, as fast as a plain attribute.
+    """
+
+    def __init__(self, check=None):
+        self.check = check
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __set__(self, obj, value):
+        if self.check is not None:
+            value = self.check(obj, value)
+        built = self.name in obj.__dict__
+        obj.__dict__[self.name] = value
+        if built:
+            obj._state_changed()
+
+
+class _Fixed:
+    """An attribute set once, by the constructor (a layer's shape, dtype, parameters, an
+    activation's kind): assigning it again raises AttributeError. Reads go to the instance's
+    ``__dict__`` directly (see ``_Setting``)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __set__(self, obj, value):
+        if self.name in obj.__dict__:
+            raise AttributeError(f"{type(obj).__name__}.{self.name} is fixed once built (the "
+                                 "compiled passes depend on it); build a new layer or network")
+        obj.__dict__[self.name] = value
+
+
+class ParameterWriteError(ValueError):
+    """A write into the read-only ``Parameter.data`` (or a view of it) was refused.
+
+    A ``ValueError``, as NumPy's own error for a read-only array, so code that catches that
+    keeps working; the message says how to write instead.
+    """
+
+
+_WRITE_INSTEAD = ("Parameter.data is read-only, so that no write can bypass the compiled "
+                  "prediction pass (it would give stale predictions). Write with "
+                  "p.copy_(values), `with p.edit() as w: w[...] = ...`, or p.data = values; "
+                  "for an estimator assign est.coefs_ / est.intercepts_")
+
+
+def _refuse(view, what):
+    raise ParameterWriteError(f"{what}: {type(view)._instead}") from None
+
+
+def _plain(value):
+    """``value`` with every ``ParameterView`` in it (also inside tuples, lists and dicts) as a
+    plain ndarray view, still read-only."""
+    if isinstance(value, ParameterView):
+        return value.view(np.ndarray)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _read_only_refusals(name):
+    """An ndarray method that writes in place, refusing with ``_WRITE_INSTEAD`` where NumPy
+    would refuse a read-only array."""
+    method = getattr(np.ndarray, name)
+
+    def refusing(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except ValueError as error:
+            if "read-only" in str(error) or "not writeable" in str(error):
+                _refuse(self, f"ndarray.{name}")
+            raise
+
+    refusing.__name__ = refusing.__qualname__ = name
+    refusing.__doc__ = method.__doc__
+    return refusing
+
+
+class _ReadOnlyFlat:
+    """``ParameterView.flat`` of a read-only view: numpy's flat iterator, refusing writes."""
+
+    __slots__ = ("_view", "_flat")
+
+    def __init__(self, view, flat):
+        self._view, self._flat = view, flat
+
+    def __getitem__(self, key):
+        return self._flat[key]
+
+    def __setitem__(self, key, value):
+        _refuse(self._view, "assignment through .flat")
+
+    def __iter__(self):
+        return iter(self._flat)
+
+    def __len__(self):
+        return len(self._flat)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(self._flat, dtype=dtype)
+
+    def __getattr__(self, name):
+        return getattr(self._flat, name)
+
+
+class ParameterView(np.ndarray):
+    """What ``Parameter.data`` returns: a read-only view of the parameter's values.
+
+    Every in-place write NumPy knows (item assignment, a ufunc's ``out=``, ``+=``,
+    ``np.copyto``, ``np.put``, ``fill``, ...) raises ``ParameterWriteError``, whose message
+    names the ways to write a parameter (``Parameter.copy_``, ``Parameter.edit``, binding
+    ``p.data``). Reads give what they give on any ndarray: computations, copies
+    (``.copy()``, ``.astype``, ``np.array``, fancy indexing), pickles and ``tolist`` are plain,
+    writable ndarrays; slices, reshapes and transposes are views of the parameter and stay
+    read-only ``ParameterView`` objects. ``np.asarray(p.data)`` is a plain read-only view, as
+    for any read-only array.
+
+    A view whose ``writeable`` flag someone set back to True behaves as a plain ndarray: that
+    is a deliberate bypass, and the caller then owes ``p.mark_changed()``.
+    """
+
+    __slots__ = ()
+    _instead = _WRITE_INSTEAD
+
+    def __setitem__(self, key, value):
+        if not self.flags.writeable:
+            _refuse(self, "item assignment")
+        super().__setitem__(key, value)
+
+    def __getitem__(self, key):
+        result = super().__getitem__(key)
+        if isinstance(result, ParameterView) and result.flags.writeable:  # a copy (fancy index)
+            return result.view(np.ndarray)
+        return result
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        if out is not None:
+            for o in out:
+                if isinstance(o, ParameterView) and not o.flags.writeable:
+                    _refuse(o, f"numpy.{ufunc.__name__} writing into out=")
+            kwargs["out"] = _plain(out)
+        if method == "at" and isinstance(inputs[0], ParameterView) and not inputs[0].flags.writeable:
+            _refuse(inputs[0], f"numpy.{ufunc.__name__}.at")
+        return getattr(ufunc, method)(*_plain(inputs), **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        try:
+            return func(*_plain(args), **_plain(kwargs))
+        except ValueError as error:
+            if "read-only" in str(error) or "not writeable" in str(error):
+                _refuse(self, f"numpy.{func.__name__}")
+            raise
+
+    # Copies are plain arrays: nobody should meet this class outside a parameter's values.
+    def copy(self, order="C"):
+        return np.array(self.view(np.ndarray), order=order, copy=True)
+
+    def __copy__(self):
+        return self.copy()
+
+    def __deepcopy__(self, memo):
+        return self.copy()
+
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        return self.view(np.ndarray).astype(dtype, order=order, casting=casting, copy=True)
+
+    def flatten(self, order="C"):
+        return self.view(np.ndarray).flatten(order)
+
+    def dot(self, b, out=None):
+        return np.dot(self, b, out=out)
+
+    def __reduce_ex__(self, protocol):
+        return self.copy().__reduce_ex__(protocol)
+
+    def __reduce__(self):
+        return self.copy().__reduce__()
+
+    @property
+    def flat(self):
+        flat = self.view(np.ndarray).flat
+        return flat if self.flags.writeable else _ReadOnlyFlat(self, flat)
+
+    fill = _read_only_refusals("fill")
+    put = _read_only_refusals("put")
+    sort = _read_only_refusals("sort")
+    partition = _read_only_refusals("partition")
+    setfield = _read_only_refusals("setfield")
+    byteswap = _read_only_refusals("byteswap")
+    resize = _read_only_refusals("resize")
+
+
+class BufferView(ParameterView):
+    """A ``ParameterView`` of a layer's non-trainable state (batch norm's running
+    statistics): read-only, written by assigning the attribute or ``load_state_dict``."""
+
+    __slots__ = ()
+    _instead = ("a layer's running statistics are read-only in place, so that no write can "
+                "bypass the compiled prediction pass (it would give stale predictions). "
+                "Assign them (bn.running_mean = values) or use load_state_dict")
+
+
+def _read_only_view(values, cls=ParameterView):
+    view = values.view(cls)
+    view.flags.writeable = False
+    return view
+
+
+def _broadcasts(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
 class Parameter:
     """A trainable array and its gradient.
 
     Attributes
     ----------
-    data : ndarray
-        The values, updated in place by optimizers.
+    data : ParameterView (a read-only ndarray view)
+        The values. Read them as any array; write them only through ``copy_``, ``edit`` or
+        by assigning ``p.data = values``. In-place writes (``p.data[...] = v``,
+        ``np.copyto(p.data, v)``, ``p.data += v``, ``out=p.data``) raise
+        ``ParameterWriteError`` instead of giving stale predictions.
     grad : ndarray
         Gradient of the loss with respect to ``data``, written by ``backward``.
     name : str
@@ -58,44 +288,105 @@ class Parameter:
         Whether L1/L2 penalties and weight decay apply (True for weights, False for
         biases and normalization parameters, following CS224n).
     version : int
-        Counts the writes to ``data``: every fastnn code path that changes it (optimizer
-        steps, the fused SGD step, max-norm constraints, ``load_state_dict``, the
-        estimators' setters and L-BFGS) calls ``mark_changed()``. Prediction keeps the
-        weights packed for its small-batch kernels and repacks when a version moved.
+        Counts the writes to the values: ``copy_``, ``edit``, assigning ``data``, and every
+        fastnn code path that changes them (optimizer steps, the fused SGD step, max-norm
+        constraints, ``load_state_dict``, the estimators' setters and L-BFGS) each add one
+        (``mark_changed``). Prediction keeps the weights packed for its small-batch kernels
+        and repacks when a version moved.
 
     Notes
     -----
-    The contract, as for PyTorch's tensor version counter: if you write ``data`` in place
-    yourself (``p.data[...] = values``), call ``p.mark_changed()`` afterwards, or the next
-    ``predict`` may use the previous values. Binding a new array (``p.data = values``)
-    counts as a write by itself.
+    The parameter owns its values: the constructor copies ``data`` into a C-contiguous array,
+    and ``p.data = values`` copies ``values`` into it (its shape, or one that broadcasts to
+    it; cast to the parameter's dtype under ``same_kind`` casting) rather than binding the
+    caller's array, so no array the caller keeps can change the parameter behind the
+    prediction pass's back (before, ``p.data = values`` bound the array itself). Writing
+    ways, each one version step::
+
+        p.data = values                # copies
+        p.copy_(values)                # the same, in place
+        with p.edit() as w:            # the writable values; the change counts on exit,
+            w *= 0.5                   # also when the block raises
+
+    ``values`` is the writable array itself, for kernels and optimizers (which call
+    ``mark_changed()`` after writing); user code uses ``copy_`` or ``edit``.
     """
 
-    __slots__ = ("_data", "grad", "name", "regularize", "version")
+    __slots__ = ("_values", "_view", "grad", "name", "regularize", "version")
 
     def __init__(self, data, name, regularize=True):
-        self._data = data
-        self.grad = np.zeros_like(data)
+        self._bind(np.array(data, order="C", copy=True))
+        self.grad = np.zeros_like(self._values)
         self.name = name
         self.regularize = regularize
         self.version = 0
 
+    def _bind(self, values):
+        self._values = values
+        self._view = _read_only_view(values)
+
     @property
     def data(self):
-        return self._data
+        """The values as a read-only ``ParameterView`` (see the class notes for writing)."""
+        return self._view
 
     @data.setter
     def data(self, values):
-        self._data = values
+        self.copy_(values)
+
+    @property
+    def values(self):
+        """The writable array of the values. Internal: for kernels and optimizers, which
+        call ``mark_changed()`` after writing it (else prediction may use the previous
+        values). User code writes with ``copy_``, ``edit`` or ``p.data = values``."""
+        return self._values
+
+    def copy_(self, values):
+        """Copy ``values`` into the parameter, in place, and record the change; returns the
+        parameter. ``values`` has the parameter's shape or broadcasts to it (a scalar
+        fills), and is cast to its dtype under ``same_kind`` casting."""
+        target = self._values
+        values = np.asarray(values)
+        if values.shape != target.shape and not _broadcasts(values.shape, target.shape):
+            raise ValueError(f"Parameter {self.name}: values of shape {values.shape}, expected "
+                             f"{target.shape} (a parameter's shape is fixed by its layer)")
+        if not np.can_cast(values.dtype, target.dtype, casting="same_kind"):
+            raise TypeError(f"Parameter {self.name}: cannot copy {values.dtype} values into a "
+                            f"{target.dtype} parameter (same_kind casting)")
+        np.copyto(target, values, casting="same_kind")
         self.mark_changed()
+        return self
+
+    @contextlib.contextmanager
+    def edit(self):
+        """``with p.edit() as w:`` gives the writable values ``w``; the change is recorded
+        when the block ends, also when it raises (part of the write may have happened)."""
+        try:
+            yield self._values
+        finally:
+            self.mark_changed()
 
     def mark_changed(self):
-        """Record that ``data`` was written in place (see the class notes)."""
+        """Record that the values were written in place (through ``values``)."""
         self.version += 1
         _count_write()
 
+    def __getstate__(self):
+        return {"values": self._values, "grad": self.grad, "name": self.name,
+                "regularize": self.regularize, "version": self.version}
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple):  # a pickle of the former __slots__ layout
+            state = dict(state[1])
+            state["values"] = state.pop("_data")
+        self._bind(np.ascontiguousarray(state["values"]))
+        self.grad = state["grad"]
+        self.name = state["name"]
+        self.regularize = state["regularize"]
+        self.version = state["version"]
+
     def __repr__(self):
-        return f"Parameter({self.name}, shape={self.data.shape}, dtype={self.data.dtype})"
+        return f"Parameter({self.name}, shape={self._values.shape}, dtype={self._values.dtype})"
 
 
 class Layer:
@@ -138,7 +429,7 @@ class Layer:
         layer without parameters X's float dtype (float32 for non-float input)."""
         params = self.parameters()
         if params:
-            return params[0].data.dtype
+            return params[0].values.dtype
         dt = np.asarray(X).dtype
         return dt if dt in (np.float32, np.float64) else np.float32
 
@@ -158,28 +449,35 @@ class Layer:
 
     def state_dict(self):
         """Arrays that define the layer: parameters and non-trainable buffers (copies)."""
-        state = {p.name: p.data.copy() for p in self.parameters()}
+        state = {p.name: p.values.copy() for p in self.parameters()}
         state.update({key: value.copy() for key, value in self._state_buffers().items()})
         return state
 
     def load_state_dict(self, state):
         """Copy arrays from ``state`` (as returned by ``state_dict``) into the layer."""
-        own = {p.name: p.data for p in self.parameters()}
+        own = {p.name: p.values for p in self.parameters()}
         own.update(self._state_buffers())
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"{type(self).__name__}: state is missing {missing}, "
                              f"has unexpected {unexpected}")
-        for key, target in own.items():
-            value = np.asarray(state[key])
+        values = {}
+        for key, target in own.items():  # every check before the first write
+            value = values[key] = np.asarray(state[key])
             if value.shape != target.shape:
                 raise ValueError(f"{type(self).__name__}.{key}: shape {value.shape}, "
                                  f"expected {target.shape}")
-            np.copyto(target, value, casting="same_kind")
-        for p in self.parameters():
-            p.mark_changed()
-        self._state_changed()
+            if not np.can_cast(value.dtype, target.dtype, casting="same_kind"):
+                raise TypeError(f"{type(self).__name__}.{key}: cannot load {value.dtype} "
+                                f"into {target.dtype} (same_kind casting)")
+        try:
+            for key, target in own.items():
+                np.copyto(target, values[key], casting="same_kind")
+        finally:  # also after a partial copy: nothing may keep a pass built on the old values
+            for p in self.parameters():
+                p.mark_changed()
+            self._state_changed()
 
     def _state_changed(self):
         self.state_version += 1
@@ -234,7 +532,7 @@ class Layer:
 
     def _param_view(self, array):
         """The memoryview of one of the layer's parameter, gradient or state arrays, bound on
-        first use (and again after ``Parameter.data`` is rebound)."""
+        first use."""
         return self._bound.own(array)
 
     def __getstate__(self):
@@ -272,7 +570,17 @@ class Dense(Layer):
     Shape
     -----
     X (batch, in_features) → Y (batch, out_features); W is (in_features, out_features).
+
+    Notes
+    -----
+    ``in_features``, ``out_features``, ``dtype``, ``weight`` and ``bias`` are fixed once
+    built (assigning them raises AttributeError); ``max_norm`` may be assigned (validated).
     """
+
+    in_features, out_features, dtype = _Fixed(), _Fixed(), _Fixed()
+    weight, bias = _Fixed(), _Fixed()
+    max_norm = _Setting(lambda layer, c: None if c is None
+                        else check_number(c, "max_norm", low=0, low_open=True))
 
     def __init__(self, in_features, out_features, bias=True, init="glorot_uniform",
                  bias_init=None, rng=None, dtype=np.float32, regularize_bias=False, max_norm=None):
@@ -285,14 +593,15 @@ class Dense(Layer):
         weight_init = initializers.get(init)
         self.weight = Parameter(weight_init((self.in_features, self.out_features), rng, self.dtype),
                                 "weight")
-        self.bias = None
+        bias_parameter = None
         if bias:
             if bias_init is None:
                 bias_init = initializers.DEFAULT_BIAS_INIT.get(init, "zeros")
             values = initializers.get(bias_init)((self.out_features,), rng, self.dtype)
-            self.bias = Parameter(values, "bias", regularize=bool(regularize_bias))
+            bias_parameter = Parameter(values, "bias", regularize=bool(regularize_bias))
+        self.bias = bias_parameter
         self.regularize_bias = bool(regularize_bias)
-        self.max_norm = None if max_norm is None else check_number(max_norm, "max_norm", low=0, low_open=True)
+        self.max_norm = max_norm
 
     def parameters(self):
         return [self.weight] if self.bias is None else [self.weight, self.bias]
@@ -310,7 +619,7 @@ class Dense(Layer):
     def apply_constraints(self):
         """Rescale columns of W whose L2 norm exceeds ``max_norm`` (no-op without it)."""
         if self.max_norm is not None:
-            _regularization.max_norm_constraint(self.weight.data, self.max_norm)
+            _regularization.max_norm_constraint(self.weight.values, self.max_norm)
             self.weight.mark_changed()
 
     def input_features(self):
@@ -325,8 +634,8 @@ class Dense(Layer):
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
         _DENSE[self.dtype].dense_forward(
-            self._bound(X), self._param_view(self.weight.data),
-            self._bias_view(None if self.bias is None else self.bias.data), self._bound(Y),
+            self._bound(X), self._param_view(self.weight.values),
+            self._bias_view(None if self.bias is None else self.bias.values), self._bound(Y),
             *dense_backend())
         self._input = X
         self._output = Y
@@ -335,7 +644,7 @@ class Dense(Layer):
     def _backward(self, dY):
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _DENSE[self.dtype].dense_backward(
-            self._bound(self._input), self._param_view(self.weight.data), self._bound(dY),
+            self._bound(self._input), self._param_view(self.weight.values), self._bound(dY),
             self._param_view(self.weight.grad),
             self._bias_view(None if self.bias is None else self.bias.grad), self._bound(dX),
             *dense_backend())
@@ -348,8 +657,8 @@ class Dense(Layer):
         """
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
         _DENSE[self.dtype].dense_activation_forward(
-            self._bound(X), self._param_view(self.weight.data),
-            self._bias_view(None if self.bias is None else self.bias.data), self._bound(A),
+            self._bound(X), self._param_view(self.weight.values),
+            self._bias_view(None if self.bias is None else self.bias.values), self._bound(A),
             activation.kind, activation.alpha, *dense_backend())
         self._input = X
         self._output = None  # Z = X W + b was folded into the activation's output
@@ -360,8 +669,8 @@ class Dense(Layer):
         """Backward fused with a plain SGD step of rate ``lr`` (the gradient is not stored)."""
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _DENSE[self.dtype].dense_sgd_backward(
-            self._bound(self._input), self._param_view(self.weight.data), self._bound(dY),
-            self._bias_view(None if self.bias is None else self.bias.data), self._bound(dX), lr,
+            self._bound(self._input), self._param_view(self.weight.values), self._bound(dY),
+            self._bias_view(None if self.bias is None else self.bias.values), self._bound(dX), lr,
             *dense_backend())
         self._mark_changed()
         return dX
@@ -375,9 +684,9 @@ class Dense(Layer):
         dZ = activation._buffer("dZ", dA.shape, self.dtype)
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _DENSE[self.dtype].dense_activation_sgd_backward(
-            self._bound(self._input), self._param_view(self.weight.data),
+            self._bound(self._input), self._param_view(self.weight.values),
             self._bound(activation._output), self._bound(dA), self._bound(dZ),
-            self._bias_view(None if self.bias is None else self.bias.data), self._bound(dX),
+            self._bias_view(None if self.bias is None else self.bias.values), self._bound(dX),
             activation.kind, activation.alpha, lr, *dense_backend())
         self._mark_changed()
         return dX
@@ -387,7 +696,7 @@ class Dense(Layer):
         dZ = activation._buffer("dZ", dA.shape, self.dtype)
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _DENSE[self.dtype].dense_activation_backward(
-            self._bound(self._input), self._param_view(self.weight.data),
+            self._bound(self._input), self._param_view(self.weight.values),
             self._bound(activation._output), self._bound(dA), self._bound(dZ),
             self._param_view(self.weight.grad),
             self._bias_view(None if self.bias is None else self.bias.grad), self._bound(dX),
@@ -418,9 +727,15 @@ class Activation(Layer):
         α of leaky_relu and elu (0 for the others).
     kind : int
         The activation's code in the compiled kernels, ``fastnn_c.activations.KINDS[name]``.
+
+    ``name`` and ``kind`` are fixed once built (assigning them raises AttributeError: build
+    a new layer); ``alpha`` may be assigned, is validated as in the constructor, and counts
+    as a change of the layer, so prediction builds its compiled pass again.
     """
 
     DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+    name, kind = _Fixed(), _Fixed()
+    alpha = _Setting(lambda layer, alpha: _check_alpha(layer.name, alpha))
 
     def __init__(self, name, alpha=None):
         super().__init__()
@@ -428,13 +743,8 @@ class Activation(Layer):
             raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
         if alpha is not None and name not in self.DEFAULT_ALPHA:
             raise ValueError(f"activation {name!r} takes no alpha")
-        alpha = self.DEFAULT_ALPHA.get(name, 0.0) if alpha is None else float(alpha)
-        if name == "leaky_relu" and not alpha >= 0:
-            raise ValueError(f"leaky_relu needs alpha >= 0, got {alpha}")
-        if name == "elu" and not alpha > 0:
-            raise ValueError(f"elu needs alpha > 0, got {alpha}")
         self.name = name
-        self.alpha = alpha
+        self.alpha = self.DEFAULT_ALPHA.get(name, 0.0) if alpha is None else alpha
         self.kind = _activations.KINDS[name]
 
     def get_config(self):
@@ -461,6 +771,17 @@ class Activation(Layer):
             self.kind, self._bound.flat(self._output), self._bound.flat(dA), self._bound.flat(dZ),
             self.alpha, elementwise_threads(dA.size, self.name in THREADED_BACKWARD))
         return dZ
+
+
+def _check_alpha(name, alpha):
+    alpha = float(alpha)
+    if name == "leaky_relu" and not alpha >= 0:
+        raise ValueError(f"leaky_relu needs alpha >= 0, got {alpha}")
+    if name == "elu" and not alpha > 0:
+        raise ValueError(f"elu needs alpha > 0, got {alpha}")
+    if name not in Activation.DEFAULT_ALPHA and alpha != 0:
+        raise ValueError(f"activation {name!r} takes no alpha")
+    return alpha
 
 
 _ACTIVATIONS = specialized(_activations.activation_forward, _activations.activation_backward,
@@ -586,18 +907,30 @@ class BatchNorm(Layer):
     Shape
     -----
     X (batch, n_features) → Y (batch, n_features).
+
+    ``n_features``, ``dtype``, ``gamma`` and ``beta`` are fixed once built. ``eps`` and
+    ``momentum`` may be assigned (validated; a change of either counts as a change of the
+    layer, so prediction builds its compiled pass again: ε is part of the evaluation-mode
+    map, momentum only of training). ``running_mean`` and ``running_var`` are read-only
+    views: assign them (``bn.running_mean = values``) or use ``load_state_dict``.
     """
+
+    n_features, dtype, gamma, beta = _Fixed(), _Fixed(), _Fixed(), _Fixed()
+    momentum = _Setting(lambda layer, m: check_number(m, "momentum", low=0, high=1))
+    eps = _Setting(lambda layer, eps: check_number(eps, "eps", low=0, low_open=True))
 
     def __init__(self, n_features, momentum=0.1, eps=1e-5, dtype=np.float32):
         super().__init__()
         self.n_features = check_positive_int(n_features, "n_features")
-        self.momentum = check_number(momentum, "momentum", low=0, high=1)
-        self.eps = check_number(eps, "eps", low=0, low_open=True)
+        self.momentum = momentum
+        self.eps = eps
         self.dtype = check_dtype(dtype)
         self.gamma = Parameter(np.ones(self.n_features, dtype=self.dtype), "gamma", regularize=False)
         self.beta = Parameter(np.zeros(self.n_features, dtype=self.dtype), "beta", regularize=False)
-        self.running_mean = np.zeros(self.n_features, dtype=self.dtype)
-        self.running_var = np.ones(self.n_features, dtype=self.dtype)
+        self._running_mean = np.zeros(self.n_features, dtype=self.dtype)
+        self._running_var = np.ones(self.n_features, dtype=self.dtype)
+        self._running_views = (_read_only_view(self._running_mean, BufferView),
+                               _read_only_view(self._running_var, BufferView))
         # What backward needs besides the input: per-feature μ and 1/√(σ² + ε), in float64.
         self._mean = np.zeros(self.n_features)
         self._inv_std = np.ones(self.n_features)
@@ -606,10 +939,51 @@ class BatchNorm(Layer):
     def parameters(self):
         return [self.gamma, self.beta]
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_running_views"]  # views of the arrays, made again by __setstate__
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        for name in ("running_mean", "running_var"):  # pickles of before the views
+            if name in state:
+                state["_" + name] = state.pop(name)
+        self.__dict__.update(state)
+        self._running_views = (_read_only_view(self._running_mean, BufferView),
+                               _read_only_view(self._running_var, BufferView))
+
+    @property
+    def running_mean(self):
+        """The running mean, a read-only view (assign the attribute to change it)."""
+        return self._running_views[0]
+
+    @running_mean.setter
+    def running_mean(self, values):
+        self._set_running("running_mean", self._running_mean, values)
+
+    @property
+    def running_var(self):
+        """The running variance, a read-only view (assign the attribute to change it)."""
+        return self._running_views[1]
+
+    @running_var.setter
+    def running_var(self, values):
+        self._set_running("running_var", self._running_var, values)
+
+    def _set_running(self, name, target, values):
+        values = np.asarray(values)
+        if values.shape != target.shape and not _broadcasts(values.shape, target.shape):
+            raise ValueError(f"BatchNorm.{name}: shape {values.shape}, expected {target.shape}")
+        try:
+            np.copyto(target, values, casting="same_kind")
+        finally:
+            self._state_changed()
+
     def reset_running_stats(self):
         """Running mean back to 0 and running variance back to 1."""
-        self.running_mean.fill(0)
-        self.running_var.fill(1)
+        self._running_mean.fill(0)
+        self._running_var.fill(1)
         self._state_changed()
 
     def get_config(self):
@@ -620,7 +994,7 @@ class BatchNorm(Layer):
         return self.n_features
 
     def _state_buffers(self):
-        return {"running_mean": self.running_mean, "running_var": self.running_var}
+        return {"running_mean": self._running_mean, "running_var": self._running_var}
 
     def _forward(self, X):
         Y = self._buffer("Y", X.shape, self.dtype)
@@ -629,15 +1003,15 @@ class BatchNorm(Layer):
                 raise ValueError(f"BatchNorm in training mode needs at least 2 rows per batch, got "
                                  f"{X.shape[0]} (use eval() for single samples)")
             _BATCHNORM[self.dtype].batchnorm_forward_train(
-                self._bound(X), self._param_view(self.gamma.data), self._param_view(self.beta.data),
-                self._param_view(self.running_mean), self._param_view(self.running_var),
+                self._bound(X), self._param_view(self.gamma.values), self._param_view(self.beta.values),
+                self._param_view(self._running_mean), self._param_view(self._running_var),
                 self.momentum, self.eps, self._bound(Y), self._param_view(self._mean),
                 self._param_view(self._inv_std), self._threads(X.size))
             self._state_changed()
         else:
             _BATCHNORM[self.dtype].batchnorm_forward_eval(
-                self._bound(X), self._param_view(self.gamma.data), self._param_view(self.beta.data),
-                self._param_view(self.running_mean), self._param_view(self.running_var), self.eps,
+                self._bound(X), self._param_view(self.gamma.values), self._param_view(self.beta.values),
+                self._param_view(self._running_mean), self._param_view(self._running_var), self.eps,
                 self._bound(Y), self._param_view(self._mean), self._param_view(self._inv_std))
         self._batch_stats = self.training
         self._input = X
@@ -648,7 +1022,7 @@ class BatchNorm(Layer):
         dX = self._buffer("dX", dY.shape, self.dtype) if self.needs_input_grad else None
         _BATCHNORM[self.dtype].batchnorm_backward(
             self._bound(self._input), self._param_view(self._mean), self._param_view(self._inv_std),
-            self._param_view(self.gamma.data), self._bound(dY), self._param_view(self.gamma.grad),
+            self._param_view(self.gamma.values), self._bound(dY), self._param_view(self.gamma.grad),
             self._param_view(self.beta.grad), self._bound(dX), self._batch_stats,
             self._threads(dY.size))
         return dX
@@ -661,9 +1035,9 @@ class BatchNorm(Layer):
         """The evaluation-mode map as y = s·x + t per feature (float64), with
         s = γ/√(σ²_run + ε) and t = β − μ_run·s (Ioffe & Szegedy 2015, §3.1): what folds into
         a neighbouring Dense layer for prediction and ONNX export."""
-        var, mean = self.running_var.astype(np.float64), self.running_mean.astype(np.float64)
-        scale = self.gamma.data.astype(np.float64) / np.sqrt(var + self.eps)
-        return scale, self.beta.data.astype(np.float64) - mean * scale
+        var, mean = self._running_var.astype(np.float64), self._running_mean.astype(np.float64)
+        scale = self.gamma.values.astype(np.float64) / np.sqrt(var + self.eps)
+        return scale, self.beta.values.astype(np.float64) - mean * scale
 
     def batch_statistics(self):
         """Per-feature mean μ_B and biased variance σ²_B (float64) of the input of the last
@@ -706,10 +1080,14 @@ class Dropout(Layer):
     """
 
     stochastic = True
+    #: May be assigned (validated). Evaluation mode is the identity whatever p is, so the
+    #: compiled prediction pass does not depend on it; a change still counts as a change of
+    #: the layer (training-mode forward passes read it on every call).
+    p = _Setting(lambda layer, p: check_number(p, "p", low=0, high=1, high_open=True))
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        self.p = check_number(p, "p", low=0, high=1, high_open=True)
+        self.p = p
         seed = check_rng(rng).integers(0, np.iinfo(np.uint64).max, dtype=np.uint64, endpoint=True)
         self._seed = np.array([seed], dtype=np.uint64)
         self._counter = np.zeros(1, dtype=np.uint64)
@@ -803,6 +1181,8 @@ class PReLU(Layer):
     """
 
     name = "prelu"
+    #: Fixed once built; ``init`` is the constructor's argument only (the slopes are ``weight``).
+    num_parameters, dtype, weight = _Fixed(), _Fixed(), _Fixed()
 
     def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
         super().__init__()
@@ -829,7 +1209,7 @@ class PReLU(Layer):
 
     def _forward(self, X):
         A = self._buffer("A", X.shape, self.dtype)
-        _ACTIVATIONS[self.dtype].prelu_forward(self._bound(X), self._param_view(self.weight.data),
+        _ACTIVATIONS[self.dtype].prelu_forward(self._bound(X), self._param_view(self.weight.values),
                                                self._bound(A))
         self._input = X
         self._output = A
@@ -838,7 +1218,7 @@ class PReLU(Layer):
     def _backward(self, dA):
         dZ = self._buffer("dZ", dA.shape, self.dtype)
         _ACTIVATIONS[self.dtype].prelu_backward(
-            self._bound(self._input), self._param_view(self.weight.data), self._bound(dA),
+            self._bound(self._input), self._param_view(self.weight.values), self._bound(dA),
             self._bound(dZ), self._param_view(self.weight.grad))
         return dZ
 
@@ -871,11 +1251,16 @@ class RReLU(Layer):
 
     name = "rrelu"
     stochastic = True
+    #: May be assigned (validated against each other); a change counts as a change of the
+    #: layer, so prediction (the mean slope) builds its compiled pass again.
+    lower = _Setting(lambda layer, lower: check_number(
+        lower, "lower", low=0, high=layer.__dict__.get("upper", math.inf)))
+    upper = _Setting(lambda layer, upper: check_number(upper, "upper", low=layer.lower))
 
     def __init__(self, lower=1.0 / 8, upper=1.0 / 3, rng=None):
         super().__init__()
-        self.lower = check_number(lower, "lower", low=0)
-        self.upper = check_number(upper, "upper", low=self.lower)
+        self.lower = lower
+        self.upper = upper
         seed = check_rng(rng).integers(0, np.iinfo(np.uint64).max, dtype=np.uint64, endpoint=True)
         self._seed = np.array([seed], dtype=np.uint64)
         self._counter = np.zeros(1, dtype=np.uint64)
@@ -1053,7 +1438,7 @@ def _backward_then_sgd(layer, lr, grad):
     """``layer``'s backward, then θ ← θ − lr·g on its parameters (the gradient it just used)."""
     grad = layer._backward(grad)
     for p in layer.parameters():
-        _OPTIM[p.data.dtype].sgd_update(layer._bound.own_flat(p.data),
+        _OPTIM[p.values.dtype].sgd_update(layer._bound.own_flat(p.values),
                                         layer._bound.own_flat(p.grad), lr)
         p.mark_changed()
     return grad

@@ -62,8 +62,11 @@ class Sequential:
     pass as one compiled call (``fastnn.inference``: batch norm folded into the Dense layers,
     then the softmax or argmax) when the layers fold, which every network of ``mlp`` does;
     otherwise layer by layer. The compiled pass keeps the weights packed and builds again when
-    a parameter's ``version`` moves: after writing ``p.data`` in place yourself, call
-    ``p.mark_changed()`` (see ``fastnn.layers.Parameter``).
+    a parameter's ``version`` or a layer's ``state_version`` moves. Every way to change the
+    weights counts (``Parameter.data`` is read-only; ``p.data = v``, ``p.copy_(v)`` and
+    ``with p.edit() as w:`` write, see ``fastnn.layers.Parameter``), and so does assigning a
+    layer setting the pass reads (an activation's ``alpha``, batch norm's ``eps`` and running
+    statistics, RReLU's bounds). ``layers`` is a tuple, fixed once built.
 
     Examples
     --------
@@ -83,7 +86,7 @@ class Sequential:
         if len(dtypes) > 1:
             raise TypeError(f"all layers must share one dtype, got {sorted(map(str, dtypes))}")
         self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
-        self.layers = layers
+        self._layers = tuple(layers)
         self.loss_fn = _losses.get(loss)
         self.in_features = next((l.input_features() for l in layers
                                  if l.input_features() is not None), None)
@@ -273,12 +276,22 @@ class Sequential:
         return result
 
     # -- state -------------------------------------------------------------------------
+    @property
+    def layers(self):
+        """The layers, as a tuple: the execution plan and the compiled prediction pass are
+        built from them, so the network's structure is fixed once built (build a new
+        ``Sequential`` for another one)."""
+        return self._layers
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_compiled"] = {}  # compiled passes are rebuilt, not copied or pickled
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        if "layers" in state:  # a pickle of before the tuple
+            state["_layers"] = tuple(state.pop("layers"))
         self.__dict__.update(state)
         self.loss_fn.share_views(self._plan.views)
 

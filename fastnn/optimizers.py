@@ -154,7 +154,7 @@ class Optimizer:
         self.step_count = 0
         self._grad_norm = None
         self._fused = False
-        self.state = [{slot: np.zeros_like(p.data) for slot in self.slots} for p in self.params]
+        self.state = [{slot: np.zeros_like(p.values) for slot in self.slots} for p in self.params]
         # The kernels' memoryviews of the parameters, gradients and state, acquired once.
         self._views = BoundViews()
         self._param_ids = frozenset(id(p) for p in self.params)
@@ -214,7 +214,7 @@ class Optimizer:
         views = self._views
         for p, state in zip(self.params, self.state):
             decay = self.weight_decay if p.regularize else 0.0
-            self._update(_OPTIM[p.data.dtype], views.own_flat(p.data), views.own_flat(p.grad),
+            self._update(_OPTIM[p.values.dtype], views.own_flat(p.values), views.own_flat(p.grad),
                          {slot: views.own_flat(array) for slot, array in state.items()}, decay,
                          scale, clip)
             p.mark_changed()

@@ -237,35 +237,38 @@ class Optimizer:
         if self.clip_norm is not None and norm > self.clip_norm:
             scale = self.clip_norm / (norm + 1e-6)
         for i, p in enumerate(params):
-            x = p.data
-            wd = self.wd if p.regularize else 0.0
-            decoupled = self.name == "adamw"
-            g = effective_grad(p.grad, x, scale, self.clip_value, 0.0 if decoupled else wd)
-            s = self.state.setdefault(i, {k: np.zeros_like(x) for k in ("a", "b")})
-            lr = self.lr
-            if self.name == "sgd":
-                x -= lr * g
-            elif self.name == "momentum":            # v = μv − αg; x += v
-                s["a"] = self.mu * s["a"] - lr * g
-                x += s["a"]
-            elif self.name == "nesterov":            # CS231n
-                v_prev = s["a"].copy()
-                s["a"] = self.mu * s["a"] - lr * g
-                x += -self.mu * v_prev + (1 + self.mu) * s["a"]
-            elif self.name == "adagrad":             # cache += g²; x −= αg/(√cache + ε)
-                s["a"] += g * g
-                x -= lr * g / (np.sqrt(s["a"]) + self.eps)
-            elif self.name == "rmsprop":
-                s["a"] = self.rho * s["a"] + (1 - self.rho) * g * g
-                x -= lr * g / (np.sqrt(s["a"]) + self.eps)
-            else:                                    # Adam / AdamW, Kingma & Ba Algorithm 1
-                s["a"] = self.beta1 * s["a"] + (1 - self.beta1) * g
-                s["b"] = self.beta2 * s["b"] + (1 - self.beta2) * g * g
-                m_hat = s["a"] / (1 - self.beta1 ** t)
-                v_hat = s["b"] / (1 - self.beta2 ** t)
-                if decoupled:
-                    x -= lr * wd * x
-                x -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
+            with p.edit() as x:  # a Parameter's values are written through edit()
+                self._update(i, p, x, scale, t)
+
+    def _update(self, i, p, x, scale, t):
+        wd = self.wd if p.regularize else 0.0
+        decoupled = self.name == "adamw"
+        g = effective_grad(p.grad, x, scale, self.clip_value, 0.0 if decoupled else wd)
+        s = self.state.setdefault(i, {k: np.zeros_like(x) for k in ("a", "b")})
+        lr = self.lr
+        if self.name == "sgd":
+            x -= lr * g
+        elif self.name == "momentum":            # v = μv − αg; x += v
+            s["a"] = self.mu * s["a"] - lr * g
+            x += s["a"]
+        elif self.name == "nesterov":            # CS231n
+            v_prev = s["a"].copy()
+            s["a"] = self.mu * s["a"] - lr * g
+            x += -self.mu * v_prev + (1 + self.mu) * s["a"]
+        elif self.name == "adagrad":             # cache += g²; x −= αg/(√cache + ε)
+            s["a"] += g * g
+            x -= lr * g / (np.sqrt(s["a"]) + self.eps)
+        elif self.name == "rmsprop":
+            s["a"] = self.rho * s["a"] + (1 - self.rho) * g * g
+            x -= lr * g / (np.sqrt(s["a"]) + self.eps)
+        else:                                    # Adam / AdamW, Kingma & Ba Algorithm 1
+            s["a"] = self.beta1 * s["a"] + (1 - self.beta1) * g
+            s["b"] = self.beta2 * s["b"] + (1 - self.beta2) * g * g
+            m_hat = s["a"] / (1 - self.beta1 ** t)
+            v_hat = s["b"] / (1 - self.beta2 ** t)
+            if decoupled:
+                x -= lr * wd * x
+            x -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 # -- regularization --------------------------------------------------------------------------

@@ -14,8 +14,8 @@ LAYOUTS = ["C", "F", "strided"]
 
 def random_layer(n_features, dtype, rng, momentum=0.1):
     layer = BatchNorm(n_features, momentum=momentum, dtype=dtype)
-    layer.gamma.data[:] = rng.uniform(0.5, 2.0, n_features)
-    layer.beta.data[:] = rng.standard_normal(n_features)
+    layer.gamma.copy_(rng.uniform(0.5, 2.0, n_features))
+    layer.beta.copy_(rng.standard_normal(n_features))
     return layer
 
 
@@ -38,8 +38,8 @@ def test_forward_train_matches_reference(shape, kind, dtype, rng):
 @pytest.mark.parametrize("shape", [(1, 4)] + SHAPES, ids=str)
 def test_forward_eval_uses_running_statistics(shape, dtype, rng):
     layer = random_layer(shape[1], dtype, rng)
-    layer.running_mean[:] = rng.standard_normal(shape[1])
-    layer.running_var[:] = rng.uniform(0.1, 3.0, shape[1])
+    layer.running_mean = rng.standard_normal(shape[1])
+    layer.running_var = rng.uniform(0.1, 3.0, shape[1])
     X = rng.standard_normal(shape).astype(dtype)
     Y = layer.eval().forward(X)
     expected, _ = ref.batchnorm_forward(X, layer.gamma.data, layer.beta.data, layer.eps,
@@ -83,7 +83,7 @@ def test_float32_forward_and_backward_stay_accurate_far_from_zero(rng, n):
     dY = rng.standard_normal((n, 8)).astype(np.float32)
     gamma = rng.uniform(0.5, 2, 8).astype(np.float32)
     layer = BatchNorm(8, dtype=np.float32)
-    layer.gamma.data[:] = gamma
+    layer.gamma.copy_(gamma)
     Y = layer.forward(X).astype(np.float64)
     expected, _ = ref.batchnorm_forward(X, gamma.astype(np.float64), 0.0, layer.eps)
     np.testing.assert_allclose(Y, expected, atol=1e-5 * np.abs(expected).max())
@@ -152,8 +152,8 @@ def test_backward_train_matches_chain_rule(shape, dtype, rng):
 @pytest.mark.parametrize("shape", [(1, 3)] + SHAPES, ids=str)
 def test_backward_eval(shape, dtype, rng):
     layer = random_layer(shape[1], dtype, rng)
-    layer.running_mean[:] = rng.standard_normal(shape[1])
-    layer.running_var[:] = rng.uniform(0.1, 3.0, shape[1])
+    layer.running_mean = rng.standard_normal(shape[1])
+    layer.running_var = rng.uniform(0.1, 3.0, shape[1])
     X = rng.standard_normal(shape).astype(dtype)
     dY = rng.standard_normal(shape).astype(dtype)
     layer.eval().forward(X)
@@ -171,8 +171,8 @@ def test_gradcheck_layer(training, shape, rng):
     # No batch of 2: it normalizes to ±1 whatever X is, so ∂L/∂X ≈ 0 and the relative error
     # would compare rounding noise with rounding noise.
     layer = random_layer(shape[1], np.float64, rng)
-    layer.running_mean[:] = rng.standard_normal(shape[1])
-    layer.running_var[:] = rng.uniform(0.5, 2.0, shape[1])
+    layer.running_mean = rng.standard_normal(shape[1])
+    layer.running_var = rng.uniform(0.5, 2.0, shape[1])
     layer.train(training)
     X = 2 + 3 * rng.standard_normal(shape)
     result = gradcheck(layer, X, check_input=True, rng=1)

@@ -170,7 +170,8 @@ def small_net(dtype, rng_seed=3):
               Dense(9, 7, rng=rng, dtype=dtype), Activation("relu"),
               Dense(7, 5, rng=rng, dtype=dtype), Activation("tanh"),
               Dense(5, 3, rng=rng, dtype=dtype)]
-    layers[2].bias.data[:3] = -50  # three ReLU units that are dead on every input
+    with layers[2].bias.edit() as b:
+        b[:3] = -50  # three ReLU units that are dead on every input
     return Sequential(layers)
 
 
@@ -225,8 +226,8 @@ def test_saturation_rules():
     assert saturation_bounds("relu", tol) == (-math.inf, math.inf)
     net = Sequential([Dense(1, 4, rng=0, dtype=np.float64), Activation("hardtanh"),
                       Dense(4, 2, rng=0, dtype=np.float64)])
-    net.layers[0].weight.data[:] = [[3.0, 1.0, 0.999, -2.0]]
-    net.layers[0].bias.data[:] = 0
+    net.layers[0].weight.copy_([[3.0, 1.0, 0.999, -2.0]])
+    net.layers[0].bias.copy_(0)
     monitor = Monitor(net, interval=1)
     net.loss(np.ones((1, 1)), [0])
     net.backward()
@@ -423,7 +424,8 @@ def test_non_finite_gradients_warn_of_divergence(mnist_small):
     net = fastnn.mlp([784, 8, 8, 10], "tanh", rng=0)
     monitor = Monitor(net, interval=1)
     train_steps(net, monitor, X, y, fastnn.SGD(net.parameters(), lr=0.1), 2)
-    net.layers[2].weight.data[0, 0] = np.nan
+    with net.layers[2].weight.edit() as w:
+        w[0, 0] = np.nan
     train_steps(net, monitor, X, y, fastnn.SGD(net.parameters(), lr=0.1), 1, start=2)
     warnings = monitor.warnings()
     assert any("non-finite" in w and "step 2" in w and "diverged" in w for w in warnings)
@@ -449,8 +451,9 @@ def test_monitor_validates_arguments():
 @pytest.mark.parametrize("activation", ["prelu", "rrelu"])
 def test_negative_fraction_of_prelu_and_rrelu_units(activation, dtype, rng):
     net = fastnn.mlp([6, 9, 3], activation=activation, dtype=dtype, rng=0)
-    net.layers[0].bias.data[:3] = -100  # units 0-2 on the negative side for every example
-    net.layers[0].bias.data[3:] = 100
+    with net.layers[0].bias.edit() as b:
+        b[:3] = -100  # units 0-2 on the negative side for every example
+        b[3:] = 100
     monitor = Monitor(net, interval=1)
     X, y = rng.standard_normal((16, 6)).astype(dtype), rng.integers(0, 3, 16)
     net.loss(X, y)
@@ -465,8 +468,8 @@ def test_negative_fraction_of_prelu_and_rrelu_units(activation, dtype, rng):
 
 def test_negative_fraction_reads_the_input_when_a_prelu_slope_is_negative(rng):
     net = fastnn.mlp([6, 4, 3], activation="prelu", rng=0)
-    net.layers[0].bias.data[:] = [-100, -100, 100, 100]
-    net.layers[1].weight.data[:] = [-0.5, 0.25, -0.5, 0.25]  # unit 0's outputs are all > 0
+    net.layers[0].bias.copy_([-100, -100, 100, 100])
+    net.layers[1].weight.copy_([-0.5, 0.25, -0.5, 0.25])  # unit 0's outputs are all > 0
     monitor = Monitor(net, interval=1)
     net.loss(rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8))
     net.backward()
@@ -476,7 +479,8 @@ def test_negative_fraction_reads_the_input_when_a_prelu_slope_is_negative(rng):
 
 def test_monitor_warns_of_negative_side_units_not_dead_ones(rng):
     net = fastnn.mlp([6, 8, 3], activation="rrelu", rng=0)
-    net.layers[0].bias.data[:6] = -100
+    with net.layers[0].bias.edit() as b:
+        b[:6] = -100
     monitor = Monitor(net, interval=1)
     for step in range(3):
         net.loss(rng.standard_normal((8, 6)).astype(np.float32), rng.integers(0, 3, 8))

@@ -246,7 +246,7 @@ def test_round_trip_and_one_torch_step_matches_fastnn(torch):
 def test_prelu_and_rrelu_graph_nodes(shared):
     rng = np.random.default_rng(4)
     prelu = fastnn.PReLU(1 if shared else 6)
-    prelu.weight.data[:] = rng.uniform(-0.2, 0.6, prelu.num_parameters)
+    prelu.weight.copy_(rng.uniform(-0.2, 0.6, prelu.num_parameters))
     net = fastnn.Sequential([fastnn.Dense(5, 6, rng=0), prelu, fastnn.RReLU(0.1, 0.5, rng=0),
                              fastnn.Dense(6, 3, rng=1)]).eval()
     proto = export.to_onnx(net)
@@ -261,7 +261,7 @@ def test_prelu_and_rrelu_graph_nodes(shared):
 def test_prelu_and_rrelu_to_torch_and_back(torch):
     rng = np.random.default_rng(9)
     prelu = fastnn.PReLU(6, dtype=np.float64)
-    prelu.weight.data[:] = rng.uniform(0, 0.5, 6)
+    prelu.weight.copy_(rng.uniform(0, 0.5, 6))
     net = fastnn.Sequential([fastnn.Dense(5, 6, rng=0, dtype=np.float64), prelu,
                              fastnn.RReLU(0.1, 0.5, rng=0),
                              fastnn.Dense(6, 3, rng=1, dtype=np.float64)])

@@ -311,8 +311,8 @@ def test_layers_that_do_not_fold_run_one_by_one(dtype):
 
 def test_batch_norm_before_the_first_dense_layer_folds(dtype):
     bn = BatchNorm(6, dtype=dtype)
-    bn.running_mean[:] = np.arange(6)
-    bn.running_var[:] = np.arange(1, 7)
+    bn.running_mean = np.arange(6)
+    bn.running_var = np.arange(1, 7)
     net = fastnn.Sequential([bn, Dense(6, 3, rng=0, dtype=dtype), Dropout(0.5)])
     X = np.random.default_rng(0).standard_normal((5, 6)).astype(dtype)
     assert inference.compile_forward(net.layers, net.dtype, "logits") is not None
@@ -346,16 +346,18 @@ def test_every_write_path_moves_the_prediction():
     check()
 
 
-def test_in_place_writes_need_mark_changed():
+def test_in_place_writes_are_refused_and_api_writes_show():
     net = _trained(NETWORKS["relu"], np.float32)
     X = np.random.default_rng(5).standard_normal((4, 20)).astype(np.float32)
     before = net.predict_proba(X)
     last = net.layers[-1]
     for p in last.parameters():
-        p.data[...] = 0
-    np.testing.assert_array_equal(net.predict_proba(X), before)  # the documented contract
+        with pytest.raises(ValueError, match=r"p\.copy_\(values\)"):
+            p.data[...] = 0
+    np.testing.assert_array_equal(net.predict_proba(X), before)  # nothing was written
     for p in last.parameters():
-        p.mark_changed()
+        with p.edit() as w:
+            w[...] = 0
     np.testing.assert_allclose(net.predict_proba(X), 0.25, rtol=1e-6)
 
 

@@ -103,7 +103,7 @@ def torch_optimizer(torch, name, params, hp):
     hp = dict(hp)
     hp.pop("clip_norm", None), hp.pop("clip_value", None)
     wd = hp.pop("weight_decay", 0.0)
-    tensors = [torch.from_numpy(p.data) for p in params]
+    tensors = [torch.from_numpy(p.values) for p in params]  # torch steps them in place
     for t, p in zip(tensors, params):
         t.grad = torch.from_numpy(p.grad)          # shares memory with p.grad
     groups = [{"params": [t for t, p in zip(tensors, params) if p.regularize], "weight_decay": wd},
@@ -368,7 +368,7 @@ def test_state_dict_round_trip_is_bit_identical(name, hp, tmp_path):
 
     params2, fill2 = small_network(np.float32)
     for p, saved in zip(params2, saved_params):
-        p.data[...] = saved
+        p.copy_(saved)
     opt2 = optimizers.get(name, params2, **opt.get_config())
     with np.load(tmp_path / "opt.npz", allow_pickle=False) as f:
         opt2.load_state_dict(dict(f))
@@ -484,7 +484,9 @@ def test_invalid_params_types():
         optimizers.SGD(small_network(np.float32)[0], lr=0.1, momentum=0.9, nesterov="yes")
     with pytest.raises(TypeError, match="float32 or float64"):
         optimizers.SGD([Parameter(np.ones(3, np.int64), "w")], lr=0.1)
-    strided = Parameter(np.ones((4, 6))[:, ::2], "w")
+    strided = Parameter(np.ones((4, 6))[:, ::2], "w")  # a parameter copies into C order
+    assert strided.values.flags.c_contiguous
+    strided.grad = np.ones((4, 6))[:, ::2]
     with pytest.raises(ValueError, match="C-contiguous"):
         optimizers.SGD([strided], lr=0.1)
 

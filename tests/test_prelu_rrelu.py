@@ -66,7 +66,7 @@ def test_prelu_shared_slope_sum_is_accurate_over_many_values():
 @pytest.mark.parametrize("num_parameters", [1, 6])
 def test_prelu_gradcheck(num_parameters, rng):
     layer = PReLU(num_parameters, dtype=np.float64)
-    layer.weight.data[:] = rng.uniform(0.05, 0.5, num_parameters)
+    layer.weight.copy_(rng.uniform(0.05, 0.5, num_parameters))
     result = gradcheck(layer, away_from_zero(rng, (9, 6), np.float64), rng=0, check_input=True)
     assert result.passed and result.max_relative_error < 1e-7, str(result)
     assert {c.name for c in result.checks} == {"input", "PReLU.weight"}
@@ -271,10 +271,10 @@ def torch():
 def test_prelu_matches_torch(torch, shape, num_parameters, rng):
     k = 1 if num_parameters == "one" else shape[1]
     layer = PReLU(k, dtype=np.float64)
-    layer.weight.data[:] = rng.uniform(-0.3, 0.6, k)
+    layer.weight.copy_(rng.uniform(-0.3, 0.6, k))
     module = torch.nn.PReLU(k, dtype=torch.float64)
     with torch.no_grad():
-        module.weight.copy_(torch.from_numpy(layer.weight.data))
+        module.weight.copy_(torch.from_numpy(layer.weight.data.copy()))
     Z = rng.standard_normal(shape)
     Z[0, 0] = 0
     dA = rng.standard_normal(shape)

@@ -83,7 +83,7 @@ def test_regularized_loss_and_gradient(W, l2, l1, seed):
     n_in, n_out = W.shape
     assume(np.all(np.abs(W) < 1e6))
     net = fastnn.Sequential([fastnn.Dense(n_in, n_out, dtype=W.dtype)], loss="mse", l2=l2, l1=l1)
-    net.layers[0].weight.data[...] = W
+    net.layers[0].weight.copy_(W)
     rng = np.random.default_rng(seed)
     X, y = rng.standard_normal((3, n_in)), rng.standard_normal((3, n_out))
     value = net.loss(X, y)

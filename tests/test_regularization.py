@@ -109,7 +109,7 @@ def test_gradcheck_with_penalties(l2, l1, rng):
     net = Sequential([Dense(6, 8, rng=0, dtype=np.float64, regularize_bias=True), fastnn.Tanh(),
                       BatchNorm(8, dtype=np.float64), Dense(8, 3, rng=1, dtype=np.float64)],
                      l2=l2, l1=l1)
-    net.layers[0].bias.data[:] = rng.standard_normal(8)
+    net.layers[0].bias.copy_(rng.standard_normal(8))
     X, y = rng.standard_normal((9, 6)), rng.integers(0, 3, 9)
     result = gradcheck(net, X, y, check_input=True)
     assert result.passed, str(result)

@@ -182,7 +182,8 @@ def test_early_stopping_stops_and_restores_best():
     stopper.on_train_begin(trainer)
     best_weights = None
     for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.4, 0.45, 0.41], start=1):
-        net.parameters()[0].data += 1.0  # "training" changes the weights every epoch
+        with net.parameters()[0].edit() as w:
+            w += 1.0  # "training" changes the weights every epoch
         if val_loss == 0.4:
             best_weights = net.parameters()[0].data.copy()
         stopper.on_epoch_end(trainer, epoch, {"val_loss": val_loss})

@@ -45,7 +45,7 @@ def test_non_finite_gradient_names_the_first_layer_and_keeps_the_last_good_weigh
         def on_batch_end(self, trainer, step, loss):
             if step == 2:
                 good.update(trainer.net.state_dict())
-                net.layers[4].weight.data[...] = 3e38
+                net.layers[4].weight.copy_(3e38)
 
     checkpoint = tmp_path / "last-good.npz"
     with pytest.raises(TrainingDivergedError, match=r"step 3 .*first in layer") as info:
@@ -103,7 +103,7 @@ WRITER = textwrap.dedent("""
     while True:
         for layer in net.layers:
             for p in layer.parameters():
-                p.data[...] = i  # every array of version i holds the value i
+                p.copy_(i)  # every array of version i holds the value i
         fastnn.save(sys.argv[1], net, optimizer=opt, metadata={"version": i})
         i += 1
 """)
