@@ -10,8 +10,8 @@ onnxruntime, JAX), "train" (training steps: fastnn, NumPy, torch, JAX), "element
 forward: fastnn, NumPy, torch): each library in a process of its own, rounds interleaved
 (runner.py); a cell is the median over rounds of each worker's best (``--stat``) time per
 call. Then, in this process, "floor" (fastnn's step over the same products alone, on the
-backend its steps train with here, and for Adam one pass of its update: "floor x") and "epoch" (a Fashion-MNIST epoch,
-samples/s). Ratios are peer time / fastnn time: > 1 means fastnn is faster.
+backend its steps train with here, and for Adam one pass of its update: "floor x") and
+"epoch" (a Fashion-MNIST epoch, samples/s). Ratios are peer time / fastnn time: > 1 means fastnn is faster.
 """
 import argparse
 import os

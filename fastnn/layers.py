@@ -17,9 +17,9 @@ import math
 import numpy as np
 
 from fastnn import initializers
-from fastnn._views import BoundViews, specialized
 from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, dense_backend, elementwise_threads
 from fastnn._validation import check_array, check_dtype, check_number, check_positive_int, check_rng
+from fastnn._views import BoundViews, specialized
 from fastnn_c import SIMD as _simd_level
 from fastnn_c import activations as _activations
 from fastnn_c import batchnorm as _batchnorm

@@ -25,7 +25,8 @@ class Loss:
     """Base class: ``forward(output, target)`` returns the value and stores the gradient.
 
     Subclasses define ``check_target(target, output_shape, dtype)`` (validate the target and
-    return it ready for the kernel) and ``kernel``, a ``fastnn_c.losses`` kernel.
+    return it ready for the kernel) and ``kernel``, a ``fastnn_c.losses`` kernel (with
+    ``_extra()``, its arguments after the gradient).
     """
 
     name = None
@@ -50,19 +51,24 @@ class Loss:
         ``validate=False`` skips the checks, for callers that pass a C-contiguous float
         ``output`` and a target already checked by ``check_target`` (``Sequential`` does).
         """
-        if self._grad is None or self._grad.shape != output.shape or self._grad.dtype != output.dtype:
-            self._grad = np.empty_like(output)
         if validate:
             output, target = self._check(output, target)
-            return float(self.kernel(output, target, self._grad, *self._extra()))
-        typed = getattr(_LOSSES[output.dtype], self.kernel.name)
-        return float(typed(self._views(output), target, self._views.own(self._grad),
-                           *self._extra()))
+        if self._grad is None or self._grad.shape != output.shape or self._grad.dtype != output.dtype:
+            self._grad = np.empty_like(output)
+        return float(self._kernel(output, target, self._grad))
 
     def value(self, output, target):
         """Loss value without computing the gradient."""
         output, target = self._check(output, target)
-        return float(self.kernel(output, target, None, *self._extra()))
+        return float(self._kernel(output, target, None))
+
+    def _kernel(self, output, target, grad):
+        """The kernel on a checked output and target: the value, and the gradient into
+        ``grad`` unless it is None (the output and the gradient buffer through their bound
+        memoryviews)."""
+        typed = getattr(_LOSSES[output.dtype], self.kernel.name)
+        return typed(self._views(output), target, None if grad is None else self._views.own(grad),
+                     *self._extra())
 
     def _extra(self):
         """The kernel's arguments after the gradient."""

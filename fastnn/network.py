@@ -6,6 +6,7 @@ import numpy as np
 from fastnn import inference, initializers
 from fastnn import losses as _losses
 from fastnn._validation import check_array, check_dtype, check_number, check_rng
+from fastnn._views import specialized
 from fastnn.layers import (
     HIDDEN_ACTIVATIONS,
     LAYERS,
@@ -20,6 +21,10 @@ from fastnn.layers import (
     write_count,
 )
 from fastnn_c import regularization as _regularization
+
+#: The penalty kernels' float32 and float64 specializations, called with bound memoryviews.
+_REGULARIZATION = specialized(_regularization.regularization_penalty,
+                              _regularization.regularization_backward)
 
 #: Rows per chunk of ``forward`` on large inputs (bounds the buffers' memory).
 PREDICT_CHUNK = 4096
@@ -134,13 +139,17 @@ class Sequential:
         """Fill each parameter's ``grad`` from the last ``loss`` call; returns ∂L/∂X if kept."""
         grad = self._plan.backward(self.loss_fn.backward())
         if self.l2 or self.l1:
+            views = self._plan.views
             for p in self._regularized():
-                _regularization.regularization_backward(p.data, p.grad, self.l2, self.l1)
+                _REGULARIZATION[p.values.dtype].regularization_backward(
+                    views.own_flat(p.values), views.own_flat(p.grad), self.l2, self.l1)
         return grad
 
     def penalty(self):
         """The regularization term (l2/2) Σ w² + l1 Σ |w| over parameters with ``regularize``."""
-        return sum(_regularization.regularization_penalty(p.data, self.l2, self.l1)
+        views = self._plan.views
+        return sum(_REGULARIZATION[p.values.dtype].regularization_penalty(views.own_flat(p.values),
+                                                                   self.l2, self.l1)
                    for p in self._regularized())
 
     def apply_constraints(self):

@@ -17,8 +17,8 @@ from fastnn import inference
 from fastnn._config import micro_kernel_threads
 from fastnn.layers import BatchNorm, Dense, Dropout, ReLU, Tanh
 from fastnn_c import activations, dense
-from fastnn_c import stack as st
 from fastnn_c import packed as pk
+from fastnn_c import stack as st
 
 RELU = activations.KINDS["relu"]
 ROWS = (1, 7, 8, 31, 32, 33)
@@ -89,13 +89,13 @@ def test_large_products_split_over_row_blocks_and_threads_give_the_same_bits(n, 
     dY = rng.standard_normal((n, n_out)).astype(dtype)
     dX_expected, dW_expected, _ = ref.dense_backward(X, W, dY)
     results = []
-    for micro in (1, 2, 3, 16):
+    for threads in (1, 2, 3, 16):
         Y, dW, db, dX = (np.empty((n, n_out), dtype), np.empty_like(W), np.empty(n_out, dtype),
                          np.empty_like(X))
-        dense.dense_forward(X, W, b, Y, threads=max(micro, 1), blas=micro == 0)
-        dense.dense_backward(X, W, dY, dW, db, dX, threads=max(micro, 1), blas=micro == 0)
+        dense.dense_forward(X, W, b, Y, threads=threads)
+        dense.dense_backward(X, W, dY, dW, db, dX, threads=threads)
         updated, bias = W.copy(), b.copy()
-        dense.dense_sgd_backward(X, updated, dY, bias, np.empty_like(X), 0.5, threads=max(micro, 1), blas=micro == 0)
+        dense.dense_sgd_backward(X, updated, dY, bias, np.empty_like(X), 0.5, threads=threads)
         results.append((Y, dW, dX, updated))
     Y, dW, dX, updated = results[0]
     unchunked = np.empty_like(Y)  # the packed path sums all of k in one pass
@@ -123,15 +123,15 @@ def test_training_kernels_elementwise_parts_give_the_same_bits_on_any_threads(n,
     b = rng.standard_normal(n_out).astype(dtype)
     dA = rng.standard_normal((n, n_out)).astype(dtype)
     results = []
-    for micro in (1, 2, 3, 16):
+    for threads in (1, 2, 3, 16):
         A = np.empty((n, n_out), dtype)
-        dense.dense_activation_forward(X, W, b, A, code, 0.5, threads=max(micro, 1), blas=micro == 0)
+        dense.dense_activation_forward(X, W, b, A, code, 0.5, threads=threads)
         dZ, dW, db, dX = (np.empty_like(A), np.empty_like(W), np.empty(n_out, dtype),
                           np.empty_like(X))
-        dense.dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, code, 0.5, threads=max(micro, 1), blas=micro == 0)
+        dense.dense_activation_backward(X, W, A, dA, dZ, dW, db, dX, code, 0.5, threads=threads)
         stepped, bias = W.copy(), b.copy()
         dense.dense_activation_sgd_backward(X, stepped, A, dA, np.empty_like(A), bias,
-                                            np.empty_like(X), code, 0.5, 0.1, threads=max(micro, 1), blas=micro == 0)
+                                            np.empty_like(X), code, 0.5, 0.1, threads=threads)
         results.append((A, dZ, dW, db, dX, stepped, bias))
     A, dZ, _, db, _, _, bias = results[0]
     Z = ref.dense_forward(X, W, b)

@@ -8,8 +8,17 @@ and no kernel writes outside its outputs, at batch 1 and at odd widths.
 import numpy as np
 import pytest
 
-from fastnn_c import (activations, batchnorm, dense, diagnostics, dropout, losses, optim, packed,
-                      regularization)
+from fastnn_c import (
+    activations,
+    batchnorm,
+    dense,
+    diagnostics,
+    dropout,
+    losses,
+    optim,
+    packed,
+    regularization,
+)
 
 RELU = activations.KINDS["relu"]
 TANH = activations.KINDS["tanh"]
