@@ -74,6 +74,9 @@ class Trainer:
         self.history = history
         self.epochs = epochs
         self.stop_training = False
+        #: The exception that is ending ``fit`` (KeyboardInterrupt included), seen by
+        #: ``on_train_end``; None when training ends normally.
+        self.error = None
 
 
 class Callback:
@@ -128,7 +131,11 @@ class EarlyStopping(Callback):
     mode : "auto", "min" or "max"
         "auto" maximises metrics whose name contains "acc" and minimises the others.
     restore_best_weights : bool, default False
-        At the end of training, load the weights (and buffers) of the best epoch.
+        At the end of training, load the weights (and buffers) of the best epoch, together
+        with the optimizer's and the schedule's state of that epoch, so that they stay
+        consistent (a saved model resumes from that epoch). Not when
+        training ends with an exception or Ctrl-C (``trainer.error``): the network then stays
+        at the last whole step.
     """
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
@@ -158,6 +165,10 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 self.best_state = trainer.net.state_dict()
+                self.best_optimizer_state = (None if trainer.optimizer is None
+                                             else trainer.optimizer.state_dict())
+                self.best_schedule_state = (None if trainer.schedule is None
+                                            else trainer.schedule.state_dict())
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -165,8 +176,13 @@ class EarlyStopping(Callback):
                 trainer.history.stopped_epoch = epoch
 
     def on_train_end(self, trainer):
-        if self.restore_best_weights and self.best_state is not None:
+        if (self.restore_best_weights and self.best_state is not None
+                and getattr(trainer, "error", None) is None):
             trainer.net.load_state_dict(self.best_state)
+            if self.best_optimizer_state is not None:
+                trainer.optimizer.load_state_dict(self.best_optimizer_state)
+            if self.best_schedule_state is not None:
+                trainer.schedule.load_state_dict(self.best_schedule_state)
             trainer.history.best_epoch = self.best_epoch
 
 

@@ -221,7 +221,9 @@ def _add_training_args(p, plot=True, batch_norm=DEFAULTS["batch_norm"]):
                         "layer (raise), or leave that step out (skip) (default: raise)")
 
     g = p.add_argument_group("output")
-    g.add_argument("--save", metavar="PATH", help="write the trained model (.npz) to PATH")
+    g.add_argument("--save", metavar="PATH",
+                   help="write the trained model (.npz) to PATH, atomically (a file already "
+                        "there is replaced only by a whole new one)")
     if plot:
         g.add_argument("--plot", metavar="PATH",
                        help='write learning curves (PNG) to PATH; needs pip install "fastnn[plot]"')
@@ -282,6 +284,11 @@ def build_parser():
                "  fastnn train --optimizer momentum --lr 0.05 --momentum 0.9 --schedule step "
                "--step-size 5 --gamma 0.5")
     _add_training_args(p)
+    p.add_argument("--save-on-interrupt", action="store_true",
+                   help="on Ctrl-C, save the model as it is after the last whole step to the "
+                        "--save PATH (by default Ctrl-C saves nothing and leaves PATH as it "
+                        "was); either way training stops after the step it is in, with exit "
+                        "status 130 and one line saying where")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", formatter_class=fmt,
@@ -638,12 +645,16 @@ def _train(args, console, monitor_factory=None):
     monitor = monitor_factory(net) if monitor_factory else None
     augment = _augmentation(args)
     start = time.perf_counter()
-    history = fit(net, X_train, y_train, optimizer=optimizer, epochs=args.epochs,
-                  batch_size=args.batch_size,
-                  validation_data=None if X_val is None else (X_val, y_val),
-                  schedule=schedule, callbacks=callbacks, diagnostics=monitor, rng=seed,
-                  verbose=0 if console.quiet else 1, log=console.progress,
-                  on_nonfinite=args.on_nonfinite, augment=augment)
+    try:
+        history = fit(net, X_train, y_train, optimizer=optimizer, epochs=args.epochs,
+                      batch_size=args.batch_size,
+                      validation_data=None if X_val is None else (X_val, y_val),
+                      schedule=schedule, callbacks=callbacks, diagnostics=monitor, rng=seed,
+                      verbose=0 if console.quiet else 1, log=console.progress,
+                      on_nonfinite=args.on_nonfinite, augment=augment)
+    except KeyboardInterrupt as stop:  # fit's TrainingInterrupted: the last whole step
+        stop.trained = (net, optimizer, schedule, pre)
+        raise
     elapsed = time.perf_counter() - start
     if history.stopped_epoch is not None:
         best = f"; restored the weights of epoch {history.best_epoch}" if history.best_epoch else ""
@@ -663,7 +674,29 @@ def cmd_train(args):
 
     console = _Console(args)
     _check_outputs(args, "--save", "--plot", "--log")
-    net, history, optimizer, schedule, pre, test, _ = _train(args, console)
+    if args.save_on_interrupt and not args.save:
+        raise CommandError("--save-on-interrupt needs --save PATH")
+    try:
+        net, history, optimizer, schedule, pre, test, _ = _train(args, console)
+    except KeyboardInterrupt as stop:
+        # Ctrl-C: fit finished the step it was in (never a half update). One line on stderr,
+        # exit status 130; the model is saved only when asked, and io.save writes through a
+        # temporary file renamed over PATH, so PATH holds the old file or the new one.
+        trained = getattr(stop, "trained", None)
+        where = str(stop) if trained is not None else "interrupted before training"
+        saved = "nothing saved"
+        if trained is not None and args.save_on_interrupt:
+            net, optimizer, schedule, pre = trained
+            history = stop.history
+            metadata = {"dataset": args.dataset, "data_dir": args.data_folder,
+                        "data_fingerprint": args.data_fingerprint, "epochs": stop.epochs_done,
+                        "interrupted_at_step": stop.global_step, "seed": args.seed,
+                        "history": history.to_dict(), "command": args.argv}
+            io.save(args.save, net, optimizer=optimizer, schedule=schedule,
+                    preprocessing=pre.state_dict(), metadata=metadata)
+            saved = f"saved the model at that step to {args.save}"
+        print(f"fastnn train: {where}; {saved}", file=sys.stderr, flush=True)
+        return 130
     if args.save:
         metadata = {"dataset": args.dataset, "data_dir": args.data_folder,
                     "data_fingerprint": args.data_fingerprint, "epochs": len(history), "seed": args.seed,

@@ -33,6 +33,11 @@ from fastnn._json import to_json_data
 from fastnn._version import __version__
 from fastnn.network import Sequential
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: unique temporary names only
+    fcntl = None
+
 FORMAT_NAME = "fastnn-model"
 FORMAT_VERSION = 1
 HEADER_KEY = "__header__"
@@ -126,16 +131,33 @@ def _umask():
     return mask
 
 
+def _temporary(path, folder):
+    """(fd, name) of the file a save writes before renaming it over ``path``: the one named
+    ``.<name>.tmp`` beside it, locked (a write killed half way leaves that one file, which
+    the next save of ``path`` truncates and renames away), or, while another process holds
+    that one, a unique ``.<name>.<random>.tmp`` (removed on any error but a kill)."""
+    named = os.path.join(folder, "." + os.path.basename(path) + ".tmp")
+    if fcntl is not None:
+        fd = os.open(named, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the process ends
+            os.ftruncate(fd, 0)
+            return fd, named
+        except OSError:
+            os.close(fd)
+    return tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+
+
 def _write_atomic(path, arrays):
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        fd, tmp = _temporary(path, folder)
     except OSError as exc:  # name the user's path, not the temporary file's
         raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}", path) from None
     try:
         # mkstemp creates 0600; a model file follows the umask like any other output
         os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb", closefd=False) as f:  # fd (and its lock) kept to the rename
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
@@ -144,6 +166,8 @@ def _write_atomic(path, arrays):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
     try:  # make the rename itself durable (POSIX; not possible on every platform)
         dir_fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -31,7 +31,9 @@ in ``fastnn.optimizers``, ``restore`` (optimizer and schedule from a model file)
 ``fastnn.io``; they stay importable from here.
 """
 import math
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -68,6 +70,75 @@ class TrainingDivergedError(FloatingPointError):
         super().__init__(message)
         self.step = step
         self.layer = layer
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT, or a KeyboardInterrupt raised by a callback) stopped ``fit``.
+
+    A ``KeyboardInterrupt``, so code that catches that still does. ``fit`` lets a SIGINT that
+    arrives inside a training step finish that step first (forward, backward, the update of
+    every parameter, the constraints and the schedule's ``on_batch_end``), so the network,
+    the optimizer state and the schedule are those of the last whole step, never a half
+    update. Nothing is saved: ``fastnn train`` saves the model at that step only with
+    ``--save-on-interrupt``.
+
+    Attributes: ``epoch`` (the epoch it stopped in, 1-based), ``steps_done`` (optimizer
+    steps of this ``fit`` call, all whole), ``global_step`` (steps including those before
+    ``initial_epoch``), ``epochs_done`` (whole epochs, validation included) and ``history``.
+    """
+
+    def __init__(self, epoch, steps_done, global_step, epochs_done, history):
+        super().__init__(f"interrupted in epoch {epoch} after step {global_step} "
+                         f"({epochs_done} whole epoch{'' if epochs_done == 1 else 's'})")
+        self.epoch, self.steps_done, self.global_step = epoch, steps_done, global_step
+        self.epochs_done, self.history = epochs_done, history
+
+
+class _WholeSteps:
+    """Defers SIGINT to the end of the training step it arrives in (see ``TrainingInterrupted``).
+
+    Installed by ``fit`` for its duration when it runs on the main thread and SIGINT has
+    Python's default handler (a program's own handler is left alone); otherwise a no-op.
+    ``with guard:`` marks a step: a SIGINT inside it raises KeyboardInterrupt when the step
+    ends, one outside it at once, as usual.
+    """
+
+    def __init__(self):
+        self.inside = False
+        self.pending = False
+        self.installed = False
+
+    def _handler(self, signum, frame):
+        if self.inside:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def install(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            signal.signal(signal.SIGINT, self._handler)
+            self.installed = True
+        return self
+
+    def uninstall(self):
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.installed = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        self.inside = True
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        self.inside = False
+        if self.pending and kind is None:
+            self.pending = False
+            raise KeyboardInterrupt
+        return False
 
 
 def first_nonfinite(net, X, what):
@@ -183,6 +254,15 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     TrainingDivergedError
         The loss or a gradient became NaN or infinite (the message names the epoch, the
         step and the first layer where it appeared).
+    TrainingInterrupted
+        Ctrl-C: the network, optimizer and schedule are left at the last whole step (a
+        SIGINT inside a step lets it finish), and ``EarlyStopping`` does not restore its
+        best weights. Saving is the caller's choice.
+
+    An exception from a callback (or a diagnostics hook) propagates as it is. Callbacks run
+    between steps, so the weights, the optimizer state and the schedule it leaves are those
+    of the last whole step, consistent with each other; ``on_train_end`` still runs (with
+    ``trainer.error`` set to the exception).
     """
     epochs = check_positive_int(epochs, "epochs", minimum=0)
     initial_epoch = check_positive_int(initial_epoch, "initial_epoch", minimum=0)
@@ -204,24 +284,44 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     trainer = Trainer(net, optimizer, schedule, history, epochs)
     run = _Run(trainer, list(callbacks), diagnostics, on_nonfinite,
                first_step=initial_epoch * data.steps_per_epoch(batch_size))
-    for cb in run.callbacks:
-        cb.on_train_begin(trainer)
+    guard = run.guard
+    epoch = initial_epoch
     try:
-        for epoch in range(initial_epoch + 1, epochs + 1):
-            batches = data.batches(batch_size, _seeding.stream(seed, _seeding.SHUFFLE, epoch),
-                                   shuffle)
-            if augment is not None:
-                batches = _augmented(batches, augment, _seeding.stream(seed, _seeding.AUGMENT, epoch))
-            metrics = run.epoch(epoch, batches, data.n_rows, validation, progress=verbose == 1)
-            if verbose:
-                log(_format_metrics(epoch, epochs, metrics, data.n_rows))
-            if trainer.stop_training:
-                break
-    finally:
-        net.eval()
-        for cb in run.callbacks:
-            cb.on_train_end(trainer)
+        guard.install()
+        try:
+            for cb in run.callbacks:
+                cb.on_train_begin(trainer)
+            for epoch in range(initial_epoch + 1, epochs + 1):
+                batches = data.batches(batch_size, _seeding.stream(seed, _seeding.SHUFFLE, epoch),
+                                       shuffle)
+                if augment is not None:
+                    batches = _augmented(batches, augment,
+                                         _seeding.stream(seed, _seeding.AUGMENT, epoch))
+                metrics = run.epoch(epoch, batches, data.n_rows, validation, progress=verbose == 1)
+                if verbose:
+                    log(_format_metrics(epoch, epochs, metrics, data.n_rows))
+                if trainer.stop_training:
+                    break
+        finally:
+            guard.uninstall()  # raises KeyboardInterrupt for a SIGINT still pending
+    except KeyboardInterrupt as error:
+        trainer.error = error
+        stop = TrainingInterrupted(max(epoch, initial_epoch + 1), run.steps_done, run.step,
+                                   len(history), history)
+        _end(net, run, trainer)
+        raise stop from None
+    except BaseException as error:
+        trainer.error = error
+        _end(net, run, trainer)
+        raise
+    _end(net, run, trainer)
     return history
+
+
+def _end(net, run, trainer):
+    net.eval()
+    for cb in run.callbacks:
+        cb.on_train_end(trainer)
 
 
 def _training_data(net, X, y, validation_split, validation_data, seed):
@@ -341,6 +441,8 @@ class _Run:
         self.fused = not self.checked and diagnostics is None
         self.classify = self.net.loss_fn.target_kind == "labels"
         self.step = first_step
+        self.steps_done = 0
+        self.guard = _WholeSteps()
 
     def epoch(self, epoch, batches, n_rows, validation, progress):
         """Train on ``batches``, validate, record and announce the epoch; returns its metrics."""
@@ -372,12 +474,14 @@ class _Run:
         self.net.train()
         total_loss, correct, seen = 0.0, 0, 0
         for i, (X_b, y_b) in enumerate(batches):
-            loss = self._step(epoch, i, X_b, y_b)
-            if loss is None:  # left out by on_nonfinite="skip"
-                self.step += 1
-                continue
-            if self.schedule is not None:
-                self.schedule.on_batch_end()
+            with self.guard:  # a SIGINT in here takes effect when the whole step is done
+                loss = self._step(epoch, i, X_b, y_b)
+                if loss is None:  # left out by on_nonfinite="skip"
+                    self.step += 1
+                    continue
+                if self.schedule is not None:
+                    self.schedule.on_batch_end()
+                self.steps_done += 1
             total_loss += loss * len(X_b)
             seen += len(X_b)
             if self.classify:

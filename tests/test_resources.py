@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -77,30 +78,90 @@ def test_same_seed_same_thread_count_gives_bit_identical_weights(data):
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
 
 
-def test_kernels_release_the_gil():
-    """A Python thread keeps running while another thread is inside a long GEMM."""
-    from fastnn_c import _blas
-
-    A = np.ones((1500, 1500), np.float64)
-    C = np.empty_like(A)
+def _ticks_during(call):
+    """How often a Python thread that sleeps 1 ms between ticks (the GIL free while it
+    sleeps) woke and ticked while ``call()`` (one kernel call) ran in this thread, and the
+    call's seconds. Each tick needs the GIL: a call that keeps it for its whole run lets
+    the ticker through only around the call's start and end (a tick or two), one that
+    releases it about once per millisecond."""
     ticks = []
-    done = threading.Event()
+    started, done = threading.Event(), threading.Event()
 
     def count():
+        started.set()
         while not done.is_set():
+            time.sleep(0.001)
             ticks.append(1)
 
     counter = threading.Thread(target=count)
     counter.start()
+    started.wait()
     try:
         before = len(ticks)
-        for _ in range(3):
-            _blas.gemm_memview(False, False, 1.0, A, A, 0.0, C)
+        t = time.perf_counter()
+        call()
+        seconds = time.perf_counter() - t
         during = len(ticks) - before
     finally:
         done.set()
         counter.join()
-    assert during > 100, f"the counting thread advanced only {during} times during the GEMMs"
+    return during, seconds
+
+
+def _gil_kernels():
+    """(name, one call of a real kernel lasting tens of ms): the dense forward and backward
+    (GEMM and micro-kernel paths), an activation, batch norm's training forward and backward,
+    and the compiled prediction pass (``DenseStack``)."""
+    from fastnn import inference
+    from fastnn_c import activations, batchnorm, dense
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2048, 1024)).astype(np.float32)
+    W = rng.standard_normal((1024, 1024)).astype(np.float32)
+    b = np.zeros(1024, np.float32)
+    Y, dX, dW, db = np.empty((2048, 1024), np.float32), np.empty_like(X), np.empty_like(W), np.empty_like(b)
+    Z = rng.standard_normal((4096, 8192)).astype(np.float32)
+    A = np.empty_like(Z)
+    big = rng.standard_normal((16384, 1024)).astype(np.float32)
+    out, dbig = np.empty_like(big), np.empty_like(big)
+    n = big.shape[1]
+    gamma, beta = np.ones(n, np.float32), np.zeros(n, np.float32)
+    rm, rv = np.zeros(n, np.float32), np.ones(n, np.float32)
+    mean, inv_std, dg, dbeta = np.empty(n), np.empty(n), np.empty(n, np.float32), np.empty(n, np.float32)
+    net = fastnn.mlp([1024, 1024, 1024, 10], rng=0)
+    stack = inference.compile_forward(net.layers, net.dtype, "softmax")
+    tanh = activations.KINDS["tanh"]
+    return [
+        ("dense_forward (BLAS)", lambda: dense.dense_forward(X, W, b, Y, blas=True)),
+        ("dense_forward (micro-kernel)", lambda: dense.dense_forward(X, W, b, Y, threads=1)),
+        ("dense_backward", lambda: dense.dense_backward(X, W, Y, dW, db, dX, threads=1)),
+        ("activation_forward", lambda: activations.activation_forward(tanh, Z, A, 0.0, 1)),
+        ("batchnorm_forward_train", lambda: batchnorm.batchnorm_forward_train(
+            big, gamma, beta, rm, rv, 0.1, 1e-5, out, mean, inv_std, 1)),
+        ("batchnorm_backward", lambda: batchnorm.batchnorm_backward(
+            big, mean, inv_std, gamma, out, dg, dbeta, dbig, True, 1)),
+        ("DenseStack (compiled predict)", lambda: stack(big)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_kernels_release_the_gil(index):
+    """A Python thread keeps running while the main thread is inside one real kernel call
+    (a control that keeps the GIL, ``sum`` over a list, lets it advance a handful of times:
+    ``test_the_gil_check_catches_a_holder``)."""
+    name, call = _gil_kernels()[index]
+    call()  # warm: thread pools, first-touch pages
+    during, seconds = _ticks_during(call)
+    assert during >= max(3, 0.1 * seconds / 0.001), (
+        f"{name}: the ticking thread woke only {during} times in {seconds * 1e3:.0f} ms: "
+        "the kernel holds the GIL")
+
+
+def test_the_gil_check_catches_a_holder():
+    values = list(range(10**7))
+    sum(values)
+    during, seconds = _ticks_during(lambda: sum(values))  # C code that keeps the GIL
+    assert seconds > 0.02 and during < max(3, 0.1 * seconds / 0.001), (during, seconds)
 
 
 def test_importing_fastnn_leaves_the_environment_alone():
