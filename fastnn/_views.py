@@ -38,18 +38,17 @@ class BoundViews:
     def own(self, array):
         """``array``'s memoryview, bound now if it was not: for arrays the caller keeps (its
         parameters and their gradients), never for arrays that come and go."""
-        entry = self._views.get(id(array))
-        if entry is None or entry[0] is not array:
-            self.bind(array)
-            entry = self._views[id(array)]
-        return entry[1]
+        return self._own(self._views, array)
 
     def own_flat(self, array):
         """``own`` for the flat (1-D) memoryview."""
-        entry = self._flat.get(id(array))
+        return self._own(self._flat, array)
+
+    def _own(self, table, array):
+        entry = table.get(id(array))
         if entry is None or entry[0] is not array:
             self.bind(array)
-            entry = self._flat[id(array)]
+            entry = table[id(array)]
         return entry[1]
 
     def unbind(self, array):

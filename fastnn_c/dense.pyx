@@ -252,7 +252,12 @@ cdef void _layer_forward(const floating[:, ::1] X, const floating[:, ::1] W,
 cdef void _layer_backward(const floating[:, ::1] X, const floating[:, ::1] W,
                           const floating[:, ::1] dY, floating[:, ::1] dW, floating[:, ::1] dX,
                           bint with_dx, int threads, bint blas) noexcept nogil:
-    """dW := Xᵀ dY and dX := dY Wᵀ (dX when asked), on non-empty shapes."""
+    """dW := Xᵀ dY and dX := dY Wᵀ (dX when asked); zeros where a dimension is empty."""
+    if X.shape[0] == 0 or X.shape[1] == 0 or W.shape[1] == 0:
+        _fill(dW)
+        if with_dx:
+            _fill(dX)
+        return
     _weight_gradient(X, dY, dW, 1, 0, threads, blas)
     if with_dx:
         _input_gradient(dY, W, dX, threads, blas)
@@ -349,12 +354,7 @@ def _dense_backward(const floating[:, ::1] X,   # IN (n, in)
     with nogil:
         if with_db:
             _column_sums(dY, db)
-        if X.shape[0] == 0 or X.shape[1] == 0 or W.shape[1] == 0:
-            _fill(dW)
-            if with_dx:
-                _fill(dX)
-        else:
-            _layer_backward(X, W, dY, dW, dX, with_dx, threads, blas)
+        _layer_backward(X, W, dY, dW, dX, with_dx, threads, blas)
 
 
 def _dense_activation_backward(const floating[:, ::1] X,   # IN (n, in)
@@ -380,12 +380,7 @@ def _dense_activation_backward(const floating[:, ::1] X,   # IN (n, in)
     with nogil:
         _activation_gradient(A, dA, dZ, db, with_db, kind, <floating>alpha,
                              0 if blas else threads)
-        if X.shape[0] == 0 or X.shape[1] == 0 or W.shape[1] == 0:
-            _fill(dW)
-            if with_dx:
-                _fill(dX)
-        else:
-            _layer_backward(X, W, dZ, dW, dX, with_dx, threads, blas)
+        _layer_backward(X, W, dZ, dW, dX, with_dx, threads, blas)
 
 
 def _dense_sgd_backward(const floating[:, ::1] X,   # IN (n, in)
