@@ -690,7 +690,7 @@ def cmd_train(args):
             history = stop.history
             metadata = {"dataset": args.dataset, "data_dir": args.data_folder,
                         "data_fingerprint": args.data_fingerprint, "epochs": stop.epochs_done,
-                        "interrupted_at_step": stop.global_step, "seed": args.seed,
+                        "training_steps": stop.global_steps, "seed": args.seed,
                         "history": history.to_dict(), "command": args.argv}
             io.save(args.save, net, optimizer=optimizer, schedule=schedule,
                     preprocessing=pre.state_dict(), metadata=metadata)

@@ -82,15 +82,16 @@ class TrainingInterrupted(KeyboardInterrupt):
     update. Nothing is saved: ``fastnn train`` saves the model at that step only with
     ``--save-on-interrupt``.
 
-    Attributes: ``epoch`` (the epoch it stopped in, 1-based), ``steps_done`` (optimizer
-    steps of this ``fit`` call, all whole), ``global_step`` (steps including those before
-    ``initial_epoch``), ``epochs_done`` (whole epochs, validation included) and ``history``.
+    Attributes: ``epoch`` (the epoch it stopped in, 1-based), ``steps_done`` (whole steps
+    of this ``fit`` call), ``global_steps`` (whole steps including the ``initial_epoch``
+    ones before it: the step count a resumed run continues from), ``epochs_done`` (whole
+    epochs, validation included) and ``history``.
     """
 
-    def __init__(self, epoch, steps_done, global_step, epochs_done, history):
-        super().__init__(f"interrupted in epoch {epoch} after step {global_step} "
+    def __init__(self, epoch, steps_done, global_steps, epochs_done, history):
+        super().__init__(f"interrupted in epoch {epoch} after {global_steps} training steps "
                          f"({epochs_done} whole epoch{'' if epochs_done == 1 else 's'})")
-        self.epoch, self.steps_done, self.global_step = epoch, steps_done, global_step
+        self.epoch, self.steps_done, self.global_steps = epoch, steps_done, global_steps
         self.epochs_done, self.history = epochs_done, history
 
 
@@ -306,8 +307,8 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
             guard.uninstall()  # raises KeyboardInterrupt for a SIGINT still pending
     except KeyboardInterrupt as error:
         trainer.error = error
-        stop = TrainingInterrupted(max(epoch, initial_epoch + 1), run.steps_done, run.step,
-                                   len(history), history)
+        stop = TrainingInterrupted(max(epoch, initial_epoch + 1), run.steps_done,
+                                   run.first_step + run.steps_done, len(history), history)
         _end(net, run, trainer)
         raise stop from None
     except BaseException as error:
@@ -440,8 +441,8 @@ class _Run:
         # Nothing looks at the gradients: a plain SGD step may fold its update into the GEMMs.
         self.fused = not self.checked and diagnostics is None
         self.classify = self.net.loss_fn.target_kind == "labels"
-        self.step = first_step
-        self.steps_done = 0
+        self.step = self.first_step = first_step
+        self.steps_done = 0  # whole steps applied by this call (not those left out)
         self.guard = _WholeSteps()
 
     def epoch(self, epoch, batches, n_rows, validation, progress):

@@ -73,9 +73,9 @@ def test_exception_in_a_callback_leaves_a_whole_step(error, at):
     assert_same_state(net, opt, *reference(at + 1, data))  # step `at` was whole
     if expected is TrainingInterrupted:
         assert isinstance(info.value, KeyboardInterrupt)
-        assert info.value.global_step == at and info.value.steps_done == at + 1
+        assert info.value.global_steps == info.value.steps_done == at + 1
         assert info.value.epoch == at // len(data) + 1
-        assert f"after step {at}" in str(info.value)
+        assert f"after {at + 1} training steps" in str(info.value)
 
 
 class SigintInsideUpdate(fastnn.Adam):
@@ -198,16 +198,16 @@ def test_cli_ctrl_c(tmp_path, save_on_interrupt):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err  # one line saying where training stopped
     assert lines[0].startswith("fastnn train: interrupted in epoch ")
-    assert "after step" in lines[0]
+    assert " training steps (" in lines[0]
     assert "test accuracy" not in out
     leftovers = set(os.listdir(tmp_path)) - {"m.npz", "log.jsonl"}
     assert leftovers == set()
     saved = io.load(model)  # never a partial file
     if save_on_interrupt:
         assert "saved the model at that step to" in lines[0]
-        step = int(lines[0].split("after step ")[1].split()[0])
-        assert saved.metadata["interrupted_at_step"] == step
-        assert saved.optimizer_state["step_count"] == step + 1  # whole steps only
+        steps = int(lines[0].split(" after ")[1].split()[0])
+        assert saved.metadata["training_steps"] == steps
+        assert saved.optimizer_state["step_count"] == steps  # whole steps only
     else:
         assert lines[0].endswith("nothing saved")
         assert saved.metadata == {"previous": True}
