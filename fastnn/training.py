@@ -28,23 +28,25 @@ after k epochs and resumed with ``initial_epoch=k`` continues exactly as if neve
 
 Where the rest lives: callbacks and ``History`` in ``fastnn.callbacks``, ``make_optimizer``
 in ``fastnn.optimizers``, ``restore`` (optimizer and schedule from a model file) in
-``fastnn.io``; they stay importable from here.
+``fastnn.io``. Importing them from here still works in 0.2.x, with a DeprecationWarning, and
+stops in 0.3.0 (CHANGELOG.md, "Deprecation policy").
 """
+import importlib
 import math
 import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
-from tqdm import tqdm
 
 from fastnn import _seeding, schedules
+from fastnn import callbacks as _callbacks
+from fastnn import optimizers as _optimizers
 from fastnn._validation import check_array, check_positive_int
-from fastnn.callbacks import Callback, EarlyStopping, History, MetricsLogger, ModelCheckpoint, Trainer  # noqa: F401
 from fastnn.datasets import iterate_blocks, iterate_minibatches, train_val_split
-from fastnn.io import restore  # noqa: F401
-from fastnn.optimizers import Optimizer, global_grad_norm, make_optimizer
+from fastnn.optimizers import Optimizer, global_grad_norm
 
 #: Batches between two refreshes of the running loss shown on the progress bar.
 POSTFIX_EVERY = 20
@@ -54,8 +56,20 @@ ON_NONFINITE = ("raise", "skip", "ignore")
 #: Rows of an out-of-core X (a ``numpy.memmap``) read at a time and shuffled among themselves.
 STREAM_BLOCK_ROWS = 8192
 
-#: ``fastnn.schedules.get`` under its former name here.
-make_schedule = schedules.get
+#: Names that moved out of this module: {name: (module, name there)}; deprecated here.
+_MOVED = {**{name: ("fastnn.callbacks", name) for name in (
+    "Callback", "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint", "Trainer")},
+    "make_optimizer": ("fastnn.optimizers", "make_optimizer"),
+    "make_schedule": ("fastnn.schedules", "get"), "restore": ("fastnn.io", "restore")}
+
+
+def __getattr__(name):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _MOVED[name]
+    warnings.warn(f"fastnn.training.{name} is deprecated and goes in 0.3.0: use "
+                  f"{module}.{attribute}", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), attribute)
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -280,9 +294,9 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     optimizer = _resolve_optimizer(net, optimizer)
     if isinstance(schedule, str):
         schedule = schedules.get(schedule, optimizer)
-    history = History()
+    history = _callbacks.History()
     history.optimizer, history.schedule = optimizer, schedule
-    trainer = Trainer(net, optimizer, schedule, history, epochs)
+    trainer = _callbacks.Trainer(net, optimizer, schedule, history, epochs)
     run = _Run(trainer, list(callbacks), diagnostics, on_nonfinite,
                first_step=initial_epoch * data.steps_per_epoch(batch_size))
     guard = run.guard
@@ -418,7 +432,7 @@ class _Batches:
 def _resolve_optimizer(net, optimizer):
     """An optimizer by name (default hyper-parameters) on ``net``, or a given one checked."""
     if isinstance(optimizer, str):
-        return make_optimizer(optimizer, net.parameters())
+        return _optimizers.make_optimizer(optimizer, net.parameters())
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a name from fastnn.optimizers.OPTIMIZERS or a fastnn "
                         f"Optimizer, got {type(optimizer).__name__}")
@@ -450,6 +464,8 @@ class _Run:
         for cb in self.callbacks:
             cb.on_epoch_begin(self.trainer, epoch)
         start = time.perf_counter()
+        from tqdm import tqdm  # only for a progress bar: not a cost of importing fastnn
+
         bar = tqdm(total=n_rows, desc=f"epoch {epoch}/{self.trainer.epochs}", unit="img",
                    unit_scale=True, leave=False, file=sys.stderr, dynamic_ncols=True,
                    disable=None if progress else True)

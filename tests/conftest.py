@@ -11,10 +11,10 @@ except ImportError as error:  # a checkout without compiled kernels: never test 
         f"fastnn's compiled kernels are missing ({error}). Build them where the tests import "
         f"fastnn from: `pip install -e .` in this checkout (README, \"Tests\").") from error
 
-# Subprocesses (``python -m fastnn``, writer scripts) import the fastnn under test, this
-# checkout's, not whichever one the environment has installed (an editable install of
-# another checkout would otherwise be what those tests ran).
-_ROOT = str(Path(__file__).resolve().parents[1])
+# Subprocesses (``python -m fastnn``, writer scripts) import the fastnn under test, the one
+# this process imported (this checkout built in place, or an installed wheel when the suite
+# runs from another folder), not whichever one the environment would find first.
+_ROOT = str(Path(fastnn_c.__file__).resolve().parents[1])
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _ROOT])
 

@@ -344,15 +344,21 @@ def test_fit_refuses_an_object_that_is_not_an_optimizer(toy):
         fit(mlp([6, 3], rng=0), X, y, optimizer=object())
 
 
-def test_callbacks_and_factories_moved_but_stay_importable():
+def test_callbacks_and_factories_moved_but_stay_importable_with_a_warning():
     from fastnn import callbacks, io, optimizers, schedules, training
 
     for name in ("Callback", "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint",
                  "Trainer"):
-        assert getattr(training, name) is getattr(callbacks, name)
-    assert training.make_optimizer is optimizers.make_optimizer
-    assert training.make_schedule is schedules.get
-    assert training.restore is io.restore
+        with pytest.warns(DeprecationWarning, match=f"fastnn.training.{name} .* 0.3.0"):
+            assert getattr(training, name) is getattr(callbacks, name)
+    with pytest.warns(DeprecationWarning, match="use fastnn.optimizers.make_optimizer"):
+        assert training.make_optimizer is optimizers.make_optimizer
+    with pytest.warns(DeprecationWarning, match="use fastnn.schedules.get"):
+        assert training.make_schedule is schedules.get
+    with pytest.warns(DeprecationWarning, match="use fastnn.io.restore"):
+        assert training.restore is io.restore
+    with pytest.raises(AttributeError):
+        training.no_such_name  # noqa: B018
 
 
 # -- out of core --------------------------------------------------------------------------
