@@ -8,9 +8,9 @@ and the checkout whose ``benchmarks/report.py`` it runs. Round r runs the before
 report once, then the after build's, then round r + 1 (so a slow spell of a shared machine
 hits both builds alike); each report runs fastnn alone, one round, in worker processes of
 its own. A row's figure is the median over rounds (and, on a noisy machine, the best
-round); the table gives both builds and after/before (< 1: the after build is faster). The
-default rows are the ones a kernel change must not slow down: the SGD step at batch 32, 128 and 512, the Adam and batch-norm steps, and
-``predict`` at batch 1 and 32.
+round); the table gives both builds and after/before (< 1: the after build is faster).
+The default rows are the ones a kernel change must not slow down: the SGD step at batch
+32, 128 and 512, the Adam and batch-norm steps, and ``predict`` at batch 1 and 32.
 """
 import argparse
 import json
