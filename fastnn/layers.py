@@ -128,8 +128,10 @@ def _read_only_refusals(name):
                 _refuse(self, f"ndarray.{name}")
             raise
 
-    refusing.__name__ = refusing.__qualname__ = name
-    refusing.__doc__ = method.__doc__
+    refusing.__name__ = name
+    refusing.__qualname__ = f"ParameterView.{name}"
+    refusing.__doc__ = (f"``numpy.ndarray.{name}``; on a read-only view, refused with "
+                        "``ParameterWriteError``.")
     return refusing
 
 
@@ -210,6 +212,7 @@ class ParameterView(np.ndarray):
 
     # Copies are plain arrays: nobody should meet this class outside a parameter's values.
     def copy(self, order="C"):
+        """A plain, writable copy (``numpy.ndarray.copy``)."""
         return np.array(self.view(np.ndarray), order=order, copy=True)
 
     def __copy__(self):
@@ -219,12 +222,15 @@ class ParameterView(np.ndarray):
         return self.copy()
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        """A plain, writable copy cast to ``dtype`` (``numpy.ndarray.astype``)."""
         return self.view(np.ndarray).astype(dtype, order=order, casting=casting, copy=True)
 
     def flatten(self, order="C"):
+        """A plain, writable 1-D copy (``numpy.ndarray.flatten``)."""
         return self.view(np.ndarray).flatten(order)
 
     def dot(self, b, out=None):
+        """``numpy.dot(self, b, out)``, refusing ``out`` when it is a read-only view."""
         return np.dot(self, b, out=out)
 
     def __reduce_ex__(self, protocol):
@@ -235,6 +241,7 @@ class ParameterView(np.ndarray):
 
     @property
     def flat(self):
+        """``numpy.ndarray.flat``; on a read-only view, writes through it are refused."""
         flat = self.view(np.ndarray).flat
         return flat if self.flags.writeable else _ReadOnlyFlat(self, flat)
 
@@ -275,9 +282,9 @@ class Parameter:
 
     Attributes
     ----------
-    data : ParameterView (a read-only ndarray view)
-        The values. Read them as any array; write them only through ``copy_``, ``edit`` or
-        by assigning ``p.data = values``. In-place writes (``p.data[...] = v``,
+    data : ParameterView
+        The values, as a read-only view. Read them as any array; write them only through
+        ``copy_``, ``edit`` or by assigning ``p.data = values``. In-place writes (``p.data[...] = v``,
         ``np.copyto(p.data, v)``, ``p.data += v``, ``out=p.data``) raise
         ``ParameterWriteError`` instead of giving stale predictions.
     grad : ndarray

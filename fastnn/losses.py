@@ -33,7 +33,7 @@ class Loss:
     #: "labels" (integer class per row) or "values" (array shaped like the output).
     target_kind = "values"
 
-    #: The ``fastnn_c.losses`` kernel: (output, target, grad or None, *extra) -> loss value.
+    #: The ``fastnn_c.losses`` kernel: ``(output, target, grad or None, *extra)`` to the value.
     kernel = None
 
     def __init__(self):

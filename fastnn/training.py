@@ -273,11 +273,11 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
         Ctrl-C: the network, optimizer and schedule are left at the last whole step (a
         SIGINT inside a step lets it finish), and ``EarlyStopping`` does not restore its
         best weights. Saving is the caller's choice.
-
-    An exception from a callback (or a diagnostics hook) propagates as it is. Callbacks run
-    between steps, so the weights, the optimizer state and the schedule it leaves are those
-    of the last whole step, consistent with each other; ``on_train_end`` still runs (with
-    ``trainer.error`` set to the exception).
+    Exception
+        Whatever a callback (or a diagnostics hook) raised, as it is. Callbacks run between
+        steps, so the weights, the optimizer state and the schedule it leaves are those of
+        the last whole step, consistent with each other; ``on_train_end`` still runs (with
+        ``trainer.error`` set to the exception).
     """
     epochs = check_positive_int(epochs, "epochs", minimum=0)
     initial_epoch = check_positive_int(initial_epoch, "initial_epoch", minimum=0)
