@@ -15,15 +15,15 @@ benchmarks/import_time.py measures it.
 import importlib
 
 from fastnn import (
-                    callbacks,
-                    diagnostic_rules,
-                    diagnostics,
-                    initializers,
-                    io,
-                    layers,
-                    losses,
-                    optimizers,
-                    schedules,
+    callbacks,
+    diagnostic_rules,
+    diagnostics,
+    initializers,
+    io,
+    layers,
+    losses,
+    optimizers,
+    schedules,
 )
 from fastnn._config import get_num_threads, set_num_threads
 from fastnn._version import __version__
@@ -32,35 +32,35 @@ from fastnn.diagnostics import Monitor
 from fastnn.gradcheck import GradcheckError, GradcheckWarning, gradcheck, relative_error
 from fastnn.io import ModelFileError, load, save
 from fastnn.layers import (
-                    ELU,
-                    SELU,
-                    Activation,
-                    BatchNorm,
-                    Dense,
-                    Dropout,
-                    HardTanh,
-                    Identity,
-                    LeakyReLU,
-                    Parameter,
-                    PReLU,
-                    ReLU,
-                    RReLU,
-                    Sigmoid,
-                    Softplus,
-                    Softsign,
-                    Tanh,
+    ELU,
+    SELU,
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    HardTanh,
+    Identity,
+    LeakyReLU,
+    Parameter,
+    PReLU,
+    ReLU,
+    RReLU,
+    Sigmoid,
+    Softplus,
+    Softsign,
+    Tanh,
 )
 from fastnn.network import Sequential, mlp
 from fastnn.optimizers import (
-                    SGD,
-                    AdaGrad,
-                    Adam,
-                    AdamW,
-                    Momentum,
-                    Nesterov,
-                    RMSProp,
-                    clip_grad_norm,
-                    clip_grad_value,
+    SGD,
+    AdaGrad,
+    Adam,
+    AdamW,
+    Momentum,
+    Nesterov,
+    RMSProp,
+    clip_grad_norm,
+    clip_grad_value,
 )
 
 #: Public names imported on first use: name -> (module, attribute; None for the module itself).
