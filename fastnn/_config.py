@@ -30,10 +30,16 @@ _OPENMP_WORKERS_SLEEP = os.environ.get("OMP_WAIT_POLICY", "").strip().upper() ==
 
 
 def set_num_threads(n_threads):
-    """Use ``n_threads`` threads for GEMM (OpenBLAS) and for large elementwise kernels."""
+    """Use ``n_threads`` threads for GEMM (OpenBLAS) and for large elementwise kernels.
+
+    This also fixes the count for training: without it (and without ``OMP_NUM_THREADS`` or
+    ``OPENBLAS_NUM_THREADS`` in the environment), ``fit`` may train on one thread while one
+    measures faster (``StepThreads``).
+    """
     if not isinstance(n_threads, int) or isinstance(n_threads, bool) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive int, got {n_threads!r}")
     _blas.blas_set_num_threads(n_threads)
+    _pinned.append(n_threads)
 
 
 def get_num_threads():
@@ -118,3 +124,73 @@ def dense_backend():
 
 #: Read once, at import, as OMP_WAIT_POLICY is: every dense product and elementwise pass asks.
 _micro_kernel_mode = os.environ.get(_MICRO_KERNEL_ENV, "").strip()
+#: Counts given to ``set_num_threads`` (any entry fixes the count), or the environment's.
+_pinned = [name for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if os.environ.get(name)]
+
+
+class StepThreads:
+    """The thread count of a training run, chosen between fastnn's count and one by timing
+    the steps, where a step's result does not depend on it.
+
+    A parallel region ends when its last thread does. With another process busy on one of
+    two cores, a worker waits for that core at every region, and two threads trained 5-8x
+    slower than one (``fastnn train``, benchmarks/README.md, "Threads under load"). So, as
+    a context manager around the steps, this times ``PROBE_STEPS`` steps on one thread and
+    as many on all (each after one untimed step: libgomp starts its workers again when the
+    team grows), trains on the faster, and probes again after ``REPROBE_SECONDS`` or
+    ``PROBE_SHARE`` times the probe's own cost, whichever is longer, or at once when
+    ``PROBE_STEPS`` steps in a row take twice what the probe measured. It changes nothing
+    where the count is fixed (``set_num_threads``, ``OMP_NUM_THREADS`` or
+    ``OPENBLAS_NUM_THREADS``), is one, or where the products run on OpenBLAS, whose results
+    depend on its thread count: a seeded training gives the same weights whatever the
+    machine's load. The count is restored on exit.
+    """
+
+    PROBE_STEPS = 3
+    REPROBE_SECONDS = 2.0
+    PROBE_SHARE = 30
+
+    def __init__(self):
+        self.full = _blas.blas_get_num_threads()
+        self.enabled = not _pinned and self.full > 1 and not dense_backend()[1]
+        self.chosen = self.full
+        self._probe()
+
+    def __enter__(self):
+        if self.enabled:
+            _blas.blas_set_num_threads(self.plan[0][0])
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.enabled:
+            _blas.blas_set_num_threads(self.full)
+        return False
+
+    def _probe(self):
+        """Plan the next steps: (threads, timed) for one untimed and PROBE_STEPS timed
+        steps on each count."""
+        self.plan = [(n, i > 0) for n in (1, self.full) for i in range(self.PROBE_STEPS + 1)]
+        self.trials = {}
+        self.probe_cost = self.run_time = 0.0
+        self.slow_steps = 0
+
+    def step_done(self, seconds):
+        """Record the last step's time and set the count for the next."""
+        if not self.enabled:
+            return
+        if self.plan:
+            threads, timed = self.plan.pop(0)
+            self.probe_cost += seconds
+            if timed:
+                self.trials.setdefault(threads, []).append(seconds)
+            if not self.plan:
+                medians = {n: sorted(t)[len(t) // 2] for n, t in self.trials.items()}
+                self.chosen = min(medians, key=lambda n: (medians[n], -n))
+                self.expected = medians[self.chosen]
+        else:
+            self.run_time += seconds
+            self.slow_steps = self.slow_steps + 1 if seconds > 2 * self.expected else 0
+            if (self.run_time > max(self.REPROBE_SECONDS, self.PROBE_SHARE * self.probe_cost)
+                    or self.slow_steps >= self.PROBE_STEPS):
+                self._probe()
+        _blas.blas_set_num_threads(self.plan[0][0] if self.plan else self.chosen)

@@ -44,6 +44,7 @@ import numpy as np
 from fastnn import _seeding, schedules
 from fastnn import callbacks as _callbacks
 from fastnn import optimizers as _optimizers
+from fastnn._config import StepThreads
 from fastnn._validation import check_array, check_positive_int
 from fastnn.datasets import iterate_blocks, iterate_minibatches, train_val_split
 from fastnn.optimizers import Optimizer, global_grad_norm
@@ -304,19 +305,20 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
     try:
         guard.install()
         try:
-            for cb in run.callbacks:
-                cb.on_train_begin(trainer)
-            for epoch in range(initial_epoch + 1, epochs + 1):
-                batches = data.batches(batch_size, _seeding.stream(seed, _seeding.SHUFFLE, epoch),
-                                       shuffle)
-                if augment is not None:
-                    batches = _augmented(batches, augment,
-                                         _seeding.stream(seed, _seeding.AUGMENT, epoch))
-                metrics = run.epoch(epoch, batches, data.n_rows, validation, progress=verbose == 1)
-                if verbose:
-                    log(_format_metrics(epoch, epochs, metrics, data.n_rows))
-                if trainer.stop_training:
-                    break
+            with run.threads:  # the thread count for this run's steps
+                for cb in run.callbacks:
+                    cb.on_train_begin(trainer)
+                for epoch in range(initial_epoch + 1, epochs + 1):
+                    batches = data.batches(batch_size, _seeding.stream(seed, _seeding.SHUFFLE, epoch),
+                                           shuffle)
+                    if augment is not None:
+                        batches = _augmented(batches, augment,
+                                             _seeding.stream(seed, _seeding.AUGMENT, epoch))
+                    metrics = run.epoch(epoch, batches, data.n_rows, validation, progress=verbose == 1)
+                    if verbose:
+                        log(_format_metrics(epoch, epochs, metrics, data.n_rows))
+                    if trainer.stop_training:
+                        break
         finally:
             guard.uninstall()  # raises KeyboardInterrupt for a SIGINT still pending
     except KeyboardInterrupt as error:
@@ -458,6 +460,7 @@ class _Run:
         self.step = self.first_step = first_step
         self.steps_done = 0  # whole steps applied by this call (not those left out)
         self.guard = _WholeSteps()
+        self.threads = StepThreads()
 
     def epoch(self, epoch, batches, n_rows, validation, progress):
         """Train on ``batches``, validate, record and announce the epoch; returns its metrics."""
@@ -491,6 +494,7 @@ class _Run:
         self.net.train()
         total_loss, correct, seen = 0.0, 0, 0
         for i, (X_b, y_b) in enumerate(batches):
+            started = time.perf_counter()
             with self.guard:  # a SIGINT in here takes effect when the whole step is done
                 loss = self._step(epoch, i, X_b, y_b)
                 if loss is None:  # left out by on_nonfinite="skip"
@@ -499,6 +503,7 @@ class _Run:
                 if self.schedule is not None:
                     self.schedule.on_batch_end()
                 self.steps_done += 1
+            self.threads.step_done(time.perf_counter() - started)
             total_loss += loss * len(X_b)
             seen += len(X_b)
             if self.classify:

@@ -267,3 +267,86 @@ print(len(set(os.listdir("/proc/self/task")) - before))
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "0", result.stdout
+
+
+@pytest.fixture
+def adaptive_threads(monkeypatch):
+    """Two threads that ``fit`` may change: the count not fixed, the products on the
+    micro-kernel (whose results do not depend on the count)."""
+    from fastnn import _config
+    from fastnn_c import _blas
+
+    monkeypatch.setattr(_config, "_pinned", [])
+    monkeypatch.setattr(_config, "_micro_kernel_mode", "1")
+    before = _blas.blas_get_num_threads()
+    _blas.blas_set_num_threads(2)
+    yield _config
+    _blas.blas_set_num_threads(before)
+
+
+def _run_steps(threads, step_seconds, steps):
+    """Feed ``threads`` steps whose time depends on the count they ran on; the counts."""
+    counts = []
+    for _ in range(steps):
+        counts.append(fastnn.get_num_threads())
+        threads.step_done(step_seconds[counts[-1]])
+    return counts
+
+
+def test_step_threads_trains_on_the_faster_count_and_probes_again(adaptive_threads, monkeypatch):
+    StepThreads = adaptive_threads.StepThreads
+    probe = 2 * (StepThreads.PROBE_STEPS + 1)
+    with StepThreads() as threads:
+        assert threads.enabled
+        loaded = {1: 0.001, 2: 0.005}  # the second core busy: two threads lose
+        counts = _run_steps(threads, loaded, probe + 50)
+        assert set(counts[:probe]) == {1, 2} and set(counts[probe:]) == {1}
+        # The load goes away: the next probe, due after REPROBE_SECONDS, finds two faster.
+        monkeypatch.setattr(StepThreads, "REPROBE_SECONDS", 0.01)
+        monkeypatch.setattr(StepThreads, "PROBE_SHARE", 0)
+        idle = {1: 0.001, 2: 0.0006}
+        counts = _run_steps(threads, idle, 1 + probe + 10)
+        assert counts[1:1 + probe] == [1] * (probe // 2) + [2] * (probe // 2)
+        assert counts[-10:] == [2] * 10
+        # Steps turning twice as slow as probed start a probe at once.
+        monkeypatch.setattr(StepThreads, "REPROBE_SECONDS", 100.0)
+        counts = _run_steps(threads, {1: 0.001, 2: 0.005}, StepThreads.PROBE_STEPS + probe + 5)
+        assert counts[-5:] == [1] * 5
+    assert fastnn.get_num_threads() == 2
+
+
+def test_step_threads_leave_a_fixed_count_or_openblas_alone(adaptive_threads, monkeypatch):
+    monkeypatch.setattr(adaptive_threads, "_pinned", [2])
+    assert not adaptive_threads.StepThreads().enabled
+    monkeypatch.setattr(adaptive_threads, "_pinned", [])
+    monkeypatch.setattr(adaptive_threads, "_micro_kernel_mode", "0")
+    assert not adaptive_threads.StepThreads().enabled
+
+
+def test_fit_changing_thread_counts_gives_the_weights_of_one_thread(adaptive_threads, monkeypatch, data):
+    """A probe at every step alternates one and two threads; the weights are those of a
+    training on one thread, bit for bit."""
+    from fastnn_c import _blas
+
+    X, y = data
+    X = np.tile(X, (1, 8))  # 320 features: products big enough to split over threads
+
+    def train():
+        net = fastnn.mlp([X.shape[1], 256, 64, 4], rng=3)
+        fastnn.fit(net, X, y, optimizer=fastnn.SGD(net.parameters(), lr=0.05), epochs=2,
+                   batch_size=64, rng=5, verbose=0)
+        return net.state_dict()
+
+    monkeypatch.setattr(adaptive_threads.StepThreads, "REPROBE_SECONDS", 0.0)
+    monkeypatch.setattr(adaptive_threads.StepThreads, "PROBE_SHARE", 0)
+    seen = []
+    step_done = adaptive_threads.StepThreads.step_done
+    monkeypatch.setattr(adaptive_threads.StepThreads, "step_done",
+                        lambda self, s: (seen.append(fastnn.get_num_threads()), step_done(self, s)))
+    changing = train()
+    assert set(seen) == {1, 2}
+    monkeypatch.setattr(adaptive_threads, "_pinned", [1])
+    _blas.blas_set_num_threads(1)
+    one = train()
+    for key in one:
+        np.testing.assert_array_equal(changing[key], one[key], err_msg=key)
