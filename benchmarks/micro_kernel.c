@@ -2,14 +2,16 @@
  *
  *   gcc -O3 -fno-math-errno -fno-trapping-math -mavx2 -mfma -mavx512f -mavx512dq \
  *       -mavx512bw -mavx512vl -mprefer-vector-width=512 -I fastnn_c \
- *       benchmarks/micro_kernel.c -o /tmp/micro_kernel
+ *       benchmarks/micro_kernel.c -o /tmp/micro_kernel              (the avx512 level)
+ *   gcc -O3 -fno-math-errno -fno-trapping-math -mavx2 -mfma -I fastnn_c \
+ *       benchmarks/micro_kernel.c -o /tmp/micro_kernel              (the avx2 level)
  *   /tmp/micro_kernel 16 784 256 128 10
  *
  * Arguments: rows, then the widths of a chain of layers (784 256 128 10 is three products,
  * each layer's output the next one's input, no bias or activation). Prints the FMA peak of
- * one core (24 independent chains of FMAs in registers), then each product's time and rate
- * and the chain's, best of 7 blocks. One thread; the flags above are the avx512 level's
- * (fastnn_c/_manifest.py). benchmarks/README.md quotes it.
+ * one core (independent chains of FMAs in registers: 24 of AVX-512's 32, 12 of the 16
+ * below it), then each product's time and rate and the chain's, best of 7 blocks. One
+ * thread; the flags are the levels' (fastnn_c/_manifest.py). benchmarks/README.md quotes it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +25,20 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* Multiply-adds per second of 24 independent FMA chains, one SIMD vector each, named one by
+/* Multiply-adds per second of independent FMA chains, one SIMD vector each, named one by
  * one and kept live across each step (else the compiler runs the chains one after another,
- * bound by the FMA latency). */
+ * bound by the FMA latency). Enough chains to cover latency x throughput (4 x 2 on recent
+ * cores), and few enough to stay in the registers: 24 chains on AVX2's 16 registers were
+ * spilled and measured a third of the peak. */
 #define FNN_CHAINS_A(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#if defined(__AVX512F__)
+#define FNN_N_CHAINS 24
 #define FNN_CHAINS_B(X) X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
 #define FNN_CHAINS(X) FNN_CHAINS_A(X) FNN_CHAINS_B(X)
+#else
+#define FNN_N_CHAINS 12
+#define FNN_CHAINS(X) FNN_CHAINS_A(X)
+#endif
 #define FNN_DECLARE(c) fnn_vfloat a##c = y * (float)(c);
 #define FNN_STEP(c) a##c = a##c * x + y;
 #define FNN_SUM(c) sum += a##c;
@@ -48,7 +58,9 @@ static double fma_peak(void) {
         for (long s = 0; s < steps; s++) {
             FNN_CHAINS(FNN_STEP)
             __asm__ volatile("" : FNN_CHAINS_A(FNN_LIVE) "+r"(s));  /* at most 30 operands */
+#ifdef FNN_CHAINS_B
             __asm__ volatile("" : FNN_CHAINS_B(FNN_LIVE) "+r"(s));
+#endif
         }
         t = now() - t;
         best = t < best ? t : best;
@@ -57,7 +69,7 @@ static double fma_peak(void) {
     FNN_CHAINS(FNN_SUM)
     if (sum[0] == 1234.5f)  /* keeps the chains live */
         printf("%f\n", sum[0]);
-    return (double)steps * 24 * (FNN_NR_FLOAT / 2) / best;
+    return (double)steps * FNN_N_CHAINS * (FNN_NR_FLOAT / 2) / best;
 }
 
 int main(int argc, char** argv) {

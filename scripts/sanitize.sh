@@ -42,12 +42,18 @@ if [ ${#tests[@]} -eq 0 ]; then
 fi
 set +e
 # FASTNN_SIMD=generic: the debug build has the generic level only, and an editable install elsewhere
-# would otherwise supply uninstrumented ones.
-FASTNN_SIMD=generic LD_PRELOAD="$libasan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work" \
-    python -m pytest -q -p no:cacheprovider -m "not slow" "${tests[@]}" > asan.log 2>&1
-status=$?
+# would otherwise supply uninstrumented ones. Twice: with the generic level's rule (OpenBLAS
+# trains) and with the micro-kernel training (FASTNN_MICRO_KERNEL=1), its products, their
+# threads and its k-chunk scratch under ASan.
+status=0
+for kernel in rule 1; do
+    FASTNN_MICRO_KERNEL="${kernel/rule/}" FASTNN_SIMD=generic LD_PRELOAD="$libasan" \
+        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" PYTHONPATH="$work" \
+        python -m pytest -q -p no:cacheprovider -m "not slow" "${tests[@]}" >> asan.log 2>&1 \
+        || status=$?
+    echo "FASTNN_MICRO_KERNEL=${kernel}: $(tail -1 asan.log)"
+done
 set -e
-tail -5 asan.log
 if grep -qE "ERROR: AddressSanitizer|Fatal Python error" asan.log; then
     grep -m3 -A12 "AddressSanitizer" asan.log
     grep -B5 -A40 -E "ERROR: AddressSanitizer|Fatal Python error" asan.log | head -60

@@ -126,6 +126,14 @@ def kernel_cases(n, d):
         "dense_activation_forward blas": (dense.dense_activation_forward, [
             Arr("X", f), Arr("W", (d, o)), Arr("b", (o,)), Arr("A", fo, out=True), RELU, 0.0,
             1, True], 1),
+        # the micro-kernel's products split over two threads
+        "dense_backward threads": (dense.dense_backward, [
+            Arr("X", f), Arr("W", (d, o)), Arr("dY", fo), Arr("dW", (d, o), out=True),
+            Arr("db", (o,), out=True), Arr("dX", f, out=True), 2], 1),
+        "dense_activation_sgd_backward threads": (dense.dense_activation_sgd_backward, [
+            Arr("X", f), Arr("W", (d, o), out=True), Arr("A", fo), Arr("dA", fo),
+            Arr("dZ", fo, out=True), Arr("b", (o,), out=True), Arr("dX", f, out=True), RELU, 0.0,
+            0.1, 2], 1),
         "read_sum": (packed.read_sum, [Arr("values", f)], 1),
         # losses
         "softmax_cross_entropy": (losses.softmax_cross_entropy, [
@@ -170,7 +178,9 @@ OUTPUTS = [(kernel, p.name) for kernel, p, _ in _ARRAYS if p.out]
 LATER = [(kernel, p.name) for kernel, p, first in _ARRAYS if not first]
 LATER_FLOAT = [(kernel, p.name) for kernel, p, first in _ARRAYS
                if not first and KINDS[p.kind] is None]
-SHAPES = [(1, 1), (1, 7), (2, 3), (3, 5), (33, 17)]
+#: (rows, features); past 1024 rows or features the micro-kernel's products run k in chunks
+#: and keep partial sums in scratch (the weight gradient's k is the rows).
+SHAPES = [(1, 1), (1, 7), (2, 3), (3, 5), (33, 17), (1030, 3), (2, 1030)]
 PAD = 8  # elements after each array in its buffer, which must stay untouched
 SENTINEL = {np.dtype(np.uint8): 0xAB}
 
