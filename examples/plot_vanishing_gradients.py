@@ -40,7 +40,7 @@ print(result.table())
 # %%
 # The deepest networks side by side: Nielsen's sigmoid network, ReLU with He
 # initialization, and the sigmoid network with batch normalization, each with four hidden
-# layers. The sigmoid network's first layer learns about 100 times slower than its fourth;
+# layers. The sigmoid network's first layer learns 50 to 100 times slower than its fourth;
 # ReLU keeps the four together, and batch normalization lets the lower layers catch up.
 deepest = {run["arm"]: run for run in result.runs if len(run["sizes"]) == 6}
 shown = ("sigmoid, Nielsen init", "ReLU, He init", "sigmoid, Nielsen init, batch norm")

@@ -264,8 +264,8 @@ def _write_repo_files(app, exception):
             lexer = TextLexer()
         out = Path(app.outdir) / "_repo" / f"{path}.html"
         out.parent.mkdir(parents=True, exist_ok=True)
-        formatter = HtmlFormatter(full=True, title=f"fastnn: {path}", linenos="table",
-                                  cssstyles="max-width: 100%;")
+        formatter = HtmlFormatter(full=True, title=f"fastnn: {path}",
+                                  prestyles="white-space: pre-wrap; overflow-wrap: anywhere;")
         out.write_text(highlight(code, lexer, formatter), encoding="utf-8")
 
 
