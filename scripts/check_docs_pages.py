@@ -6,7 +6,8 @@ Usage (after ``sphinx-build ... docs docs/_build/html``):
 
 - Each API page opens with one of its module's main names, those of ``fastnn.__all__`` and
   their base classes in the module (``api/layers.html`` opened with the internal
-  ``write_count()`` before ``Parameter``, ``Layer`` and ``Dense``).
+  ``write_count()`` before ``Parameter``, ``Layer`` and ``Dense``); a module with none of
+  them opens with a class or function, not a constant.
 - The module list of the API reference holds modules only: every entry is ``fastnn.<name>``.
 - Every repository file a page names in code (``benchmarks/estimator_vs_sklearn.py``) is a
   link, and every link to a repository file (``_repo/<path>.html``) has its page.
@@ -26,7 +27,7 @@ import fastnn
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HTML = ROOT / "docs" / "_build" / "html"
-_OBJECT = re.compile(r'<dt class="sig sig-object py" id="(fastnn\.[\w.]+)"')
+_OBJECT = re.compile(r'<dl class="py (\w+)">\s*<dt class="sig sig-object py" id="(fastnn\.[\w.]+)"')
 _CODE = re.compile(r'<code class="[^"]*literal[^"]*">(.*?)</code>', re.S)
 _REPO_LINK = re.compile(r'href="(?:\.\./)*_repo/([^"#]+)\.html"')
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
@@ -55,12 +56,15 @@ def api_order_problems(html):
         except ImportError:  # not a module's page (index, the CLI's)
             continue
         main = main_names(module)
-        ids = [i for i in _OBJECT.findall(page.read_text(encoding="utf-8"))
-               if i.count(".") == module_name.count(".") + 1 and i.startswith(module_name + ".")]
-        names = [i.rsplit(".", 1)[1] for i in ids]
+        entries = [(kind, i.rsplit(".", 1)[1]) for kind, i in _OBJECT.findall(page.read_text("utf-8"))
+                   if i.count(".") == module_name.count(".") + 1 and i.startswith(module_name + ".")]
+        names = [name for _, name in entries]
         if main and names and names[0] not in main:
             problems.append(f"api/{page.name} opens with {names[0]}, not with one of its main "
                             f"names ({', '.join(sorted(main & set(names)))})")
+        elif entries and entries[0][0] == "data" and any(k != "data" for k, _ in entries):
+            problems.append(f"api/{page.name} opens with the constant {names[0]}, not with a "
+                            "class or function")
     return problems
 
 

@@ -5,9 +5,9 @@ Usage (after ``sphinx-build ... docs docs/_build/html``):
     python scripts/docs_screenshots.py OUT_DIR [--html docs/_build/html] [--widths 1280 800]
 
 Writes ``OUT_DIR/<page>-<width>.png`` for every ``.html`` page of the build (the search
-page, the generated index and the highlighted source of ``_modules/`` left out), at each
-width, 900 px high: the page as a reader first sees it, with the sidebars and any horizontal
-scrollbar; with ``--full``, also ``OUT_DIR/<page>-<width>-full.png``, as tall as the page.
+page, the generated index, the highlighted sources of ``_modules/`` and the repository
+files' copies in ``_repo/`` left out), at each width, 900 px high: the page as a reader
+first sees it, with the sidebars and any horizontal scrollbar; with ``--full``, also ``OUT_DIR/<page>-<width>-full.png``, as tall as the page.
 It prints, per page and width, the elements wider than their box (code blocks that scroll,
 a page wider than the window), which a reader would scroll sideways to read. Needs
 ``chromium`` (Debian's package) or ``$CHROMIUM``; keep OUT_DIR outside the repository.
@@ -51,7 +51,7 @@ def pages(html):
     found = []
     for path in sorted(html.rglob("*.html")):
         rel = path.relative_to(html)
-        if rel.parts[0] in ("_modules", "_static", "_sources") or str(rel) in SKIPPED:
+        if rel.parts[0] in ("_modules", "_static", "_sources", "_repo") or str(rel) in SKIPPED:
             continue
         found.append(rel)
     return found
