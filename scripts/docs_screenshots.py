@@ -7,9 +7,10 @@ Usage (after ``sphinx-build ... docs docs/_build/html``):
 Writes ``OUT_DIR/<page>-<width>.png`` for every ``.html`` page of the build (the search
 page, the generated index, the highlighted sources of ``_modules/`` and the repository
 files' copies in ``_repo/`` left out), at each width, 900 px high: the page as a reader
-first sees it, with the sidebars and any horizontal scrollbar; with ``--full``, also ``OUT_DIR/<page>-<width>-full.png``, as tall as the page.
-It prints, per page and width, the elements wider than their box (code blocks that scroll,
-a page wider than the window), which a reader would scroll sideways to read. Needs
+first sees it, with the sidebars and any horizontal scrollbar; with ``--full``, also
+``OUT_DIR/<page>-<width>-full.png``, as tall as the page. It prints, per page and width,
+the elements wider than their box (code blocks that scroll, a page wider than the window),
+which a reader would scroll sideways to read. Needs
 ``chromium`` (Debian's package) or ``$CHROMIUM``; keep OUT_DIR outside the repository.
 """
 import argparse
