@@ -138,7 +138,8 @@ sphinx_gallery_conf = {
 # -- HTML ------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"fastnn {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["fastnn.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
@@ -146,5 +147,8 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
+# "On this page" lists a class's methods under it by their own names (partial_fit(), not
+# MLPClassifier.partial_fit()), short enough for the column.
+toc_object_entries_show_parents = "hide"
 html_sidebars = {"index": [], "design": []}
 html_show_sourcelink = False

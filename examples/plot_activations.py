@@ -13,8 +13,10 @@ layer, where the "standard" U[−1/√n, 1/√n] lets them shrink.
 :func:`fastnn.experiments.activations` trains 784-200-200-200-200-10 with plain SGD on
 mini-batches of 10 for each activation and each initialization, and a
 :class:`~fastnn.diagnostics.Monitor` records each hidden layer's statistics every 25
-updates. Two epochs here (1,600 updates); the paper's figure runs for far longer (see the
-README's "Figure 2 to the end", ``fastnn experiment activations --epochs 100``).
+updates. Two epochs here (1,600 updates); the paper's figure runs for far longer:
+``fastnn experiment activations --epochs 100 --arms sigmoid`` trains for 80,000 updates,
+and :doc:`the diagnostics guide <../guide/diagnostics>` shows its figure ("Figure 2 to the
+end").
 """
 
 import os

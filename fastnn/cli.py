@@ -1,4 +1,4 @@
-"""The ``fastnn`` command line: train, evaluate and use MLPs on MNIST-layout data.
+"""The ``fastnn`` command line: train, evaluate and use MLPs on MNIST-layout data::
 
     fastnn train                                   # a good MNIST MLP with the defaults
     fastnn train --dataset fashion-mnist --save fashion.npz --plot curves.png

@@ -89,8 +89,8 @@ def plot_diagnostics(record, path, title=None):
 
 #: Panels that plot one recorded column per layer of one kind: (kind, column, title, log scale).
 _COLUMN_PANELS = {
-    "speed": ("dense", "delta_norm", "Speed of learning ||delta|| (bias gradient)", True),
-    "update": ("dense", "update_ratio", "Update size ||dW|| / ||W||", True),
+    "speed": ("dense", "delta_norm", r"Speed of learning $\|\delta\|$ (bias gradient)", True),
+    "update": ("dense", "update_ratio", r"Update size $\|\Delta W\| \,/\, \|W\|$", True),
     "batchnorm": ("batchnorm", "bn_mean_shift",
                   "Batch norm: |batch mean - running mean| / running std", False),
 }
@@ -123,7 +123,8 @@ def _draw_panel(ax, record, layers, panel):
                     if not np.all(np.isnan(values)):
                         ax.plot(steps, values, style, label=f"{name} {column.split('_')[0]}")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title("Saturated (solid) / dead (dashed) / negative-side (dotted) fraction")
+        # Two lines: on one, the title ran past a half-width panel and was clipped.
+        ax.set_title("Fraction of units: saturated (solid),\ndead (dashed), negative side (dotted)")
     ax.set_xlabel("step")
     ax.grid(True, alpha=0.3)
     if ax.lines:

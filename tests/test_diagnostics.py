@@ -379,6 +379,26 @@ def test_plot_writes_png(recorded, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_titles_fit_their_panels(recorded, tmp_path, monkeypatch):
+    # Each panel's title is no wider than its panel (one ran past it and was clipped at the
+    # figure's edge), and norms are typeset, not spelled ||x||.
+    from matplotlib.figure import Figure
+
+    drawn = []
+    savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (drawn.append(fig), savefig(fig, *a, **k)))
+    recorded.plot(tmp_path / "diag.png", title="test")
+    (fig,) = drawn
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 5  # speed, update, activation, fraction, batch norm
+    for ax in axes:
+        title = ax.title
+        assert title.get_window_extent(renderer).width <= ax.get_window_extent(renderer).width, \
+            title.get_text()
+        assert "||" not in title.get_text() and "||" not in ax.get_ylabel()
+
+
 def test_plot_without_matplotlib_names_the_extra(recorded, tmp_path, monkeypatch):
     for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, name, None)

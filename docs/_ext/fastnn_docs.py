@@ -8,6 +8,9 @@
 - ``.. fastnn-kernel-doc:: FAMILY`` shows the design notes of a compiled kernel family
   (``fastnn_c.<FAMILY>.__doc__``).
 - ``.. fastnn-cli-help::`` shows ``fastnn COMMAND --help`` for every command.
+- Repository files the pages name (``benchmarks/estimator_vs_sklearn.py``, README.md), as
+  code or in prose, link to a page of the build that shows the file (``_repo/<path>.html``):
+  the reader of the built pages has no checkout beside them.
 - ``png_scraper`` hands sphinx-gallery the PNG files an example writes (fastnn's plots are
   files: ``result.plot(path)``), and ``reset_threads`` restores fastnn's thread count
   after each example.
@@ -15,6 +18,7 @@
 import importlib
 import inspect
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -189,6 +193,82 @@ class CliHelp(SphinxDirective):
         return out
 
 
+# -- repository files named on the pages -------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+#: A repository path as the pages write it: folders and a file name with a suffix, or one of
+#: the top-level files. Checked against the checkout before it becomes a link.
+REPO_PATH = re.compile(r"(?<![\w/.$~-])((?:[\w.-]+/)+[\w.-]+\.[A-Za-z]\w*|(?:README|CONTRIBUTING|"
+                       r"CHANGELOG)\.md|setup\.py|pyproject\.toml)(?![\w/-])")
+#: Folders the pages may name that are not the repository's (the data, the build's output).
+NOT_REPOSITORY = ("docs/_build/", "../")
+_REPO_FILES_SHOWN = set()  # the files linked in this build (the pages are written in one process)
+
+
+def repo_file(text):
+    """The repository file ``text`` names (a path relative to the root), or None."""
+    path = text.strip()
+    if (REPO_PATH.fullmatch(path) is None or path.startswith(NOT_REPOSITORY)
+            or not (ROOT / path).is_file()):
+        return None
+    return path
+
+
+def _link_repo_files(app, doctree, docname):
+    """Make each repository file a page names, in code or in prose, a link to its copy."""
+    depth = "../" * docname.count("/")
+    def link(path, child):
+        _REPO_FILES_SHOWN.add(path)
+        ref = nodes.reference("", "", internal=False, refuri=f"{depth}_repo/{path}.html")
+        ref["classes"].append("fastnn-repo-file")
+        ref += child
+        return ref
+
+    skip = (nodes.reference, nodes.literal_block, nodes.raw, nodes.comment, nodes.target)
+    for node in list(doctree.findall(nodes.literal)):
+        path = repo_file(node.astext())
+        if path is not None and not isinstance(node.parent, skip):
+            node.replace_self(link(path, node.deepcopy()))
+    for node in list(doctree.findall(nodes.Text)):
+        parent = node.parent
+        if isinstance(parent, (nodes.literal, nodes.FixedTextElement, *skip)):
+            continue
+        text = str(node)
+        pieces, last = [], 0
+        for match in REPO_PATH.finditer(text):
+            path = repo_file(match.group(1))
+            if path is None:
+                continue
+            pieces += [nodes.Text(text[last:match.start(1)]), link(path, nodes.Text(path))]
+            last = match.end(1)
+        if pieces:
+            pieces.append(nodes.Text(text[last:]))
+            index = parent.index(node)
+            parent[index:index + 1] = pieces
+
+
+def _write_repo_files(app, exception):
+    """Write ``_repo/<path>.html``: each linked repository file, highlighted, read-only."""
+    if exception is not None or app.builder.format != "html":
+        return
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import TextLexer, guess_lexer_for_filename
+    from pygments.util import ClassNotFound
+
+    for path in sorted(_REPO_FILES_SHOWN):
+        code = (ROOT / path).read_text(encoding="utf-8")
+        try:
+            lexer = guess_lexer_for_filename(path, code)
+        except ClassNotFound:
+            lexer = TextLexer()
+        out = Path(app.outdir) / "_repo" / f"{path}.html"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        formatter = HtmlFormatter(full=True, title=f"fastnn: {path}",
+                                  prestyles="white-space: pre-wrap; overflow-wrap: anywhere;")
+        out.write_text(highlight(code, lexer, formatter), encoding="utf-8")
+
+
 # -- sphinx-gallery --------------------------------------------------------------------------
 
 def png_scraper(block, block_vars, gallery_conf):
@@ -240,5 +320,8 @@ def setup(app):
     app.connect("missing-reference", _resolve_fastnn)
     app.connect("autodoc-process-bases", _public_bases)
     app.connect("autodoc-skip-member", _skip_foreign_members)
+    app.connect("doctree-resolved", _link_repo_files)
+    app.connect("build-finished", _write_repo_files)
     importlib.import_module("fastnn")  # fail early, with the import error, if fastnn is not built
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return {"version": "1", "parallel_read_safe": True,
+            "parallel_write_safe": False}  # the linked repository files are collected while writing
