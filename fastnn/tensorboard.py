@@ -34,6 +34,7 @@ import numpy as np
 
 from fastnn._validation import check_positive_int
 from fastnn.callbacks import Callback
+from fastnn.layers import Dense
 
 #: Monitor columns written as scalars ``<column>/<layer name>`` (where the layer has them).
 SCALAR_COLUMNS = ("delta_norm", "update_ratio", "grad_norm_weight", "act_mean", "act_std",
@@ -174,16 +175,16 @@ class TensorBoard(Callback):
         return self.diagnostics.interval * self.histogram_freq if self.diagnostics is not None else 0
 
     def _hidden_layers(self, net):
-        """(dense, activation) index pairs, by the monitor's layer names: each hidden layer."""
+        """(dense, activation) index pairs of the hidden layers, and the monitor's layer names."""
         if self._hidden is None:
-            names = {index: name for index, name, _ in self.diagnostics.record.layers()}
-            layers, pairs, dense = net.layers, [], None
-            for i, layer in enumerate(layers):
-                if i in names and hasattr(layer, "in_features"):
-                    dense = i
-                elif i in names and dense is not None and not hasattr(layer, "running_mean"):
-                    if layer.output is not None:
-                        pairs.append((dense, i))
+            layers = self.diagnostics.record.layers()
+            names = {index: name for index, name, _ in layers}
+            pairs, dense = [], None
+            for index, _, kind in layers:  # dense [batchnorm] activation, in network order
+                if kind == "dense":
+                    dense = index
+                elif kind == "activation" and dense is not None:
+                    pairs.append((dense, index))
                     dense = None
             self._hidden = (pairs, names)
         return self._hidden
@@ -191,7 +192,7 @@ class TensorBoard(Callback):
     @staticmethod
     def _copy_weights(net):
         return {i: (layer.weight.values.copy(), None if layer.bias is None else layer.bias.values.copy())
-                for i, layer in enumerate(net.layers) if hasattr(layer, "in_features")}
+                for i, layer in enumerate(net.layers) if isinstance(layer, Dense)}
 
     def _snapshot(self, net, step):
         """Copy what the histograms of ``step`` need (buffers the next step overwrites)."""
