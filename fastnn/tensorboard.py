@@ -41,8 +41,9 @@ SCALAR_COLUMNS = ("delta_norm", "update_ratio", "grad_norm_weight", "act_mean", 
                   "saturated_frac", "dead_frac", "negative_frac")
 #: Equal-width buckets per histogram.
 HISTOGRAM_BUCKETS = 30
-#: Snapshots waiting for the worker thread before the training thread waits for it.
-_QUEUE_SIZE = 4
+#: Histogram snapshots (copies of arrays) waiting for the worker thread before the training
+#: thread waits for it; scalars never wait.
+_PENDING_HISTOGRAMS = 2
 
 
 def require_tensorboardx():
@@ -259,12 +260,15 @@ class _Worker:
 
         self._summary_pb2 = summary_pb2
         self._writer = writer
-        self._queue = queue.Queue(_QUEUE_SIZE)
+        self._queue = queue.SimpleQueue()
+        self._histogram_slots = threading.Semaphore(_PENDING_HISTOGRAMS)
         self._error = None
         self._thread = threading.Thread(target=self._run, name="fastnn-tensorboard", daemon=True)
         self._thread.start()
 
     def put(self, build, step, payload):
+        if build is _histogram_summary:  # bounds the memory the copies hold
+            self._histogram_slots.acquire()
         self._queue.put((build, step, payload))
 
     def check(self):
@@ -284,15 +288,15 @@ class _Worker:
             item = self._queue.get()
             if item is self._STOP:
                 return
-            if self._error is not None:
-                continue  # drain: the error is reported once
             build, step, payload = item
             try:
-                with np.errstate(all="ignore"):
-                    summary = build(self._summary_pb2, payload)
-                if summary.value:
-                    self._writer.add_summary(summary, global_step=step)
+                if self._error is None:  # after an error, drain: it is reported once
+                    with np.errstate(all="ignore"):
+                        summary = build(self._summary_pb2, payload)
+                    if summary.value:
+                        self._writer.add_summary(summary, global_step=step)
             except Exception as error:  # noqa: BLE001 - reported on the training thread
                 self._error = error
-
-
+            finally:
+                if build is _histogram_summary:
+                    self._histogram_slots.release()
