@@ -250,3 +250,18 @@ def test_tensorboard_server_shows_the_runs(tmp_path):
         server.terminate()
         server.wait(timeout=30)
         server.stdout.close()
+
+
+def test_a_failure_on_the_writer_thread_is_raised_on_the_training_thread(tmp_path, monkeypatch):
+    import fastnn.tensorboard
+
+    def broken(values, buckets=HISTOGRAM_BUCKETS):
+        raise ValueError("no histogram today")
+
+    monkeypatch.setattr(fastnn.tensorboard, "histogram", broken)
+    net = fastnn.mlp([3, 4, 2], rng=0)
+    monitor = fastnn.Monitor(net, interval=1)
+    X, y = np.ones((8, 3), np.float32), np.array([0, 1] * 4)
+    with pytest.raises(RuntimeError, match="writing the TensorBoard log failed.*no histogram today"):
+        fastnn.fit(net, X, y, epochs=2, batch_size=4, diagnostics=monitor, verbose=0,
+                   callbacks=[TensorBoard(tmp_path, diagnostics=monitor, histogram_freq=1)])
