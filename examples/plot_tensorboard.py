@@ -10,7 +10,7 @@ and each hidden layer's activations, pre-activations, gradients and weights as h
 in TensorBoard" shows its dashboards. Here the event files are read back with TensorBoard's
 own reader and drawn with matplotlib, to show what the dashboards hold.
 
-Needs ``pip install "fastnn[tensorboard]" tensorboard``.
+Needs ``pip install "fastnn[tensorboard]"``.
 """
 
 import os

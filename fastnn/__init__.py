@@ -73,7 +73,7 @@ _LAZY = {
     "TrainingDivergedError": ("fastnn.training", "TrainingDivergedError"),
     "MLPClassifier": ("fastnn.estimator", "MLPClassifier"),   # scikit-learn, SciPy
     "MLPRegressor": ("fastnn.estimator", "MLPRegressor"),
-    "TensorBoard": ("fastnn.tensorboard", "TensorBoard"),     # tensorboardX when a run starts
+    "TensorBoard": ("fastnn.tensorboard", "TensorBoard"),     # tensorboard when a run starts
 }
 
 

@@ -620,8 +620,8 @@ def _train(args, console, monitor_factory=None):
 
     _set_threads(args, console)
     if args.logdir:
-        from fastnn.tensorboard import require_tensorboardx
-        require_tensorboardx()
+        from fastnn.tensorboard import require_tensorboard
+        require_tensorboard()
     if getattr(args, "plot", None) and monitor_factory is None:
         from fastnn.plotting import require_matplotlib
         require_matplotlib()
@@ -887,8 +887,8 @@ def _experiment_options(args, experiment):
     if args.logdir:
         if "logdir" not in params:
             raise CommandError(f"experiment {args.name} records no training: --logdir does not apply")
-        from fastnn.tensorboard import require_tensorboardx
-        require_tensorboardx()
+        from fastnn.tensorboard import require_tensorboard
+        require_tensorboard()
         kwargs["logdir"] = args.logdir
     if args.arms:
         key = "arms" if "arms" in params else "inits" if "inits" in params else None

@@ -19,16 +19,18 @@ What it writes (TensorBoard's dashboard in brackets):
   √(Σx²) of ``weights``/``gradients`` is its ``weight_norm``/``grad_norm_weight``.
 * [Text] ``config``: the network's configuration, the optimizer and schedule, as JSON.
 
-The event files are tensorboardX's writer (``pip install "fastnn[tensorboard]"``; the
-``tensorboard`` package itself is needed only to view them). The training thread only
-copies the arrays of a histogram step; a worker thread computes the histograms, builds the
-records and hands them to tensorboardX's own writer thread (cost: benchmarks/README.md).
-Nothing of this module loads with ``import fastnn`` or ``import fastnn.callbacks``.
+The event files are written by the ``tensorboard`` package's own event-file writer and
+protocol buffers (``pip install "fastnn[tensorboard]"``), the package that views them. The
+training thread only copies the arrays of a histogram step; a worker thread computes the
+histograms, builds the records and hands them to the writer's own thread (cost:
+benchmarks/README.md). Nothing of this module loads with ``import fastnn`` or ``import
+fastnn.callbacks``, and the writer loads when a run starts.
 """
 import json
 import os
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -46,14 +48,15 @@ HISTOGRAM_BUCKETS = 30
 _PENDING_HISTOGRAMS = 2
 
 
-def require_tensorboardx():
-    """Import and return the ``tensorboardX`` module, or raise ImportError saying how to install it."""
+def require_tensorboard():
+    """Import and return TensorBoard's ``EventFileWriter`` class, or raise ImportError saying
+    how to install it."""
     try:
-        import tensorboardX
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
     except ImportError as error:
-        raise ImportError('the TensorBoard callback needs tensorboardX: pip install '
-                          '"fastnn[tensorboard]" (and "tensorboard" to view the logs)') from error
-    return tensorboardX
+        raise ImportError('the TensorBoard callback needs the tensorboard package: pip install '
+                          '"fastnn[tensorboard]"') from error
+    return EventFileWriter
 
 
 def histogram(values, buckets=HISTOGRAM_BUCKETS):
@@ -130,9 +133,9 @@ class TensorBoard(Callback):
         if self.diagnostics is not None and self.diagnostics.net is not trainer.net:
             raise ValueError("the TensorBoard callback's diagnostics watch another network than "
                              "the one being trained; pass the Monitor given to fit(diagnostics=)")
-        tensorboardX = require_tensorboardx()
+        EventFileWriter = require_tensorboard()
         os.makedirs(self.log_dir, exist_ok=True)
-        self._worker = _Worker(tensorboardX.FileWriter(self.log_dir, flush_secs=self.flush_secs))
+        self._worker = _Worker(EventFileWriter(self.log_dir, flush_secs=self.flush_secs))
         self._rows_written = len(self.diagnostics.rows) if self.diagnostics is not None else 0
         self._hidden = None
         self._updates = 0          # on_batch_end calls: each follows an applied update
@@ -244,10 +247,9 @@ def _histogram_summary(summary_pb2, arrays):
 
 
 def _config_summary(summary_pb2, config):
-    from tensorboardX import summary
+    from tensorboard.plugins.text.summary_v2 import text_pb
 
-    text = "```json\n" + json.dumps(config, indent=2, default=str) + "\n```"
-    return summary.text("config", text)
+    return text_pb("config", "```json\n" + json.dumps(config, indent=2, default=str) + "\n```")
 
 
 class _Worker:
@@ -256,9 +258,9 @@ class _Worker:
     _STOP = object()
 
     def __init__(self, writer):
-        from tensorboardX.proto import summary_pb2
+        from tensorboard.compat.proto import event_pb2, summary_pb2
 
-        self._summary_pb2 = summary_pb2
+        self._event_pb2, self._summary_pb2 = event_pb2, summary_pb2
         self._writer = writer
         self._queue = queue.SimpleQueue()
         self._histogram_slots = threading.Semaphore(_PENDING_HISTOGRAMS)
@@ -294,7 +296,8 @@ class _Worker:
                     with np.errstate(all="ignore"):
                         summary = build(self._summary_pb2, payload)
                     if summary.value:
-                        self._writer.add_summary(summary, global_step=step)
+                        self._writer.add_event(self._event_pb2.Event(
+                            wall_time=time.time(), step=step, summary=summary))
             except Exception as error:  # noqa: BLE001 - reported on the training thread
                 self._error = error
             finally:

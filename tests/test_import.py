@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Packages ``import fastnn`` must not load: they load on first use.
 HEAVY = ("sklearn", "scipy", "pandas", "joblib", "tqdm", "matplotlib", "torch", "onnx",
-         "onnxruntime", "dask", "distributed", "tensorboardX", "tensorboard")
+         "onnxruntime", "dask", "distributed", "tensorboard", "tensorboardX")
 
 
 def imported_packages(*args):
@@ -76,7 +76,7 @@ def test_callbacks_load_no_tensorboard_code():
     """
     packages, out = imported_packages("-c", code)
     assert out.strip() == "ok"
-    # The class loads without its writer: tensorboardX comes with the first run it logs.
+    # The class loads without its writer: tensorboard comes with the first run it logs.
     assert sorted(packages & set(HEAVY)) == []
 
 
