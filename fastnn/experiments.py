@@ -92,7 +92,9 @@ class _TensorBoardRun:
 
             self.trainer = Trainer(net, optimizer, None, History(), epochs)
             name = re.sub(r"[^A-Za-z0-9_.-]+", "-", run).strip("-")
-            self.callback = TensorBoard(os.path.join(os.fspath(logdir), name), diagnostics=monitor)
+            # Histograms every 10th record: the experiments are for watching, not for speed.
+            self.callback = TensorBoard(os.path.join(os.fspath(logdir), name), diagnostics=monitor,
+                                        histogram_freq=10)
             self.callback.on_train_begin(self.trainer)
 
     def step(self, step, loss):

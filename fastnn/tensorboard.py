@@ -96,10 +96,12 @@ class TensorBoard(Callback):
         The monitor passed to ``fit(diagnostics=...)`` for the same network: its record is
         written as scalars, and histograms are taken at its steps. Without one only the
         epoch metrics and the configuration are written.
-    histogram_freq : int, default 10
+    histogram_freq : int, default 50
         Histograms at every ``histogram_freq``-th step the monitor records (steps that are
-        multiples of ``monitor.interval * histogram_freq``); 0 for none. The default keeps
-        a Fashion-MNIST epoch of ``fastnn train`` within 3% of its time without the callback.
+        multiples of ``monitor.interval * histogram_freq``); 0 for none. With the monitor's
+        default interval 10, every 500 steps: about once per Fashion-MNIST epoch of
+        ``fastnn train`` (422 steps), like Keras's ``histogram_freq=1``, for about 2.5% of
+        the epoch's CPU time (benchmarks/README.md). Lower it for more histograms.
     flush_secs : float, default 10
         Longest time between writes of the event file to disk.
 
@@ -115,7 +117,7 @@ class TensorBoard(Callback):
     optimizer, None, fastnn.History(), epochs)``.
     """
 
-    def __init__(self, log_dir, diagnostics=None, histogram_freq=10, flush_secs=10):
+    def __init__(self, log_dir, diagnostics=None, histogram_freq=50, flush_secs=10):
         self.log_dir = os.fspath(log_dir)
         if diagnostics is not None and not (hasattr(diagnostics, "record")
                                             and hasattr(diagnostics, "is_recorded")):
