@@ -100,8 +100,8 @@ class TensorBoard(Callback):
         Histograms at every ``histogram_freq``-th step the monitor records (steps that are
         multiples of ``monitor.interval * histogram_freq``); 0 for none. With the monitor's
         default interval 10, every 500 steps: about once per Fashion-MNIST epoch of
-        ``fastnn train`` (422 steps), like Keras's ``histogram_freq=1``, for about 2.5% of
-        the epoch's CPU time (benchmarks/README.md). Lower it for more histograms.
+        ``fastnn train`` (422 steps), like Keras's ``histogram_freq=1``, for 1-2.5% of the
+        epoch's CPU time (benchmarks/README.md). Lower it for more histograms.
     flush_secs : float, default 10
         Longest time between writes of the event file to disk.
 
