@@ -194,7 +194,7 @@ def test_experiment_writes_one_run_per_setting(tmp_path):
         assert [e.step for e in events.Histograms(f"activations/{name}")] == [0]  # steps 0-39
 
 
-def test_cli_diagnose_and_experiment_logdir(tmp_path, capsys):
+def test_cli_train_diagnose_and_experiment_logdir(tmp_path, capsys):
     if not (MNIST_SMALL / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"mnist-small not found at {MNIST_SMALL} (set FASTNN_TEST_DATA)")
     common = ["--data-dir", str(MNIST_SMALL), "--threads", "1", "-q"]
@@ -204,6 +204,12 @@ def test_cli_diagnose_and_experiment_logdir(tmp_path, capsys):
     assert {"delta_norm/dense1", "delta_norm/dense3", "dead_frac/relu2", "epoch/val_loss"} <= set(
         tags["scalars"])
     assert "activations/relu2" in tags["histograms"] and "weights/dense1" in tags["histograms"]
+    # train adds a monitor (interval 10) for the per-layer curves.
+    assert main(["train", *common, "--epochs", "1", "--hidden", "16", "--patience", "0",
+                 "--logdir", str(tmp_path / "train")]) == 0
+    tags = read(tmp_path / "train").Tags()
+    assert {"delta_norm/dense1", "dead_frac/relu1", "epoch/val_accuracy"} <= set(tags["scalars"])
+    assert [e.step for e in read(tmp_path / "train").Scalars("batch/loss")][:2] == [0, 10]
     assert main(["experiment", "init-histograms", *common, "--logdir", str(tmp_path / "x")]) == 1
     assert "--logdir does not apply" in capsys.readouterr().err
 
