@@ -73,6 +73,7 @@ _LAZY = {
     "TrainingDivergedError": ("fastnn.training", "TrainingDivergedError"),
     "MLPClassifier": ("fastnn.estimator", "MLPClassifier"),   # scikit-learn, SciPy
     "MLPRegressor": ("fastnn.estimator", "MLPRegressor"),
+    "TensorBoard": ("fastnn.tensorboard", "TensorBoard"),     # tensorboard when a run starts
 }
 
 
@@ -96,7 +97,8 @@ __all__ = [
     "diagnostic_rules", "diagnostics", "experiments", "plotting",
     "Monitor", "io", "training", "MLPClassifier", "MLPRegressor", "ModelFileError", "load", "save",
     "Callback",
-    "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint", "TrainingDivergedError", "fit",
+    "EarlyStopping", "History", "MetricsLogger", "ModelCheckpoint", "TensorBoard",
+    "TrainingDivergedError", "fit",
     "initializers", "layers",
     "losses", "optimizers", "gradcheck", "GradcheckError", "GradcheckWarning", "relative_error",
     "Activation", "Dense", "Identity", "Sigmoid", "Tanh", "HardTanh", "Softsign", "ReLU",

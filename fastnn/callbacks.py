@@ -246,3 +246,13 @@ class MetricsLogger(Callback):
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def __getattr__(name):
+    # TensorBoard lives in fastnn.tensorboard, imported on first use (PEP 562): importing
+    # fastnn.callbacks loads none of it.
+    if name == "TensorBoard":
+        from fastnn.tensorboard import TensorBoard
+
+        return TensorBoard
+    raise AttributeError(f"module 'fastnn.callbacks' has no attribute {name!r}")

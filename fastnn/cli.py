@@ -228,7 +228,15 @@ def _add_training_args(p, plot=True, batch_norm=DEFAULTS["batch_norm"]):
         g.add_argument("--plot", metavar="PATH",
                        help='write learning curves (PNG) to PATH; needs pip install "fastnn[plot]"')
     g.add_argument("--log", metavar="PATH", help="write per-epoch metrics to PATH as JSON lines")
+    _add_logdir(g)
     _add_verbosity(g)
+
+
+def _add_logdir(g):
+    g.add_argument("--logdir", metavar="DIR",
+                   help="write TensorBoard event files to DIR: the curves, per-layer diagnostics "
+                        "and histograms (view with 'tensorboard --logdir DIR'); needs pip "
+                        'install "fastnn[tensorboard]"')
 
 
 def _add_verbosity(g):
@@ -363,6 +371,7 @@ def build_parser():
     p.add_argument("--arms", type=_name_list, metavar="NAME,...",
                    help="run only the arms with one of these names (an activation such as "
                         "sigmoid, an init, or an arm's label)")
+    _add_logdir(p)
     _add_verbosity(p)
     p.set_defaults(func=cmd_experiment)
 
@@ -610,6 +619,9 @@ def _train(args, console, monitor_factory=None):
     from fastnn.training import fit
 
     _set_threads(args, console)
+    if args.logdir:
+        from fastnn.tensorboard import require_tensorboard
+        require_tensorboard()
     if getattr(args, "plot", None) and monitor_factory is None:
         from fastnn.plotting import require_matplotlib
         require_matplotlib()
@@ -643,6 +655,11 @@ def _train(args, console, monitor_factory=None):
     if args.log:
         callbacks.append(MetricsLogger(args.log))
     monitor = monitor_factory(net) if monitor_factory else None
+    if args.logdir:  # per-layer curves and histograms need a Monitor (interval 10 for train)
+        from fastnn.diagnostics import Monitor
+        from fastnn.tensorboard import TensorBoard
+        monitor = monitor or Monitor(net)
+        callbacks.append(TensorBoard(args.logdir, diagnostics=monitor))
     augment = _augmentation(args)
     start = time.perf_counter()
     try:
@@ -867,6 +884,12 @@ def _experiment_options(args, experiment):
         if "epochs" not in params:
             raise CommandError(f"experiment {args.name} does not train: --epochs does not apply")
         kwargs["epochs"] = args.epochs
+    if args.logdir:
+        if "logdir" not in params:
+            raise CommandError(f"experiment {args.name} records no training: --logdir does not apply")
+        from fastnn.tensorboard import require_tensorboard
+        require_tensorboard()
+        kwargs["logdir"] = args.logdir
     if args.arms:
         key = "arms" if "arms" in params else "inits" if "inits" in params else None
         if key is None:

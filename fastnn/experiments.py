@@ -21,6 +21,8 @@ activations
 Their matrices are small (widths 30 and 200), so they run fastest on one thread
 (``fastnn.set_num_threads(1)``, ``--threads 1``); run times are in benchmarks/README.md.
 """
+import os
+import re
 import sys
 import time
 
@@ -76,6 +78,36 @@ def _accuracy(net, X, y):
 def _log(quiet, message):
     if not quiet:
         print(message, file=sys.stderr, flush=True)
+
+
+class _TensorBoardRun:
+    """One setting's TensorBoard run, ``logdir/run``, written by the ``TensorBoard`` callback
+    driven from the experiment's own loop; does nothing when ``logdir`` is None."""
+
+    def __init__(self, logdir, run, net, optimizer, monitor, epochs):
+        self.callback = None
+        if logdir is not None:
+            from fastnn.callbacks import History, Trainer
+            from fastnn.tensorboard import TensorBoard
+
+            self.trainer = Trainer(net, optimizer, None, History(), epochs)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "-", run).strip("-")
+            # Histograms every 10th record: the experiments are for watching, not for speed.
+            self.callback = TensorBoard(os.path.join(os.fspath(logdir), name), diagnostics=monitor,
+                                        histogram_freq=10)
+            self.callback.on_train_begin(self.trainer)
+
+    def step(self, step, loss):
+        if self.callback is not None:
+            self.callback.on_batch_end(self.trainer, step, loss)
+
+    def epoch(self, epoch, metrics):
+        if self.callback is not None:
+            self.callback.on_epoch_end(self.trainer, epoch, metrics)
+
+    def close(self):
+        if self.callback is not None:
+            self.callback.on_train_end(self.trainer)
 
 
 
@@ -199,7 +231,8 @@ class VanishingGradientsResult(_Result):
 
 
 def vanishing_gradients(data, *, rng=0, quiet=False, n_train=1000, epochs=500, lr=0.1,
-                        lmbda=5.0, hidden_width=30, depths=(1, 2, 3, 4), arms=VANISHING_ARMS):
+                        lmbda=5.0, hidden_width=30, depths=(1, 2, 3, 4), arms=VANISHING_ARMS,
+                        logdir=None):
     """Nielsen's ch. 5 experiment, plus the remedies side by side.
 
     For each arm in ``arms`` and each number of hidden layers in ``depths``, a network
@@ -239,6 +272,10 @@ def vanishing_gradients(data, *, rng=0, quiet=False, n_train=1000, epochs=500, l
         Seed of every network's initial weights.
     quiet : bool
         No progress lines on stderr.
+    logdir : str or path-like, optional
+        Write each (arm, depth) run to TensorBoard as ``logdir/<arm>-depth<depth>``
+        (``fastnn.callbacks.TensorBoard``: the monitor's record and histograms), so that
+        TensorBoard overlays the runs.
 
     Returns
     -------
@@ -261,13 +298,19 @@ def vanishing_gradients(data, *, rng=0, quiet=False, n_train=1000, epochs=500, l
                       rng=np.random.default_rng(base.integers(2**63)), batch_norm=batch_norm)
             optimizer = SGD(net.parameters(), lr=lr, weight_decay=lmbda / n_train)
             monitor = Monitor(net, interval=1)
+            board = _TensorBoardRun(logdir, f"{label}-depth{depth}", net, optimizer, monitor,
+                                    epochs)
             start = time.perf_counter()
-            for step in range(epochs):
-                net.loss(X, targets)
-                net.backward()
-                monitor.after_backward(step)
-                optimizer.step()
-                monitor.after_update(step)
+            try:
+                for step in range(epochs):
+                    loss = net.loss(X, targets)
+                    net.backward()
+                    monitor.after_backward(step)
+                    optimizer.step()
+                    monitor.after_update(step)
+                    board.step(step, loss)
+            finally:
+                board.close()
             seconds = time.perf_counter() - start
             record = monitor.record
             hidden = [i for i, _, kind in record.layers() if kind == "dense"][:-1]
@@ -432,7 +475,7 @@ class ActivationsResult(_Result):
 
 def activations(data, *, rng=0, quiet=False, hidden=(200, 200, 200, 200), epochs=4,
                 batch_size=10, lr=0.1, interval=25, arms=ACTIVATION_ARMS, eval_interval=None,
-                n_eval=2000):
+                n_eval=2000, logdir=None):
     """Glorot & Bengio's experiment: activation statistics per layer, by activation and init.
 
     A network with 4 hidden layers (default 784-200-200-200-200-10, smaller than the
@@ -460,6 +503,12 @@ def activations(data, *, rng=0, quiet=False, hidden=(200, 200, 200, 200), epochs
         Every this many updates, the test accuracy on the first ``n_eval`` test images is
         recorded (``test_steps``, ``test_curve``), to see when it leaves chance; by default
         ten times per epoch.
+    logdir : str or path-like, optional
+        Write each (activation, init) run to TensorBoard as ``logdir/<activation>-<init>``
+        (``fastnn.callbacks.TensorBoard``: the monitor's record, histograms of every hidden
+        layer, and per epoch the mean training loss and the accuracy on the ``n_eval`` test
+        images), so that TensorBoard overlays the runs: its histograms are Glorot &
+        Bengio's figures as training goes.
 
     Returns
     -------
@@ -488,23 +537,33 @@ def activations(data, *, rng=0, quiet=False, hidden=(200, 200, 200, 200), epochs
         net = mlp(sizes, activation, init=init, rng=np.random.default_rng(seed))  # biases 0
         optimizer = SGD(net.parameters(), lr=lr)
         monitor = Monitor(net, interval=interval)
+        board = _TensorBoardRun(logdir, f"{activation}-{init}", net, optimizer, monitor, epochs)
         shuffle = np.random.default_rng(seed)
         step = 0
         test_steps, test_curve = [], []
         start = time.perf_counter()
-        for _ in range(epochs):
-            order = shuffle.permutation(n)
-            for first in range(0, n, batch_size):
-                if step % eval_interval == 0:
-                    test_steps.append(step)
-                    test_curve.append(_accuracy(net, X_eval, y_eval))
-                batch = order[first:first + batch_size]
-                net.loss(X_train[batch], y_train[batch])
-                net.backward()
-                monitor.after_backward(step)
-                optimizer.step()
-                monitor.after_update(step)
-                step += 1
+        try:
+            for epoch in range(1, epochs + 1):
+                order = shuffle.permutation(n)
+                total = 0.0
+                for first in range(0, n, batch_size):
+                    if step % eval_interval == 0:
+                        test_steps.append(step)
+                        test_curve.append(_accuracy(net, X_eval, y_eval))
+                    batch = order[first:first + batch_size]
+                    loss = net.loss(X_train[batch], y_train[batch])
+                    net.backward()
+                    monitor.after_backward(step)
+                    optimizer.step()
+                    monitor.after_update(step)
+                    board.step(step, loss)
+                    total += loss * len(batch)
+                    step += 1
+                if board.callback is not None:
+                    board.epoch(epoch, {"loss": total / n,
+                                        "test_accuracy": _accuracy(net, X_eval, y_eval)})
+        finally:
+            board.close()
         seconds = time.perf_counter() - start
         record = monitor.record
         layers = record.layers()

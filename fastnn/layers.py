@@ -609,6 +609,7 @@ class Dense(Layer):
         self.bias = bias_parameter
         self.regularize_bias = bool(regularize_bias)
         self.max_norm = max_norm
+        self._input = None
 
     def parameters(self):
         return [self.weight] if self.bias is None else [self.weight, self.bias]
@@ -656,6 +657,15 @@ class Dense(Layer):
             self._bias_view(None if self.bias is None else self.bias.grad), self._bound(dX),
             *dense_backend())
         return dX
+
+    @property
+    def input(self):
+        """The input X of the last forward pass (the array itself, not a copy), or None.
+
+        With ``weight`` and ``bias`` as they were in that pass, Z = X W + b is the
+        pre-activation, also where a fused pass never stored it (``output`` is None).
+        """
+        return self._input
 
     def _forward_activation(self, activation, X):
         """Forward of this layer and the ``activation`` layer after it, as one fused kernel.

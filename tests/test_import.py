@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Packages ``import fastnn`` must not load: they load on first use.
 HEAVY = ("sklearn", "scipy", "pandas", "joblib", "tqdm", "matplotlib", "torch", "onnx",
-         "onnxruntime", "dask", "distributed")
+         "onnxruntime", "dask", "distributed", "tensorboard", "tensorboardX")
 
 
 def imported_packages(*args):
@@ -63,6 +63,21 @@ def test_lazy_names_resolve_and_are_listed():
     """
     _, out = imported_packages("-c", code)
     assert out.strip() == "ok"
+
+
+def test_callbacks_load_no_tensorboard_code():
+    code = """if True:
+        import sys
+        import fastnn.callbacks
+        assert "fastnn.tensorboard" not in sys.modules
+        from fastnn.callbacks import TensorBoard
+        assert TensorBoard is fastnn.TensorBoard and "fastnn.tensorboard" in sys.modules
+        print("ok")
+    """
+    packages, out = imported_packages("-c", code)
+    assert out.strip() == "ok"
+    # The class loads without its writer: tensorboard comes with the first run it logs.
+    assert sorted(packages & set(HEAVY)) == []
 
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["--version"]])
