@@ -224,9 +224,9 @@ class VanishingGradientsResult(_Result):
         for ax in axes[-1]:
             ax.set_xlabel("epoch")
         for ax in axes[:, 0]:
-            ax.set_ylabel("||delta|| (solid), ||dW||/||W|| (dotted)")
+            ax.set_ylabel(r"$\|\delta\|$ (solid), $\|\Delta W\|/\| W\|$ (dotted)")
         fig.suptitle("Speed of learning per hidden layer (Nielsen, ch. 5): bias-gradient norm "
-                     "||delta^l|| and relative weight update")
+                     r"$\|\delta^l\|$ and relative weight update")
         fig.savefig(path, dpi=90)
 
 
