@@ -749,6 +749,8 @@ class Dense(Layer):
 
 
     # -- a sparse (CSR) input batch ---------------------------------------------------
+    # The sparse kernels take the micro-kernel's threads (dense_backend): where OpenBLAS
+    # trains instead, its spinning threads would starve an OpenMP team, so they run on one.
     def _sparse_forward(self, X, A, kind, alpha):
         """A := f(X W + b) on X's CSR arrays; keeps them for the backward pass."""
         nnz = int(X.indptr[-1])  # SciPy's indices and data may run past the last row's end
