@@ -71,9 +71,12 @@ def child(library, args):
         from sklearn.neural_network import MLPClassifier
     X, y, X_test, y_test = make_data(args.rows, args.test_rows, args.features, args.density,
                                      args.dtype)
+    # fastnn's dtype= set to the input's: the same compute dtype as scikit-learn's, whatever
+    # fastnn's default
+    extra = {"dtype": args.dtype} if library == "fastnn" else {}
     clf = MLPClassifier(hidden_layer_sizes=(100,), solver="adam", learning_rate_init=1e-3,
                         alpha=1e-4, max_iter=args.epochs, tol=0.0, n_iter_no_change=args.epochs,
-                        random_state=0)
+                        random_state=0, **extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter, as intended
         start = time.perf_counter()
