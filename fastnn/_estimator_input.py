@@ -52,7 +52,8 @@ def check_is_fitted(estimator):
 
 
 def validate_X(estimator, X, reset, dtype):
-    """X as a C-contiguous 2-D finite array of ``dtype``; sets or checks ``n_features_in_``."""
+    """X as a C-contiguous 2-D finite array of ``dtype`` (a SciPy sparse X as a CSR matrix of
+    ``dtype``); sets or checks ``n_features_in_``."""
     return _validate(estimator, X, _NO_Y, reset, dtype, y_numeric=False)
 
 
@@ -65,7 +66,8 @@ def _validate(estimator, X, y, reset, dtype, y_numeric):
     saved = {k: estimator.__dict__[k] for k in _STATE_KEYS if k in estimator.__dict__}
     try:
         if HAVE_SKLEARN:
-            kwargs = dict(accept_sparse=False, dtype=dtype, order="C", reset=reset)
+            # Sparse X as CSR (CSC, COO and the rest converted), as scikit-learn's MLPs take it.
+            kwargs = dict(accept_sparse="csr", dtype=dtype, order="C", reset=reset)
             if y is _NO_Y:
                 return _sk_validate_data(estimator, X, **kwargs)
             return _sk_validate_data(estimator, X, y, multi_output=True, y_numeric=y_numeric,

@@ -3,11 +3,15 @@
 Casting rule (documented in the README): boolean, integer and floating inputs are converted
 to the model's dtype (float32 or float64); complex, object and string arrays are refused
 with a TypeError. Non-C-contiguous input (Fortran order, strided views) is copied into a
-C-contiguous array. Empty batches and non-matching shapes raise ValueError.
+C-contiguous array. Empty batches and non-matching shapes raise ValueError. Where the
+caller takes sparse input (a network whose first layer is Dense), a SciPy sparse matrix or
+array of any format is converted to CSR with its values in the model's dtype; nothing is
+densified.
 """
 import inspect
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -25,12 +29,24 @@ def check_dtype(dtype):
     return dt
 
 
-def check_array(x, name, dtype, ndim=2, n_columns=None, allow_empty=False):
+def is_sparse(x):
+    """Whether ``x`` is a SciPy sparse matrix or array (SciPy is not imported for this: an
+    object of its classes exists only once ``scipy.sparse`` is loaded)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(x)
+
+
+def check_array(x, name, dtype, ndim=2, n_columns=None, allow_empty=False, accept_sparse=False):
     """Return ``x`` as a C-contiguous array of ``dtype`` with ``ndim`` dimensions.
 
     Raises TypeError for non-numeric input and ValueError naming ``name`` for the wrong
-    number of dimensions, an empty batch or ``n_columns`` not matching.
+    number of dimensions, an empty batch or ``n_columns`` not matching. With
+    ``accept_sparse``, a SciPy sparse ``x`` (CSR, CSC, COO or any other format) comes back
+    as a CSR matrix whose ``data`` is a C-contiguous array of ``dtype`` (its structure is
+    checked by the kernels that read it); without, it is refused with a TypeError.
     """
+    if is_sparse(x):
+        return _check_sparse(x, name, dtype, n_columns, allow_empty, accept_sparse)
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {arr.dtype}")
@@ -43,6 +59,30 @@ def check_array(x, name, dtype, ndim=2, n_columns=None, allow_empty=False):
         raise ValueError(f"{name} has {arr.shape[1]} features per row, expected {n_columns} "
                          f"(shape {arr.shape})")
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_sparse(x, name, dtype, n_columns, allow_empty, accept_sparse):
+    if not accept_sparse:
+        raise TypeError(f"{name} is a sparse {x.format} matrix, but dense data is required "
+                        "here (use .toarray())")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got a {x.ndim}-D sparse array of shape {x.shape}")
+    if not allow_empty and x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {x.shape})")
+    if n_columns is not None and x.shape[1] != n_columns:
+        raise ValueError(f"{name} has {x.shape[1]} features per row, expected {n_columns} "
+                         f"(shape {x.shape})")
+    from scipy import sparse
+
+    csr = x.tocsr()
+    data = np.ascontiguousarray(csr.data, dtype=dtype)
+    if data is csr.data and type(csr) is sparse.csr_matrix:
+        return csr
+    # A new matrix shares the structure arrays; only data is converted (SciPy copies nothing
+    # it need not).
+    return sparse.csr_matrix((data, csr.indices, csr.indptr), shape=csr.shape)
 
 
 def check_labels(y, name, n_rows, n_classes):

@@ -524,7 +524,7 @@ def train_val_split(X, y, validation_split, rng=None):
     """Hold out a random ``validation_split`` fraction of (X, y): ``(X_tr, y_tr, X_val, y_val)``."""
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}")
-    n = len(X)
+    n = X.shape[0]
     n_val = int(round(n * validation_split))
     if n_val < 1 or n_val >= n:
         raise ValueError(f"validation_split={validation_split} of {n} samples leaves "
@@ -618,7 +618,7 @@ def iterate_minibatches(X, y, batch_size, rng=None, shuffle=True):
 
     The last batch holds the remainder (it is smaller when ``batch_size`` does not divide n).
     """
-    n = len(X)
+    n = X.shape[0]  # also for a SciPy sparse X, which has no len()
     order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]

@@ -46,6 +46,12 @@ Deprecated and removed parameters (fastnn 0.x ``MLPClassifier``)
 used as ``learning_rate_init`` with the "constant" schedule; 0.3.0 refuses it (CHANGELOG.md,
 "Deprecation policy"). ``epochs`` (now ``max_iter``),
 ``optimizer`` (now ``solver``) and ``patience`` (now ``n_iter_no_change``) are gone.
+
+Sparse input
+------------
+``fit``, ``partial_fit`` and ``predict*`` take a SciPy sparse X (CSR; CSC, COO and the
+other formats are converted to CSR, as scikit-learn does). It is never densified: the first
+layer runs on the CSR arrays of each mini-batch (``fastnn.layers.Dense``).
 """
 import math
 import numbers
@@ -593,7 +599,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.target_tags.multi_output = True
         return tags
@@ -839,8 +845,7 @@ _DIFFERENCES = """
       zero biases) rather than scikit-learn's uniform Glorot weights and biases, and
       ``random_state`` drives NumPy's Generator, not RandomState: the same seed gives a
       different (equally good) network than scikit-learn's.
-    - Sparse X is refused (TypeError asking for ``.toarray()``): the kernels are dense.
-      ``sample_weight`` is not supported: the compiled losses have no per-sample weights.
+    - ``sample_weight`` is not supported: the compiled losses have no per-sample weights.
     - ``early_stopping``'s split is stratified as scikit-learn's but drawn with its own
       generator, so the held-out rows differ.
 """

@@ -18,7 +18,14 @@ import numpy as np
 
 from fastnn import initializers
 from fastnn._config import BATCHNORM_PARALLEL_MIN_ELEMENTS, dense_backend, elementwise_threads
-from fastnn._validation import check_array, check_dtype, check_number, check_positive_int, check_rng
+from fastnn._validation import (
+    check_array,
+    check_dtype,
+    check_number,
+    check_positive_int,
+    check_rng,
+    is_sparse,
+)
 from fastnn._views import BoundViews, specialized
 from fastnn_c import SIMD as _simd_level
 from fastnn_c import activations as _activations
@@ -27,6 +34,7 @@ from fastnn_c import dense as _dense
 from fastnn_c import dropout as _dropout
 from fastnn_c import optim as _optim
 from fastnn_c import regularization as _regularization
+from fastnn_c import sparse as _sparse
 
 _writes = 0  # see write_count
 
@@ -401,6 +409,8 @@ class Layer:
 
     #: True for layers whose forward pass draws random numbers (dropout).
     stochastic = False
+    #: True for layers that take a SciPy sparse (CSR) input batch (Dense).
+    accepts_sparse = False
 
     def __init__(self):
         self.training = True
@@ -419,7 +429,8 @@ class Layer:
     # -- public API --------------------------------------------------------------------
     def forward(self, X):
         """Validate ``X`` (shape (batch, features)) and return the layer's output."""
-        X = check_array(X, "X", self.dtype_for(X), n_columns=self.input_features())
+        X = check_array(X, "X", self.dtype_for(X), n_columns=self.input_features(),
+                        accept_sparse=self.accepts_sparse)
         return self._forward(X)
 
     @property
@@ -582,7 +593,18 @@ class Dense(Layer):
     -----
     ``in_features``, ``out_features``, ``dtype``, ``weight`` and ``bias`` are fixed once
     built (assigning them raises AttributeError); ``max_norm`` may be assigned (validated).
+
+    X may be a SciPy sparse matrix (converted to CSR): the products then run on its CSR
+    arrays (``fastnn_c.sparse``), Y = X W + b row by row over the stored values and
+    ∂L/∂W = Xᵀ dY scattered into the rows of the features present. No gradient with
+    respect to a sparse X is formed (``backward`` returns None). The fused plain-SGD step
+    writes only the rows of W whose feature occurs in the batch; every other optimizer
+    (Adam, momentum, weight decay) reads the whole dense gradient and updates every row,
+    as its state decays where the gradient is zero.
     """
+
+    accepts_sparse = True
+    _csr = None  # (indptr, indices, data) of the last forward's sparse batch, else None
 
     in_features, out_features, dtype = _Fixed(), _Fixed(), _Fixed()
     weight, bias = _Fixed(), _Fixed()
@@ -641,15 +663,19 @@ class Dense(Layer):
 
     def _forward(self, X):
         Y = self._buffer("Y", (X.shape[0], self.out_features), self.dtype)
+        if is_sparse(X):
+            return self._sparse_forward(X, Y, _IDENTITY, 0.0)
         _DENSE[self.dtype].dense_forward(
             self._bound(X), self._param_view(self.weight.values),
             self._bias_view(None if self.bias is None else self.bias.values), self._bound(Y),
             *dense_backend())
-        self._input = X
+        self._input, self._csr = X, None
         self._output = Y
         return Y
 
     def _backward(self, dY):
+        if self._csr is not None:
+            return self._sparse_backward(self._bound(dY))
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _DENSE[self.dtype].dense_backward(
             self._bound(self._input), self._param_view(self.weight.values), self._bound(dY),
@@ -673,17 +699,24 @@ class Dense(Layer):
         The activation's output is its usual buffer; the pre-activation is never stored.
         """
         A = activation._buffer("A", (X.shape[0], self.out_features), self.dtype)
+        if is_sparse(X):
+            self._sparse_forward(X, A, activation.kind, activation.alpha)
+            self._output = None
+            activation._output = A
+            return A
         _DENSE[self.dtype].dense_activation_forward(
             self._bound(X), self._param_view(self.weight.values),
             self._bias_view(None if self.bias is None else self.bias.values), self._bound(A),
             activation.kind, activation.alpha, *dense_backend())
-        self._input = X
+        self._input, self._csr = X, None
         self._output = None  # Z = X W + b was folded into the activation's output
         activation._output = A
         return A
 
     def _sgd_backward(self, lr, dY):
         """Backward fused with a plain SGD step of rate ``lr`` (the gradient is not stored)."""
+        if self._csr is not None:
+            return self._sparse_sgd_backward(self._bound(dY), lr)
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _DENSE[self.dtype].dense_sgd_backward(
             self._bound(self._input), self._param_view(self.weight.values), self._bound(dY),
@@ -699,6 +732,8 @@ class Dense(Layer):
     def _sgd_backward_activation(self, activation, lr, dA):
         """``_backward_activation`` fused with a plain SGD step of rate ``lr``."""
         dZ = activation._buffer("dZ", dA.shape, self.dtype)
+        if self._csr is not None:
+            return self._sparse_sgd_backward(self._activation_gradient(activation, dA, dZ), lr)
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _DENSE[self.dtype].dense_activation_sgd_backward(
             self._bound(self._input), self._param_view(self.weight.values),
@@ -711,6 +746,8 @@ class Dense(Layer):
     def _backward_activation(self, activation, dA):
         """Backward through ``activation`` and this layer (after ``_forward_activation``)."""
         dZ = activation._buffer("dZ", dA.shape, self.dtype)
+        if self._csr is not None:
+            return self._sparse_backward(self._activation_gradient(activation, dA, dZ))
         dX = self._buffer("dX", self._input.shape, self.dtype) if self.needs_input_grad else None
         _DENSE[self.dtype].dense_activation_backward(
             self._bound(self._input), self._param_view(self.weight.values),
@@ -720,6 +757,51 @@ class Dense(Layer):
             activation.kind, activation.alpha, *dense_backend())
         return dX
 
+
+    # -- a sparse (CSR) input batch ---------------------------------------------------
+    # The sparse kernels take the micro-kernel's threads (dense_backend): where OpenBLAS
+    # trains instead, its spinning threads would starve an OpenMP team, so they run on one.
+    def _sparse_forward(self, X, A, kind, alpha):
+        """A := f(X W + b) on X's CSR arrays; keeps them for the backward pass."""
+        nnz = int(X.indptr[-1])  # SciPy's indices and data may run past the last row's end
+        csr = (np.asarray(X.indptr, dtype=np.int64), np.asarray(X.indices[:nnz], dtype=np.int64),
+               np.ascontiguousarray(X.data[:nnz], dtype=self.dtype), self.in_features)
+        _SPARSE[self.dtype].sparse_forward(
+            *csr, self._param_view(self.weight.values),
+            self._bias_view(None if self.bias is None else self.bias.values), self._bound(A),
+            kind, alpha, dense_backend()[0])
+        self._input, self._csr = X, csr
+        self._output = A
+        return A
+
+    def _activation_gradient(self, activation, dA, dZ):
+        """dZ := dA ⊙ f'(Z), from the activation's output A = f(Z)."""
+        _ACTIVATION_BACKWARD[self.dtype](activation.kind, self._bound.flat(activation._output),
+                                         self._bound.flat(dA), self._bound.flat(dZ),
+                                         activation.alpha, 1)
+        return self._bound(dZ)
+
+    def _sparse_backward(self, dY):
+        """∂L/∂W := Xᵀ dY and ∂L/∂b := Σ_rows dY; None, as no gradient of a sparse X is formed."""
+        _SPARSE[self.dtype].sparse_backward(
+            *self._csr, dY, self._param_view(self.weight.grad),
+            self._bias_view(None if self.bias is None else self.bias.grad), dense_backend()[0])
+        return None
+
+    def _sparse_sgd_backward(self, dY, lr):
+        """W −= lr Xᵀ dY, b −= lr Σ_rows dY: only the rows of W of the batch's features."""
+        _SPARSE[self.dtype].sparse_sgd_backward(
+            *self._csr, dY, self._param_view(self.weight.values),
+            self._bias_view(None if self.bias is None else self.bias.values), lr,
+            dense_backend()[0])
+        self._mark_changed()
+        return None
+
+
+_SPARSE = specialized(_sparse.sparse_forward, _sparse.sparse_backward, _sparse.sparse_sgd_backward)
+_ACTIVATION_BACKWARD = {dtype: _activations.activation_backward.typed(dtype)
+                        for dtype in (np.dtype(np.float32), np.dtype(np.float64))}
+_IDENTITY = _activations.KINDS["identity"]
 
 _DENSE = specialized(_dense.dense_forward, _dense.dense_backward, _dense.dense_activation_forward,
                      _dense.dense_activation_backward, _dense.dense_sgd_backward,

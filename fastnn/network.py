@@ -5,7 +5,7 @@ import numpy as np
 
 from fastnn import inference, initializers
 from fastnn import losses as _losses
-from fastnn._validation import check_array, check_dtype, check_number, check_rng
+from fastnn._validation import check_array, check_dtype, check_number, check_rng, is_sparse
 from fastnn._views import specialized
 from fastnn.layers import (
     HIDDEN_ACTIVATIONS,
@@ -72,6 +72,11 @@ class Sequential:
     ``with p.edit() as w:`` write, see ``fastnn.layers.Parameter``), and so does assigning a
     layer setting the pass reads (an activation's ``alpha``, batch norm's ``eps`` and running
     statistics, RReLU's bounds). ``layers`` is a tuple, fixed once built.
+
+    Sparse input. When the first layer is Dense, X may be a SciPy sparse matrix (kept as CSR,
+    never densified): the first layer runs on its stored values, the others as usual, and
+    prediction runs layer by layer in chunks of ``PREDICT_CHUNK`` rows (the compiled pass
+    packs dense rows).
 
     Examples
     --------
@@ -203,7 +208,9 @@ class Sequential:
         return self._plan.forward(X)
 
     def _check_X(self, X):
-        return check_array(X, "X", self.dtype, n_columns=self.in_features)
+        # A SciPy sparse X (as CSR) goes to a first Dense layer's sparse kernels.
+        return check_array(X, "X", self.dtype, n_columns=self.in_features,
+                           accept_sparse=self.layers[0].accepts_sparse)
 
     # -- prediction --------------------------------------------------------------------
     @contextlib.contextmanager
@@ -220,13 +227,19 @@ class Sequential:
 
     def _evaluation_output(self, X, head):
         """``head`` ("logits", "argmax" or "softmax") of the evaluation-mode output for X."""
-        X = check_array(X, "X", self.dtype, n_columns=self.in_features)
+        X = self._check_X(X)
+        if is_sparse(X):  # the compiled pass packs dense weights for dense rows
+            return self._layered_output(X, head)
         cached = self._compiled.get(head)
         # While nothing anywhere was written (write_count), the pass built last still holds.
         compiled = (cached[2] if cached is not None and cached[0] == write_count()
                     else self._compiled_forward(head))
         if compiled is not None:
             return compiled(X)
+        return self._layered_output(X, head)
+
+    def _layered_output(self, X, head):
+        """``_evaluation_output`` through the layers one by one (``forward``, by chunks)."""
         with self._evaluation_mode():
             output = self.forward(X)
         if head == "argmax":

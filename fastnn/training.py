@@ -45,7 +45,7 @@ from fastnn import _seeding, schedules
 from fastnn import callbacks as _callbacks
 from fastnn import optimizers as _optimizers
 from fastnn._config import StepThreads
-from fastnn._validation import check_array, check_positive_int
+from fastnn._validation import check_array, check_positive_int, is_sparse
 from fastnn.datasets import iterate_blocks, iterate_minibatches, train_val_split
 from fastnn.optimizers import Optimizer, global_grad_norm
 
@@ -163,7 +163,8 @@ def first_nonfinite(net, X, what):
     ``what`` is "output" (forward values, after a non-finite loss) or "gradient" (parameter
     gradients, after backward). Looked up only when something went wrong.
     """
-    if what == "output" and not np.all(np.isfinite(X)):
+    values = X.data if is_sparse(X) else X  # a sparse batch's stored values
+    if what == "output" and not np.all(np.isfinite(values)):
         return None, None
     for index, layer in enumerate(net.layers):
         if what == "output":
@@ -211,7 +212,10 @@ def fit(net, X, y, *, optimizer="adam", epochs=10, batch_size=64, validation_spl
         in blocks of ``STREAM_BLOCK_ROWS`` consecutive rows, visited in a new random order,
         and shuffles the rows within each block, converting one block at a time. An iterable
         of ``(X_batch, y_batch)`` pairs (a list, or any object that can be iterated once per
-        epoch) is used as it comes, with ``y=None``: its batches are the steps.
+        epoch) is used as it comes, with ``y=None``: its batches are the steps. X (or each
+        X_batch) may be a SciPy sparse matrix when the first layer is Dense: it is kept as
+        CSR, each batch is a CSR slice, and the first layer runs on the stored values
+        (``fastnn.layers.Dense``).
     y : array (n,) of int labels, or (n, out_features) targets for value losses
     optimizer : str or optimizer, default "adam"
         A name from ``fastnn.optimizers.OPTIMIZERS`` (default hyper-parameters) or an
@@ -368,7 +372,8 @@ def _training_data(net, X, y, validation_split, validation_data, seed):
 
 
 def _checked(net, X, y, name):
-    X = check_array(X, name, net.dtype, n_columns=net.in_features)
+    X = check_array(X, name, net.dtype, n_columns=net.in_features,
+                    accept_sparse=net.layers[0].accepts_sparse)
     return X, net.loss_fn.check_target(y, (X.shape[0], net.out_features), net.dtype)
 
 
@@ -504,14 +509,15 @@ class _Run:
                     self.schedule.on_batch_end()
                 self.steps_done += 1
             self.threads.step_done(time.perf_counter() - started)
-            total_loss += loss * len(X_b)
-            seen += len(X_b)
+            rows = X_b.shape[0]  # len() is undefined on a sparse batch
+            total_loss += loss * rows
+            seen += rows
             if self.classify:
                 correct += int(np.count_nonzero(self.net.layers[-1].output.argmax(axis=1) == y_b))
             for cb in self.callbacks:
                 cb.on_batch_end(self.trainer, self.step, loss)
             self.step += 1
-            bar.update(len(X_b))
+            bar.update(rows)
             if i % POSTFIX_EVERY == 0:
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
         metrics = {"loss": total_loss / seen if seen else math.nan}

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 #: Kernel families, one ``fastnn_c/<family>.pyx`` each, built at every SIMD level.
 FAMILIES = ("activations", "batchnorm", "dense", "diagnostics", "dropout", "losses", "optim",
-            "packed", "regularization", "stack")
+            "packed", "regularization", "sparse", "stack")
 
 #: Modules built once, with the generic flags: nothing in them is faster at a wider level.
 PLAIN = ("_blas", "_kernel")

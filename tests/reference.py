@@ -15,6 +15,16 @@ def dense_backward(X, W, dY):
     return dY @ W.T, X.T @ dY, dY.sum(axis=0)
 
 
+def sparse_forward(X, W, b):
+    """X W + b for a SciPy sparse X (duplicate entries add up, as SciPy reads them)."""
+    return np.asarray(X @ W) + (0 if b is None else b)
+
+
+def sparse_backward(X, dY):
+    """(Xᵀ dY, Σ_rows dY) for a SciPy sparse X."""
+    return np.asarray(X.T @ dY), dY.sum(axis=0)
+
+
 def _sigmoid(z):
     with np.errstate(over="ignore"):
         return np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))

@@ -374,7 +374,7 @@ def _bad_inputs(X):
     return [
         (nan, ValueError, "Input X contains NaN"),
         (inf, ValueError, "Input X contains infinity"),
-        (sp.csr_matrix(X), TypeError, "Sparse data was passed for X, but dense data is required"),
+        (sp.csr_matrix(nan), ValueError, "Input X contains NaN"),  # sparse X is taken, checked
         (X.astype(complex), ValueError, "Complex data not supported"),
         (np.full(X.shape, "a", dtype=object), ValueError, "could not convert string to float"),
         (X[:0], ValueError, r"Found array with 0 sample\(s\)"),

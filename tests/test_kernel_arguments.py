@@ -18,6 +18,7 @@ from fastnn_c import (
     optim,
     packed,
     regularization,
+    sparse,
 )
 
 RELU = activations.KINDS["relu"]
@@ -43,9 +44,11 @@ def packed_shape(n_in, n_out):
 # Element types and the wrong type each is given in the dtype test. "float" is the call's
 # float dtype; the others are fixed.
 KINDS = {"float": None, "positive": None, "unit": None, "float64": np.float64,
-         "positive64": np.float64, "mask": np.uint8, "labels": np.int64, "counts": np.intp}
+         "positive64": np.float64, "mask": np.uint8, "labels": np.int64, "counts": np.intp,
+         "indptr": np.int64, "columns": np.int64}
 WRONG = {"float": np.float16, "positive": np.float16, "unit": np.float16, "float64": np.float32,
-         "positive64": np.float32, "mask": np.float64, "labels": np.int32, "counts": np.float64}
+         "positive64": np.float32, "mask": np.float64, "labels": np.int32, "counts": np.float64,
+         "indptr": np.int32, "columns": np.int32}
 
 
 def kernel_cases(n, d):
@@ -53,6 +56,8 @@ def kernel_cases(n, d):
     (a dense layer d → d + 2, k = d + 1 classes); parameters are Arr or plain values."""
     o, k = d + 2, d + 1
     f, fo = (n, d), (n, o)
+    csr = [Arr("indptr", (n + 1,), "indptr"), Arr("indices", (2 * n,), "columns"),
+           Arr("data", (2 * n,)), d]
     return {
         # activations
         "activation_forward": (activations.activation_forward,
@@ -159,6 +164,14 @@ def kernel_cases(n, d):
             Arr("v", f, "positive", out=True), 0.1, 0.9, 0.999, 1e-8, 1.0], 1),
         "sum_squares": (optim.sum_squares, [Arr("x", f)], 1),
         "clip_inplace": (optim.clip_inplace, [Arr("x", f, out=True), 0.5, 0.3], 1),
+        # sparse: a CSR batch of n rows over d features, two stored values a row
+        "sparse_forward": (sparse.sparse_forward, [
+            *csr, Arr("W", (d, o)), Arr("b", (o,)), Arr("A", fo, out=True), TANH, 0.0, 1], 1),
+        "sparse_backward": (sparse.sparse_backward, [
+            *csr, Arr("dY", fo), Arr("dW", (d, o), out=True), Arr("db", (o,), out=True), 1], 1),
+        "sparse_sgd_backward": (sparse.sparse_sgd_backward, [
+            *csr, Arr("dY", fo), Arr("W", (d, o), out=True), Arr("b", (o,), out=True), 0.1,
+            1], 1),
     }
 
 
@@ -176,8 +189,11 @@ ARGUMENTS = [(kernel, p.name) for kernel, p, _ in _ARRAYS]
 OUTPUTS = [(kernel, p.name) for kernel, p, _ in _ARRAYS if p.out]
 #: Arrays checked against the first one's shape and float dtype.
 LATER = [(kernel, p.name) for kernel, p, first in _ARRAYS if not first]
-LATER_FLOAT = [(kernel, p.name) for kernel, p, first in _ARRAYS
-               if not first and KINDS[p.kind] is None]
+#: Float arrays after the first, whose dtype is the call's (sparse kernels' come after their
+#: int64 CSR structure).
+LATER_FLOAT = [(kernel, p.name) for kernel in KERNELS
+               for p in [q for q in kernel_cases(3, 5)[kernel][1]
+                         if isinstance(q, Arr) and KINDS[q.kind] is None][1:]]
 #: (rows, features); past 1024 rows or features the micro-kernel's products run k in chunks
 #: and keep partial sums in scratch (the weight gradient's k is the rows).
 SHAPES = [(1, 1), (1, 7), (2, 3), (3, 5), (33, 17), (1030, 3), (2, 1030)]
@@ -193,6 +209,10 @@ def values(rng, shape, kind, dtype, n_classes):
         return rng.integers(0, n_classes, size)
     if kind == "counts":
         return np.zeros(size)
+    if kind == "indptr":  # two stored values a row
+        return 2 * np.arange(size)
+    if kind == "columns":  # of the d = n_classes - 1 features
+        return rng.integers(0, n_classes - 1, size)
     if kind == "unit":
         return rng.uniform(0, 1, size)
     if kind.startswith("positive"):
@@ -328,7 +348,7 @@ NOT_KERNELS = {"packed_size", "parallel_region"}
 
 def test_every_kernel_of_every_family_is_covered():
     modules = (activations, batchnorm, dense, diagnostics, dropout, losses, optim, packed,
-               regularization)
+               regularization, sparse)
     kernels = {name for m in modules for name, obj in vars(m).items()
                if callable(obj) and not name.startswith("_") and type(obj).__name__ in
                ("builtin_function_or_method", "cython_function_or_method", "Kernel")}
