@@ -68,9 +68,10 @@ def _validate(estimator, X, y, reset, dtype, y_numeric):
         if HAVE_SKLEARN:
             kwargs = dict(accept_sparse=False, dtype=dtype, order="C", reset=reset)
             if y is _NO_Y:
-                return _sk_validate_data(estimator, X, **kwargs)
-            return _sk_validate_data(estimator, X, y, multi_output=True, y_numeric=y_numeric,
+                return _aligned(_sk_validate_data(estimator, X, **kwargs))
+            X, y = _sk_validate_data(estimator, X, y, multi_output=True, y_numeric=y_numeric,
                                      **kwargs)
+            return _aligned(X), y
         return _fallback_validate(estimator, X, y, reset, dtype, y_numeric)
     except BaseException:
         for key in _STATE_KEYS:
@@ -99,6 +100,12 @@ def validate_sample_weight(sample_weight, X):
     if (weight < 0).any():
         raise ValueError("Negative values in data passed to `sample_weight`")
     return np.ascontiguousarray(weight)
+
+
+def _aligned(X):
+    """X, copied if its buffer is not aligned for its dtype (the kernels need aligned arrays;
+    an array unpickled from a byte stream, as Dask ships a chunk, may not be)."""
+    return X if X.flags.aligned else X.copy()
 
 
 def column_or_1d(y):

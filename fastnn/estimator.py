@@ -313,6 +313,9 @@ class _BaseMLP(BaseEstimator):
         if not first_pass and n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} outputs, but {type(self).__name__} was fitted "
                              f"with {self.n_outputs_}")
+        if self.batch_norm and X.shape[0] < 2:
+            raise ValueError(f"batch_norm needs at least 2 samples to train (batch statistics), "
+                             f"got n_samples = {X.shape[0]}")
         if params["early_stopping"] and self.solver != "lbfgs":
             self._check_stratifiable(targets, target_state)
         if (params["early_stopping"] and self.solver != "lbfgs"

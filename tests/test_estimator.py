@@ -31,11 +31,20 @@ SMALL = dict(hidden_layer_sizes=(16,), random_state=0)
 
 
 # -- scikit-learn's own conformance checks ---------------------------------------------------
-# No check is marked as an expected failure: every one of them passes.
+# One check is an expected failure, of fastnn's extras only: batch norm's batch statistics
+# and dropout's masks are per row, so a weight of 2 is not the row repeated.
+def _expected_failures(estimator):
+    if estimator.batch_norm or estimator.dropout:
+        return {"check_sample_weight_equivalence_on_dense_data":
+                "batch norm's statistics and dropout's masks are per row, not weighted"}
+    return {}
+
+
 @parametrize_with_checks([MLPClassifier(**SMALL), MLPRegressor(**SMALL),
                           MLPClassifier(solver="lbfgs", **SMALL),
                           MLPRegressor(solver="sgd", dtype=None, **SMALL),
-                          MLPClassifier(batch_norm=True, dropout=0.1, **SMALL)])
+                          MLPClassifier(batch_norm=True, dropout=0.1, **SMALL)],
+                         expected_failed_checks=_expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
