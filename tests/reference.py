@@ -93,6 +93,7 @@ def binary_cross_entropy(z, t):
     return value, (_sigmoid(z) - t) / z.size
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def poisson(z, t):
     """Poisson loss with the log link: mean of e^z − t z, gradient (e^z − t) / (n k)."""
     n, k = z.shape
