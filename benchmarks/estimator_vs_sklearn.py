@@ -3,17 +3,18 @@
 Same hyper-parameters for both (scikit-learn's names): hidden_layer_sizes=(256, 128),
 solver="adam", batch_size=128, learning_rate_init=1e-3, alpha=1e-4, max_iter=EPOCHS with
 tol=0 and n_iter_no_change=EPOCHS so neither stops early, random_state=0 (or 0 .. seeds - 1),
-float32 input.
-Compute dtype: float32 for both (scikit-learn computes in the input's dtype, float32 here;
-fastnn's default dtype is float32). Each fit runs in its own fresh process (``--child``), the
-best of ``--repeats`` fits is reported (wall time; its CPU time beside it); BLAS and OpenMP
-threads are each library's default, or ``--threads N``.
+input of ``--dtype`` (float32 or float64).
+Compute dtype: the input's for both (scikit-learn's rule, and fastnn's default dtype=None).
+Each fit runs in its own fresh process (``--child``), the two libraries' fits alternating
+(rounds interleaved); the best of ``--repeats`` fits is reported (wall time; its CPU time
+beside it); BLAS and OpenMP threads are each library's default, or ``--threads N``.
 
 Usage::
 
     python benchmarks/estimator_vs_sklearn.py                      # Fashion-MNIST 20k + digits
     python benchmarks/estimator_vs_sklearn.py --fashion-train 60000 # the full training set
     python benchmarks/estimator_vs_sklearn.py --json results.json
+    python benchmarks/estimator_vs_sklearn.py --dtype float64     # float64 on both sides
 
 Fashion-MNIST is read from ``--fashion-dir`` (IDX files, default
 /usr/share/datasets/fashion-mnist) with ``fastnn.datasets.load_mnist``; digits is
@@ -34,7 +35,12 @@ BATCH = 128
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
-def load(dataset, n_train, fashion_dir):
+def load(dataset, n_train, fashion_dir, dtype):
+    X, y, X_test, y_test = _load(dataset, n_train, fashion_dir)
+    return X.astype(dtype), y, X_test.astype(dtype), y_test
+
+
+def _load(dataset, n_train, fashion_dir):
     if dataset == "fashion":
         from fastnn.datasets import load_mnist
 
@@ -52,13 +58,13 @@ def load(dataset, n_train, fashion_dir):
     return X, y, X_test, y_test
 
 
-def child(library, dataset, n_train, epochs, fashion_dir, seed):
+def child(library, dataset, n_train, epochs, fashion_dir, seed, dtype):
     """One fit in this process; prints a JSON line."""
     if library == "fastnn":
         from fastnn import MLPClassifier
     else:
         from sklearn.neural_network import MLPClassifier
-    X, y, X_test, y_test = load(dataset, n_train, fashion_dir)
+    X, y, X_test, y_test = load(dataset, n_train, fashion_dir, dtype)
     clf = MLPClassifier(hidden_layer_sizes=HIDDEN, solver="adam", batch_size=BATCH,
                         learning_rate_init=1e-3, alpha=1e-4, max_iter=epochs, tol=0.0,
                         n_iter_no_change=epochs, random_state=seed)
@@ -74,12 +80,13 @@ def child(library, dataset, n_train, epochs, fashion_dir, seed):
                       "compute_dtype": dtype}))
 
 
-def run(library, dataset, n_train, epochs, fashion_dir, threads=None, seed=0):
+def run(library, dataset, n_train, epochs, fashion_dir, threads=None, seed=0, dtype="float32"):
     env = os.environ.copy()
     if threads:
         env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     out = subprocess.run([sys.executable, __file__, "--child", library, dataset, str(n_train),
-                          str(epochs), "--fashion-dir", fashion_dir, "--seeds", str(seed)],
+                          str(epochs), "--fashion-dir", fashion_dir, "--seeds", str(seed),
+                          "--dtype", dtype],
                          capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -98,11 +105,13 @@ def main(argv=None):
                         "mean over seeds (for a child: its random_state)")
     parser.add_argument("--threads", type=int, help="OPENBLAS_NUM_THREADS and OMP_NUM_THREADS "
                         "of the fits (default: each library's own default)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="the input's dtype, which both libraries compute in")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.child:
         library, dataset, n, epochs = args.child
-        child(library, dataset, int(n), int(epochs), args.fashion_dir, args.seeds)
+        child(library, dataset, int(n), int(epochs), args.fashion_dir, args.seeds, args.dtype)
         return 0
     cases = [("fashion", args.fashion_train, args.fashion_epochs), ("digits", 0, args.digits_epochs)]
     results = []
@@ -111,19 +120,23 @@ def main(argv=None):
           f"{' (mean of seeds)' if args.seeds > 1 else ''} | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
     for dataset, n, epochs in cases:
-        best = {}
+        best, per_seed = {}, {"sklearn": [], "fastnn": []}
+        for seed in range(args.seeds):
+            runs = {"sklearn": [], "fastnn": []}
+            for _ in range(args.repeats):  # rounds interleaved: load drifts hit both alike
+                for library in runs:
+                    runs[library].append(run(library, dataset, n, epochs, args.fashion_dir,
+                                             args.threads, seed, args.dtype))
+            for library, done in runs.items():
+                per_seed[library].append(dict(min(done, key=lambda r: r["fit_s"]), seed=seed,
+                                              all_fit_s=[r["fit_s"] for r in done]))
         for library in ("sklearn", "fastnn"):
-            per_seed = []
-            for seed in range(args.seeds):
-                runs = [run(library, dataset, n, epochs, args.fashion_dir, args.threads, seed)
-                        for _ in range(args.repeats)]
-                per_seed.append(min(runs, key=lambda r: r["fit_s"]))
-                per_seed[-1]["all_fit_s"] = [r["fit_s"] for r in runs]
-                per_seed[-1]["seed"] = seed
-            results.extend(per_seed)
-            best[library] = dict(per_seed[0], fit_s=float(np.median([r["fit_s"] for r in per_seed])),
-                                 cpu_s=float(np.median([r["cpu_s"] for r in per_seed])),
-                                 accuracy=float(np.mean([r["accuracy"] for r in per_seed])))
+            per_seed_l = per_seed[library]
+            results.extend(per_seed_l)
+            best[library] = dict(per_seed_l[0],
+                                 fit_s=float(np.median([r["fit_s"] for r in per_seed_l])),
+                                 cpu_s=float(np.median([r["cpu_s"] for r in per_seed_l])),
+                                 accuracy=float(np.mean([r["accuracy"] for r in per_seed_l])))
         for library in ("sklearn", "fastnn"):
             r = best[library]
             speedup = best["sklearn"]["fit_s"] / r["fit_s"]

@@ -20,6 +20,7 @@ try:
     from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.multiclass import type_of_target as _sk_type_of_target
+    from sklearn.utils.validation import _check_sample_weight as _sk_check_sample_weight
     from sklearn.utils.validation import check_is_fitted as _sk_check_is_fitted
     from sklearn.utils.validation import column_or_1d as _sk_column_or_1d
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -69,15 +70,44 @@ def _validate(estimator, X, y, reset, dtype, y_numeric):
             # Sparse X as CSR (CSC, COO and the rest converted), as scikit-learn's MLPs take it.
             kwargs = dict(accept_sparse="csr", dtype=dtype, order="C", reset=reset)
             if y is _NO_Y:
-                return _sk_validate_data(estimator, X, **kwargs)
-            return _sk_validate_data(estimator, X, y, multi_output=True, y_numeric=y_numeric,
+                return _aligned(_sk_validate_data(estimator, X, **kwargs))
+            X, y = _sk_validate_data(estimator, X, y, multi_output=True, y_numeric=y_numeric,
                                      **kwargs)
+            return _aligned(X), y
         return _fallback_validate(estimator, X, y, reset, dtype, y_numeric)
     except BaseException:
         for key in _STATE_KEYS:
             estimator.__dict__.pop(key, None)
         estimator.__dict__.update(saved)
         raise
+
+
+def validate_sample_weight(sample_weight, X):
+    """``sample_weight`` as a (n_samples,) array of X's dtype, or None (every weight 1).
+
+    scikit-learn's ``_check_sample_weight`` where installed (its messages); without it, the
+    same checks: one finite, non-negative weight per row of X.
+    """
+    if sample_weight is None:
+        return None
+    if HAVE_SKLEARN:
+        return _sk_check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+    weight = np.asarray(sample_weight, dtype=X.dtype)
+    if weight.ndim == 0:
+        weight = np.full(X.shape[0], weight, dtype=X.dtype)
+    if weight.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight.shape == {weight.shape}, expected {(X.shape[0],)}!")
+    if not np.isfinite(weight).all():
+        raise ValueError("Input sample_weight contains NaN or infinity.")
+    if (weight < 0).any():
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    return np.ascontiguousarray(weight)
+
+
+def _aligned(X):
+    """X, copied if its buffer is not aligned for its dtype (the kernels need aligned arrays;
+    an array unpickled from a byte stream, as Dask ships a chunk, may not be)."""
+    return X if X.flags.aligned else X.copy()
 
 
 def column_or_1d(y):

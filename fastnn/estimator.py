@@ -67,12 +67,14 @@ from fastnn._estimator_input import (
     check_is_fitted,
     column_or_1d,
     type_of_target,
+    validate_sample_weight,
     validate_X,
     validate_X_y,
 )
 from fastnn._seeding import INITIAL_WEIGHTS, SHUFFLE, VALIDATION_SPLIT, seed_from, stream
 from fastnn.callbacks import Callback
 from fastnn.layers import Dense
+from fastnn.losses import Weighted
 from fastnn.network import Sequential, mlp
 from fastnn.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, RMSProp
 from fastnn.training import fit
@@ -133,7 +135,7 @@ else:  # the estimator protocol without scikit-learn
 
         def score(self, X, y, sample_weight=None):
             """Coefficient of determination R² of ``predict(X)`` (averaged over outputs)."""
-            return _r2_score(np.asarray(y, dtype=np.float64), self.predict(X))
+            return _r2_score(np.asarray(y, dtype=np.float64), self.predict(X), sample_weight)
 
 
 #: scikit-learn's activation names, and fastnn's others (``fastnn.layers.ACTIVATIONS``).
@@ -290,15 +292,18 @@ class _BaseMLP(BaseEstimator):
         return np.dtype(np.float32) if kind is np.float32 else np.dtype(np.float64)
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y; returns self.
 
         Training runs up to ``max_iter`` epochs (stochastic solvers) or L-BFGS iterations,
-        stopping by scikit-learn's rule (see the class docstring).
+        stopping by scikit-learn's rule (see the class docstring). ``sample_weight``
+        (n_samples,) weighs each sample's loss: each batch minimises scikit-learn's (>= 1.7)
+        weighted mean loss Σ wᵢ ℓᵢ / Σ wᵢ + (alpha / 2 Σ wᵢ) ‖W‖², and early stopping's
+        validation score is weighted too.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def _fit(self, X, y, incremental, classes=None):
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
         params = self._checked_params()
         if params["early_stopping"] and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -306,6 +311,7 @@ class _BaseMLP(BaseEstimator):
         dtype = self._net_dtype if not first_pass else self._compute_dtype(X)
         X, y = validate_X_y(self, X, y, reset=first_pass, dtype=dtype, y_numeric=self._y_numeric)
         y = column_or_1d(y)
+        sample_weight = validate_sample_weight(sample_weight, X)
         # Everything that can fail on the input is checked before the estimator changes.
         targets, target_state = self._encode_targets(y, first_pass, incremental, classes, dtype)
         n_outputs = (targets.shape[1] if targets.ndim == 2
@@ -313,6 +319,11 @@ class _BaseMLP(BaseEstimator):
         if not first_pass and n_outputs != self.n_outputs_:
             raise ValueError(f"y has {n_outputs} outputs, but {type(self).__name__} was fitted "
                              f"with {self.n_outputs_}")
+        if self.batch_norm and X.shape[0] < 2:
+            raise ValueError(f"batch_norm needs at least 2 samples to train (batch statistics), "
+                             f"got n_samples = {X.shape[0]}")
+        if params["early_stopping"] and self.solver != "lbfgs":
+            self._check_stratifiable(targets, target_state)
         if (params["early_stopping"] and self.solver != "lbfgs"
                 and math.ceil(params["validation_fraction"] * X.shape[0]) < 2):
             raise ValueError("The validation set is too small. Increase 'validation_fraction' "
@@ -327,9 +338,9 @@ class _BaseMLP(BaseEstimator):
             self.__dict__.update(saved)
             raise
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, targets, params)
+            self._fit_lbfgs(X, targets, sample_weight, params)
         else:
-            self._fit_stochastic(X, targets, params, incremental)
+            self._fit_stochastic(X, targets, sample_weight, params, incremental)
         if not all(np.isfinite(p.data).all() for p in self.net_.parameters()):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
@@ -346,10 +357,13 @@ class _BaseMLP(BaseEstimator):
         self._net_dtype = dtype
         self._epochs_done = 0
         init_rng = stream(self._seed, INITIAL_WEIGHTS)
+        # init=None: scikit-learn's initial weights, drawn below ("zeros" skips a draw here)
         self.net_ = mlp([n_features, *params["hidden"], n_outputs],
-                               activation=params["activation"], loss=self._fastnn_loss(),
-                               init=self.init, rng=init_rng, dtype=dtype,
-                               batch_norm=self.batch_norm, dropout=params["dropout"])
+                        activation=params["activation"], loss=self._fastnn_loss(),
+                        init="zeros" if self.init is None else self.init, rng=init_rng,
+                        dtype=dtype, batch_norm=self.batch_norm, dropout=params["dropout"])
+        if self.init is None:
+            self._sklearn_init(params["activation"])
         self.net_.eval()
         self._optimizer = None
         for key in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_",
@@ -366,6 +380,23 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+
+    def _sklearn_init(self, activation):
+        """scikit-learn's ``_init_coef``: weights and biases of each layer from
+        U[−b, b], b = √(f / (fan_in + fan_out)), f = 2 for the logistic activation and 6
+        otherwise (Glorot & Bengio 2010, eq. 16, whose f is 6), drawn in scikit-learn's order
+        from its RandomState, so an int ``random_state`` gives scikit-learn's initial weights."""
+        rs = self.random_state
+        if not isinstance(rs, np.random.RandomState):
+            rs = np.random.RandomState(rs if isinstance(rs, numbers.Integral) else
+                                       self._seed % 2**32)
+        factor = 2.0 if activation == "sigmoid" else 6.0
+        for layer in self._dense_layers():
+            bound = math.sqrt(factor / (layer.in_features + layer.out_features))
+            layer.weight.copy_(rs.uniform(-bound, bound, (layer.in_features, layer.out_features)))
+            intercept = rs.uniform(-bound, bound, layer.out_features)
+            if layer.bias is not None:  # a batch norm's β replaces the bias
+                layer.bias.copy_(intercept)
 
     def _gradient_scale(self):
         """c: fastnn's gradient is c × scikit-learn's (see the module docstring)."""
@@ -403,13 +434,17 @@ class _BaseMLP(BaseEstimator):
         """ε' for fastnn's Adam step t that makes it scikit-learn's step (module docstring)."""
         return self._gradient_scale() * params["epsilon"] / math.sqrt(1.0 - params["beta_2"] ** t)
 
-    def _fit_stochastic(self, X, y, params, incremental):
+    def _fit_stochastic(self, X, y, sample_weight, params, incremental):
 
         if not incremental or self._optimizer is None:
             self._optimizer = self._make_optimizer(params)
             self._sk_learning_rate = params["learning_rate_init"]
+        w_val = None
         if params["early_stopping"]:
-            X, X_val, y, y_val = self._validation_split(X, y, params["validation_fraction"])
+            train, val = self._validation_split(y, params["validation_fraction"])
+            X, X_val, y, y_val = X[train], X[val], y[train], y[val]
+            if sample_weight is not None:
+                sample_weight, w_val = sample_weight[train], sample_weight[val]
         else:
             X_val = y_val = None
         n = X.shape[0]
@@ -425,32 +460,43 @@ class _BaseMLP(BaseEstimator):
         # streaming needs only fit to batch it; an iterable of batches will also need each
         # batch's size before its step (alpha's λ = c·alpha/m), which _SklearnRules now
         # derives from n and batch_size.
-        rules = _SklearnRules(self, params, n, batch_size, X_val, y_val, incremental)
+        rules = _SklearnRules(self, params, n, batch_size, X_val, y_val, w_val, incremental)
         start = self._epochs_done
         self.n_iter_ = 0
+        loss_fn = self.net_.loss_fn
+        if sample_weight is not None:
+            # the weights ride with the targets through fit's shuffling and batching
+            self.net_.loss_fn = Weighted(loss_fn, on_batch=rules.on_weight_sum)
+            y = Weighted.records(y, sample_weight)
         try:
             fit(self.net_, X, y, optimizer=self._optimizer,
-                       epochs=start + (1 if incremental else params["max_iter"]),
-                       initial_epoch=start, batch_size=batch_size, callbacks=[rules],
-                       rng=_shuffle_seed(self._seed), shuffle=params["shuffle"],
-                       verbose=0, on_nonfinite="ignore")
+                epochs=start + (1 if incremental else params["max_iter"]),
+                initial_epoch=start, batch_size=batch_size, callbacks=[rules],
+                rng=_shuffle_seed(self._seed), shuffle=params["shuffle"],
+                verbose=0, on_nonfinite="ignore")
         finally:
+            self.net_.loss_fn = loss_fn
             self.net_.l2 = 0.0
             self.net_.eval()
         if params["early_stopping"] and rules.best_state is not None:
             self.net_.load_state_dict(rules.best_state)
 
-    def _fit_lbfgs(self, X, y, params):
+    def _fit_lbfgs(self, X, y, sample_weight, params):
         try:
             import scipy.optimize
         except ImportError:  # pragma: no cover
             raise ImportError("solver='lbfgs' needs SciPy (scipy.optimize): pip install scipy, "
                               "or choose solver='adam' or 'sgd'") from None
         net = self.net_
-        n = X.shape[0]
+        # scikit-learn divides the L2 term by the total weight (n without weights)
+        n = X.shape[0] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
         c = self._gradient_scale()
         alpha = params["alpha"]
         net.l2 = c * alpha / n
+        loss_fn = net.loss_fn
+        if sample_weight is not None:
+            net.loss_fn = Weighted(loss_fn)
+            y = Weighted.records(y, sample_weight)
         parameters = net.parameters()
         shapes = [p.data.shape for p in parameters]
         bounds = np.cumsum([0] + [p.data.size for p in parameters])
@@ -481,6 +527,7 @@ class _BaseMLP(BaseEstimator):
                          "gtol": params["tol"]})
             final_value = loss_and_grad(result.x)[0]
         finally:
+            net.loss_fn = loss_fn
             net.l2 = 0.0
             net.eval()
         self.n_iter_ = int(min(result.nit, params["max_iter"]))
@@ -497,11 +544,31 @@ class _BaseMLP(BaseEstimator):
             print(f"L-BFGS-B: {result.nit} iterations, {result.nfev} loss evaluations, "
                   f"loss = {self.loss_:.8f}")
 
-    def _validation_split(self, X, y, fraction):
-        """(X_train, X_val, y_train, y_val): ``fraction`` held out, stratified for single-output
+    def _check_stratifiable(self, targets, target_state):
+        """scikit-learn's error for a class with one member, which a stratified split cannot
+        hold out (its labels as scikit-learn's split sees them: the binarized y)."""
+        kind = target_state.get("_kind", getattr(self, "_kind", None))
+        if not self._is_classifier or kind == "multilabel":
+            return
+        classes = target_state.get("classes_", getattr(self, "classes_", None))
+        labels, counts = np.unique(targets.reshape(len(targets), -1)[:, 0] if targets.ndim == 2
+                                   else targets, return_counts=True)
+        if counts.min() >= 2:
+            return
+        few = labels[counts < 2]
+        if targets.ndim == 2:  # binary: one boolean column
+            names = [str(bool(v)) for v in few]
+        else:  # multiclass: a row of the one-hot indicator, joined as scikit-learn does
+            names = [" ".join(str(j == v) for j in range(len(classes))) for v in few]
+        raise ValueError("The least populated classes in y have only 1 member, which is too "
+                         "few. The minimum number of groups for any class cannot be less than "
+                         f"2. Classes with too few members are: {names}")
+
+    def _validation_split(self, y, fraction):
+        """(train, val): row indices, ``fraction`` held out, stratified for single-output
         classification (as scikit-learn's ``train_test_split(stratify=y)``)."""
         rng = stream(self._seed, VALIDATION_SPLIT)
-        n = X.shape[0]
+        n = y.shape[0]
         n_val = int(math.ceil(fraction * n))
         if self._is_classifier and (y.ndim == 1 or y.shape[1] == 1):
             labels = y.reshape(len(y), -1)[:, 0] if y.ndim == 2 else y
@@ -516,8 +583,7 @@ class _BaseMLP(BaseEstimator):
             val = rng.permutation(n)[:n_val]
         mask = np.ones(n, dtype=bool)
         mask[val] = False
-        val = np.sort(val)
-        return X[mask], X[val], y[mask], y[val]
+        return np.flatnonzero(mask), np.sort(val)
 
     # -- prediction ----------------------------------------------------------------------
     def __sklearn_is_fitted__(self):
@@ -614,9 +680,10 @@ class _SklearnRules(Callback):
     stopping rule, exactly as ``sklearn.neural_network.MLP*._fit_stochastic``.
     """
 
-    def __init__(self, est, params, n, batch_size, X_val, y_val, incremental):
+    def __init__(self, est, params, n, batch_size, X_val, y_val, w_val, incremental):
         self.est, self.p, self.n, self.batch_size = est, params, n, batch_size
-        self.X_val, self.y_val, self.incremental = X_val, y_val, incremental
+        self.X_val, self.y_val, self.w_val, self.incremental = X_val, y_val, w_val, incremental
+        self.weight_sum = None  # Σ w of the current batch, with sample weights
         self.c = est._gradient_scale()
         self.n_batches = -(-n // batch_size)
         self.last_size = n - (self.n_batches - 1) * batch_size
@@ -635,6 +702,12 @@ class _SklearnRules(Callback):
             self.optimizer.weight_decay = value
         else:
             self.net.l2 = value
+
+    def on_weight_sum(self, weight_sum):
+        """Before a weighted batch's step: scikit-learn's L2 term is (alpha / 2 Σ w) ‖W‖²."""
+        self.weight_sum = weight_sum
+        if weight_sum > 0:
+            self._batch_l2(weight_sum)
 
     def _penalty_sq(self):
         """Σ‖W‖² of the current weights (those the next batch's loss sees)."""
@@ -659,7 +732,9 @@ class _SklearnRules(Callback):
     def on_batch_end(self, trainer, step, loss):
         m = self.batch_size if self.batch < self.n_batches - 1 else self.last_size
         data_loss = loss - self.net.l2 / 2 * self.sq
-        self.accumulated += self.est._sklearn_loss(data_loss, self.sq, m, self.alpha) * m
+        weight = m if not self.weight_sum else self.weight_sum
+        # scikit-learn sums each batch's loss times its number of rows, weighted or not
+        self.accumulated += self.est._sklearn_loss(data_loss, self.sq, weight, self.alpha) * m
         self.batch += 1
         if self.batch == self.n_batches - 1:
             self._batch_l2(self.last_size)
@@ -721,7 +796,7 @@ class _SklearnRules(Callback):
     def _update_no_improvement_count(self):
         est, tol = self.est, self.p["tol"]
         if self.p["early_stopping"]:
-            score = est._validation_score(self.X_val, self.y_val)
+            score = est._validation_score(self.X_val, self.y_val, self.w_val)
             est.validation_scores_.append(score)
             if est.verbose:
                 print("Validation score: %f" % score)
@@ -798,11 +873,16 @@ _COMMON_DOC = """
     dropout : float, default=0.0
         fastnn extra: dropout probability after each hidden activation.
     init : str or None, default=None
-        fastnn extra: weight initializer (None: He for the ReLU family, Glorot otherwise,
-        biases zero).
-    dtype : 'float32', 'float64' or None, default='float32'
-        fastnn extra: the compute dtype. None follows scikit-learn's rule (float32 input
-        stays float32, anything else float64).
+        None: scikit-learn's initialization, weights and biases from U[−b, b] with
+        b = √(f / (fan_in + fan_out)), f = 2 for 'logistic' and 6 otherwise (Glorot & Bengio
+        2010, eq. 16), drawn from ``RandomState(random_state)`` in scikit-learn's order, so
+        an int ``random_state`` starts from scikit-learn's weights. fastnn extra: the name of
+        a ``fastnn.initializers`` initializer (e.g. 'he_normal'; biases zero).
+    dtype : 'float32', 'float64' or None, default=None
+        The compute dtype. None is scikit-learn's rule: float32 input trains and predicts in
+        float32, anything else in float64. fastnn extra: 'float32' computes in float32 for
+        any input (the faster choice for float64 data; predictions are then returned as
+        float64).
 """
 
 _COMMON_ATTRIBUTES = """
@@ -838,16 +918,11 @@ _COMMON_ATTRIBUTES = """
 _DIFFERENCES = """
     Differences from scikit-learn
     -----------------------------
-    - Compute dtype: float32 by default (``dtype``), where scikit-learn follows the input's
-      dtype; ``dtype=None`` restores that. float32 is where fastnn's speed comes from, and
-      an MLP's accuracy does not need more.
-    - Initial weights: fastnn's initializers (He normal for ReLU, Glorot uniform otherwise,
-      zero biases) rather than scikit-learn's uniform Glorot weights and biases, and
-      ``random_state`` drives NumPy's Generator, not RandomState: the same seed gives a
-      different (equally good) network than scikit-learn's.
-    - ``sample_weight`` is not supported: the compiled losses have no per-sample weights.
-    - ``early_stopping``'s split is stratified as scikit-learn's but drawn with its own
-      generator, so the held-out rows differ.
+    - ``random_state`` gives scikit-learn's initial weights, but the shuffling and the
+      ``early_stopping`` split (stratified as scikit-learn's) are drawn from fastnn's own
+      generators, so the batches and the held-out rows differ from scikit-learn's.
+    - scikit-learn's private attributes (``_optimizer``, ``_loss_grad_lbfgs``, ...) are not
+      mirrored; ``_no_improvement_count`` is.
 """
 
 
@@ -862,8 +937,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes_ : ndarray of shape (n_classes,)
         The sorted class labels (for multilabel y, 0 .. n_labels - 1).
     """ + _COMMON_ATTRIBUTES + _DIFFERENCES + """
-    - A single class in y raises ValueError; scikit-learn fits a model that always predicts
-      it.
+    - With a single class in y, ``predict_proba`` has one column (of ones), as
+      ``classes_``; scikit-learn's has two.
 
     Examples
     --------
@@ -881,7 +956,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 batch_norm=False, dropout=0.0, init=None, dtype="float32"):
+                 batch_norm=False, dropout=0.0, init=None, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -931,11 +1006,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 known = np.unique(np.asarray(classes))
             else:
                 known = np.unique(y)
-            if len(known) < 2:
-                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in "
-                                 f"the data, but the data contains only one class: {known[0]!r}")
+            if incremental and len(np.setdiff1d(np.unique(y), known)):
+                raise ValueError(f"`y` has classes not in `classes`. `classes` has {known}. "
+                                 f"'y' has {np.unique(y)}.")
             state["classes_"] = known
-            state["_kind"] = "binary" if len(known) == 2 else "multiclass"
+            # one class: scikit-learn's binarized target is all 0 and predict returns it
+            state["_kind"] = "binary" if len(known) <= 2 else "multiclass"
         else:
             known = self.classes_
             seen = np.unique(y)
@@ -966,11 +1042,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return 1.0 / self.n_outputs_ if self._kind == "multilabel" else 1.0
 
     # -- partial_fit ---------------------------------------------------------------------
-    def _partial_fit(self, X, y, classes=None):
+    def _partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with one epoch over (X, y); returns self.
 
         ``classes``, every label that will ever occur, is required on the first call and
         may be omitted afterwards (if given, it must not change), as in scikit-learn.
+        ``sample_weight`` as in ``fit``.
         """
         known = getattr(self, "classes_", None)
         if known is None and classes is None:
@@ -979,19 +1056,26 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 and not np.array_equal(known, np.unique(classes))):
             raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
                              f"partial_fit, was: {known!r}")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     partial_fit = _available_if(_stochastic_only, _partial_fit)
 
     # -- prediction ----------------------------------------------------------------------
     def predict(self, X):
         """Predicted labels (elements of ``classes_``; an indicator matrix for multilabel)."""
-        X = self._forward(X)
-        # binary and multilabel: logit > 0, i.e. probability > 0.5 (scikit-learn's threshold)
-        index = self.net_.predict(X)
+        return self._predict(self._forward(X))
+
+    def _predict(self, X):
+        """``predict`` of a validated X."""
+        # binary and multilabel: logit > 0, i.e. probability > 0.5 (scikit-learn's threshold);
+        # from the logits, as the network's loss is a Weighted one while fit scores an epoch
+        logits = self.net_.decision_function(X)
         if self._kind == "multilabel":
-            return index
-        return self.classes_[index.reshape(-1)]
+            return (logits > 0).astype(np.int64)
+        index = logits.argmax(axis=1) if self._kind == "multiclass" else logits > 0
+        if len(self.classes_) == 1:
+            return np.full(X.shape[0], self.classes_[0])
+        return self.classes_[index.reshape(-1).astype(np.int64)]
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.
@@ -1003,6 +1087,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         dtype = self._output_dtype(X)
         X = self._forward(X)
         logits = self.net_.decision_function(X).astype(dtype, copy=False)
+        if len(self.classes_) == 1:  # the one class seen in fit
+            return np.ones((X.shape[0], 1), dtype=dtype)
         if self._kind == "multiclass":
             logits -= logits.max(axis=1, keepdims=True)
             proba = np.exp(logits, out=logits)
@@ -1018,15 +1104,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         proba = self.predict_proba(X)
         return np.log(proba, out=proba)
 
-    def _validation_score(self, X, y):
-        pred = self.predict(X)
+    def _validation_score(self, X, y, sample_weight):
+        """Accuracy on the validated held-out rows, weighted by ``sample_weight`` if given."""
+        pred = self._predict(X)
         if self._kind == "multilabel":
-            return float(np.mean(np.all(pred == y.astype(int), axis=1)))
-        if self._kind == "binary":
-            truth = self.classes_[y[:, 0].astype(np.int64)]
+            hits = np.all(pred == y.astype(int), axis=1)
+        elif self._kind == "binary":
+            hits = pred == self.classes_[np.minimum(y[:, 0].astype(np.int64),
+                                                    len(self.classes_) - 1)]
         else:
-            truth = self.classes_[y]
-        return float(np.mean(pred == truth))
+            hits = pred == self.classes_[y]
+        return float(np.average(hits, weights=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1037,12 +1125,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's MLPRegressor on fastnn's kernels.
 
-    Squared error, identity output, one unit per target column (multi-output).
+    Squared error with the identity output, or Poisson with the log link; one unit per
+    target column (multi-output).
     """ + """
     Parameters
     ----------
-    loss : {'squared_error'}, default='squared_error'
-        scikit-learn's other choice, 'poisson', is not implemented (ValueError).""" + \
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        'squared_error': the network's output is the prediction, and the loss is
+        (1/2n) Σᵢⱼ (ŷᵢⱼ − yᵢⱼ)². 'poisson': the network's output is log ŷ (the log link,
+        ŷ = exp(output)), the loss half the Poisson deviance (1/n) Σᵢⱼ [ŷᵢⱼ − yᵢⱼ log ŷᵢⱼ]
+        up to terms free of ŷ, for counts y ≥ 0 (scikit-learn's ``HalfPoissonLoss``).""" + \
         _COMMON_DOC.replace("\n    Parameters\n    ----------", "") + """
     Attributes
     ----------""" + _COMMON_ATTRIBUTES + _DIFFERENCES + """
@@ -1051,6 +1143,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
       the mean over outputs of that data term, with the same gradient (so its line search
       sees a loss n_outputs times flatter than its gradient). The stochastic solvers match
       scikit-learn exactly, loss_curve_ included.
+    - loss='poisson': ``loss_curve_`` leaves out the deviance's terms free of the
+      prediction, Σ [y log y − y] / n, which scikit-learn's reported loss includes (the
+      gradients and steps are the same).
     """
 
     _is_classifier = False
@@ -1062,7 +1157,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 batch_norm=False, dropout=0.0, init=None, dtype="float32"):
+                 batch_norm=False, dropout=0.0, init=None, dtype=None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -1093,58 +1188,74 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.dtype = dtype
 
     def _checked_params(self):
-        if self.loss != "squared_error":
+        if self.loss not in REGRESSION_LOSSES:
             raise ValueError(f"The 'loss' parameter of MLPRegressor must be a str among "
-                             f"{{'squared_error'}} (fastnn has no Poisson loss). Got {self.loss!r} "
-                             "instead.")
+                             f"{set(REGRESSION_LOSSES)!r}. Got {self.loss!r} instead.")
         return super()._checked_params()
 
     def _encode_targets(self, y, first_pass, incremental, classes, dtype):
         y = np.ascontiguousarray(y, dtype=dtype)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson "
+                             "regression.")
         return (y.reshape(-1, 1) if y.ndim == 1 else y), {}
 
     def _output_activation(self):
-        return "identity"
+        # scikit-learn's name of the inverse link: identity, or exp for Poisson's log link
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _fastnn_loss(self):
-        return "mse"
+        return REGRESSION_LOSSES[self.loss]
 
     def _gradient_scale(self):
         # fastnn's MSE is mean((ŷ − y)²) over n·k values; scikit-learn's gradient is that of
-        # (1/2n) Σ (ŷ − y)², i.e. fastnn's × k/2
-        return 2.0 / self.n_outputs_
+        # (1/2n) Σ (ŷ − y)², i.e. fastnn's × k/2. fastnn's Poisson loss is the mean over n·k
+        # values, scikit-learn's the sum over outputs of the mean over samples: × 1/k.
+        return 2.0 / self.n_outputs_ if self.loss == "squared_error" else 1.0 / self.n_outputs_
 
     def _data_scale(self):
         # scikit-learn reports half the mean squared error over samples and outputs
-        return 0.5
+        return 0.5 if self.loss == "squared_error" else float(self.n_outputs_)
 
-    def _partial_fit(self, X, y):
-        """Update the model with one epoch over (X, y); returns self."""
-        return self._fit(X, y, incremental=True)
+    def _partial_fit(self, X, y, sample_weight=None):
+        """Update the model with one epoch over (X, y); returns self. ``sample_weight`` as in
+        ``fit``."""
+        return self._fit(X, y, sample_weight, incremental=True)
 
     partial_fit = _available_if(_stochastic_only, _partial_fit)
 
     def predict(self, X):
         """Predicted targets: shape (n,) for one output, (n, ``n_outputs_``) otherwise."""
         dtype = self._output_dtype(X)
-        X = self._forward(X)
-        out = self.net_.predict(X).astype(dtype, copy=False)
+        return self._predict(self._forward(X)).astype(dtype, copy=False)
+
+    def _predict(self, X):
+        """``predict`` of a validated X, in the compute dtype."""
+        out = self.net_.predict(X)
+        if self.loss == "poisson":
+            np.exp(out, out=out)  # the inverse of the log link
         return out.ravel() if self.n_outputs_ == 1 else out
 
-    def _validation_score(self, X, y):
-        pred = self.predict(X)
+    def _validation_score(self, X, y, sample_weight):
+        """R² on the validated held-out rows, weighted by ``sample_weight`` if given."""
         return _r2_score(y.reshape(len(y), -1).astype(np.float64),
-                         np.asarray(pred, dtype=np.float64))
+                         np.asarray(self._predict(X), dtype=np.float64), sample_weight)
 
 
-def _r2_score(y, pred):
-    """R² averaged over outputs, scikit-learn's ``r2_score`` (constant targets: 1 if exact, else 0)."""
+#: MLPRegressor's losses: scikit-learn's name to fastnn's loss (``fastnn.losses``).
+REGRESSION_LOSSES = {"squared_error": "mse", "poisson": "poisson"}
+
+
+def _r2_score(y, pred, sample_weight=None):
+    """R² averaged over outputs, scikit-learn's ``r2_score`` (constant targets: 1 if exact, else 0),
+    with its weights: 1 − Σ wᵢ (yᵢ − ŷᵢ)² / Σ wᵢ (yᵢ − ȳ_w)², ȳ_w the weighted mean."""
     y = y.reshape(len(y), -1)
     pred = np.asarray(pred, dtype=np.float64).reshape(len(y), -1)
     if not np.isfinite(pred).all():
         return np.nan
-    residual = ((y - pred) ** 2).sum(axis=0)
-    total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    residual = (w[:, None] * (y - pred) ** 2).sum(axis=0)
+    total = (w[:, None] * (y - np.average(y, axis=0, weights=w)) ** 2).sum(axis=0)
     scores = np.ones(y.shape[1])
     nonzero = total != 0
     scores[nonzero] = 1 - residual[nonzero] / total[nonzero]

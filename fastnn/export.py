@@ -34,7 +34,7 @@ from fastnn.layers import (
     Softsign,
     Tanh,
 )
-from fastnn.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from fastnn.losses import BinaryCrossEntropy, Poisson, SoftmaxCrossEntropy
 from fastnn.network import Sequential
 
 __all__ = ["OPSET", "to_onnx", "to_torch", "from_torch"]
@@ -164,6 +164,9 @@ def _output_nodes(graph, net, z, classes):
     TensorProto = graph.onnx.TensorProto
     rows, full = ["batch"], ["batch", net.out_features]
     loss = net.loss_fn
+    if isinstance(loss, Poisson):  # the log link: the network's output is log ŷ
+        graph.node("Exp", [z], "predictions")
+        return [("predictions", TensorProto.FLOAT, full, "exp of the network's outputs")]
     if loss.target_kind != "labels" and not isinstance(loss, BinaryCrossEntropy):
         graph.node("Identity", [z], "predictions")
         return [("predictions", TensorProto.FLOAT, full, "the network's outputs")]
@@ -234,7 +237,8 @@ def to_onnx(model, path=None):
         - classification losses: ``"logits"``; ``"probabilities"`` (softmax for softmax
           cross-entropy, per-unit sigmoid for binary cross-entropy; none for hinge);
           ``"label"`` (int64 class index, or the estimator's ``classes_`` entry);
-        - value losses (MSE): ``"predictions"``.
+        - value losses: ``"predictions"`` (MSE: the outputs; Poisson: their exp, the
+          inverse of its log link, as ``MLPRegressor(loss="poisson").predict``).
 
     Notes
     -----

@@ -8,7 +8,13 @@ Every loss reduces over the batch by the mean, as PyTorch and Keras do:
 ``hinge``                  L = (1/n) Σ_i Σ_{j≠y_i} max(0, Δ + z_ij − z_{i,y_i}), Δ = 1
                            (CS224n / Weston-Watkins; PyTorch's MultiMarginLoss also ÷ k)
 ``binary_cross_entropy``   L = (1/(n k)) Σ_ij [log(1 + e^{z_ij}) − t_ij z_ij], t ∈ [0, 1]
+``poisson``                L = (1/(n k)) Σ_ij [e^{z_ij} − t_ij z_ij], t ≥ 0 (log link)
 ========================== ============================================================
+
+With per-sample weights w_i (``sample_weight``), each becomes the weighted mean
+(1/Σ_i w_i) Σ_i w_i ℓ_i of the row losses ℓ_i, scikit-learn's definition (>= 1.7).
+``Weighted`` carries the weights with the targets, so they follow the rows through
+``fastnn.fit``'s shuffling and batching.
 """
 import numpy as np
 
@@ -18,7 +24,8 @@ from fastnn_c import losses as _losses
 
 #: The loss kernels' float32 and float64 specializations, called with bound memoryviews.
 _LOSSES = specialized(_losses.softmax_cross_entropy, _losses.mean_squared_error,
-                      _losses.multiclass_hinge, _losses.binary_cross_entropy_logits)
+                      _losses.multiclass_hinge, _losses.binary_cross_entropy_logits,
+                      _losses.poisson_log)
 
 
 class Loss:
@@ -45,30 +52,34 @@ class Loss:
         last layer's output is bound) and bind the gradient there."""
         self._views = views
 
-    def forward(self, output, target, validate=True):
+    def forward(self, output, target, validate=True, sample_weight=None):
         """Loss value (a Python float); the gradient is then available from ``backward()``.
 
-        ``validate=False`` skips the checks, for callers that pass a C-contiguous float
-        ``output`` and a target already checked by ``check_target`` (``Sequential`` does).
+        ``sample_weight`` (n,) non-negative, or None: the weighted mean of the row losses
+        (module docstring). ``validate=False`` skips the checks, for callers that pass a
+        C-contiguous float ``output``, a target already checked by ``check_target`` (as
+        ``Sequential`` does) and weights already checked by ``check_sample_weight``.
         """
         if validate:
             output, target = self._check(output, target)
+            sample_weight = _check_sample_weight(sample_weight, output.shape[0], output.dtype)
         if self._grad is None or self._grad.shape != output.shape or self._grad.dtype != output.dtype:
             self._grad = np.empty_like(output)
-        return float(self._kernel(output, target, self._grad))
+        return float(self._kernel(output, target, self._grad, sample_weight))
 
-    def value(self, output, target):
+    def value(self, output, target, sample_weight=None):
         """Loss value without computing the gradient."""
         output, target = self._check(output, target)
-        return float(self._kernel(output, target, None))
+        sample_weight = _check_sample_weight(sample_weight, output.shape[0], output.dtype)
+        return float(self._kernel(output, target, None, sample_weight))
 
-    def _kernel(self, output, target, grad):
+    def _kernel(self, output, target, grad, weight=None):
         """The kernel on a checked output and target: the value, and the gradient into
         ``grad`` unless it is None (the output and the gradient buffer through their bound
         memoryviews)."""
         typed = getattr(_LOSSES[output.dtype], self.kernel.name)
         return typed(self._views(output), target, None if grad is None else self._views.own(grad),
-                     *self._extra())
+                     weight, *self._extra())
 
     def _extra(self):
         """The kernel's arguments after the gradient."""
@@ -167,8 +178,106 @@ class BinaryCrossEntropy(_ValueLoss):
     kernel = _losses.binary_cross_entropy_logits
 
 
+class Poisson(_ValueLoss):
+    """Poisson loss with the log link: the output z is log ŷ, and
+
+    L = (1/(n k)) Σ_ij [e^{z_ij} − t_ij z_ij];  ∂L/∂z = (e^z − t) / (n k),
+
+    half the Poisson deviance 2 Σ [t log(t/ŷ) − t + ŷ] less its terms free of z
+    (scikit-learn's ``HalfPoissonLoss``, McCullagh & Nelder, "Generalized Linear Models",
+    1989). The targets are counts or rates, t ≥ 0.
+    """
+
+    name = "poisson"
+
+    kernel = _losses.poisson_log
+
+    def check_target(self, target, output_shape, dtype):
+        target = super().check_target(target, output_shape, dtype)
+        if (target < 0).any():
+            raise ValueError("y must be non-negative for the Poisson loss (counts or rates); "
+                             f"its smallest value is {target.min()}")
+        return target
+
+
+class Weighted(Loss):
+    """``base`` weighted per sample, its target a record array with fields "target" (what
+    ``base`` takes) and "weight" (one non-negative weight per row), from ``records``.
+
+    The weights travel in the target, so ``fastnn.fit`` shuffles and batches them with their
+    rows. ``on_batch(weight_sum)``, if given, is called with each batch's Σ w before its
+    step (scikit-learn divides its L2 term by that sum, ``fastnn.estimator``).
+    """
+
+    target_kind = "records"
+
+    def __init__(self, base, on_batch=None):
+        super().__init__()
+        self.base, self.on_batch = get(base), on_batch
+        self.name = self.base.name
+
+    @staticmethod
+    def records(target, sample_weight):
+        """The record array of ``target`` (n rows) and ``sample_weight`` (n,)."""
+        target = np.asarray(target)
+        weight = np.asarray(sample_weight, dtype=np.float64)
+        fields = [("target", target.dtype, target.shape[1:]), ("weight", np.float64)]
+        out = np.empty(len(target), dtype=fields)
+        out["target"], out["weight"] = target, weight
+        return out
+
+    def share_views(self, views):
+        self.base.share_views(views)
+
+    def check_target(self, target, output_shape, dtype):
+        names = getattr(getattr(target, "dtype", None), "names", None)
+        if names != ("target", "weight"):
+            raise TypeError("a Weighted loss's target must be the record array of "
+                            "Weighted.records(target, sample_weight)")
+        return target
+
+    def _split(self, output, target):
+        values = self.base.check_target(np.ascontiguousarray(target["target"]), output.shape,
+                                        output.dtype)
+        weight = _check_sample_weight(target["weight"], output.shape[0], output.dtype)
+        if self.on_batch is not None:
+            self.on_batch(float(weight.sum(dtype=np.float64)))
+        return values, weight
+
+    def forward(self, output, target, validate=True, sample_weight=None):
+        values, weight = self._split(output, target)
+        return self.base.forward(output, values, validate=validate, sample_weight=weight)
+
+    def value(self, output, target, sample_weight=None):
+        values, weight = self._split(output, target)
+        return self.base.value(output, values, sample_weight=weight)
+
+    def backward(self):
+        return self.base.backward()
+
+    def get_config(self):
+        return self.base.get_config()
+
+    def __repr__(self):
+        return f"Weighted({self.base!r})"
+
+
+def _check_sample_weight(sample_weight, n, dtype):
+    """``sample_weight`` as a C-contiguous (n,) array of ``dtype``, finite and non-negative,
+    or None; ValueError naming it otherwise."""
+    if sample_weight is None:
+        return None
+    weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+    if weight.shape != (n,):
+        raise ValueError(f"sample_weight has shape {weight.shape}, expected ({n},): one weight "
+                         "per sample")
+    if not np.isfinite(weight).all() or (weight < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+    return weight
+
+
 LOSSES = {cls.name: cls for cls in (SoftmaxCrossEntropy, MeanSquaredError, MultiClassHinge,
-                                     BinaryCrossEntropy)}
+                                     BinaryCrossEntropy, Poisson)}
 
 
 def get(loss):

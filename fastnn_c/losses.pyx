@@ -3,6 +3,10 @@
 Design: one loop over rows; per row the value and the gradient are computed together
 (the softmax is written straight into the gradient buffer). Sums accumulate in double.
 Labels are int64 and checked to lie in [0, k). Pass grad=None to compute the value only.
+``weight`` (n,) or None gives each row's weight w_i: the value is the weighted mean
+Σ_i w_i ℓ_i / Σ_i w_i of the row losses ℓ_i and the gradient w_i ∇ℓ_i / Σ_i w_i (None: every
+w_i = 1, the plain mean; scikit-learn >= 1.7's ``sample_weight``). Rows of zero total
+weight carry no information: their value and gradient are 0.
 Each kernel takes typed memoryviews (fastnn_c/_kernel.pyx), checks the shapes and labels
 and indexes them; the vectorised runs are handed raw rows, as a BLAS is: the softmax's row
 max and exp-and-sum pass get ``&logits[i, 0]``, and the elementwise losses (squared error,
@@ -41,6 +45,41 @@ cdef int check_labels(str kernel, const int64_t[::1] labels, Py_ssize_t n,
             raise ValueError(f"{kernel}: labels[{i}] = {labels[i]} is outside [0, {k}) "
                              f"for {k} classes")
     return 0
+
+
+cdef double check_weight(str kernel, const floating[::1] weight, Py_ssize_t n) except? -1:
+    """Σ_i w_i (n without weights); ValueError unless there is one weight per row."""
+    if weight is None:
+        return <double>n
+    check_vector(kernel, "weight", weight.shape[0], n)
+    cdef double total = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        total += weight[i]
+    return total
+
+
+cdef enum:  # the elementwise losses, for the weighted row loop
+    SQUARED_ERROR, LOGISTIC, POISSON_LOG
+
+
+cdef double _weighted_rows(int run, const floating[:, ::1] pred, const floating[:, ::1] target,
+                           floating[:, ::1] grad, bint has_grad, const floating[::1] weight,
+                           double weight_sum) noexcept nogil:
+    """Σ_i w_i Σ_j ℓ_ij / (k Σ w) from the elementwise loss ``run`` called per row; grad := w_i/(k Σ w)
+    times the run's ∂ℓ_ij/∂p_ij (the run scales by 1/k, its row's size; this by k w_i/Σ w)."""
+    cdef Py_ssize_t i, j, n = pred.shape[0], k = pred.shape[1]
+    cdef double total = 0
+    cdef floating scale
+    for i in range(n):
+        if has_grad:
+            total += weight[i] * _run(run, &pred[i, 0], &target[i, 0], &grad[i, 0], k)
+            scale = <floating>(weight[i] / weight_sum)
+            for j in range(k):
+                grad[i, j] = grad[i, j] * scale
+        else:
+            total += weight[i] * _run(run, &pred[i, 0], &target[i, 0], <floating*>NULL, k)
+    return total / (weight_sum * k)
 
 
 cdef inline floating _row_max(const floating* z, Py_ssize_t k) noexcept nogil:
@@ -126,12 +165,42 @@ cdef double _logistic_run(const floating* logits, const floating* target,
     return total
 
 
+cdef double _poisson_log_run(const floating* raw, const floating* target,
+                             floating* grad, Py_ssize_t size) noexcept nogil:
+    """Σ e^r − t r in double; grad := (e^r − t) / size unless grad is NULL."""
+    cdef Py_ssize_t i
+    cdef double total = 0
+    cdef floating r, scale = <floating>(1.0 / size)
+    if grad == NULL:
+        for i in range(size):
+            r = raw[i]
+            total += fexp(r) - target[i] * r
+    else:
+        for i in range(size):
+            r = raw[i]
+            total += fexp(r) - target[i] * r
+            grad[i] = scale * (fexp(r) - target[i])
+    return total
+
+
+cdef inline double _run(int run, const floating* pred, const floating* target, floating* grad,
+                        Py_ssize_t size) noexcept nogil:
+    if run == SQUARED_ERROR:
+        return _squared_error_run(pred, target, grad, size)
+    if run == LOGISTIC:
+        return _logistic_run(pred, target, grad, size)
+    return _poisson_log_run(pred, target, grad, size)
+
+
 def _softmax_cross_entropy(const floating[:, ::1] logits,  # IN (n, k)
                            const int64_t[::1] labels,      # IN (n,), in [0, k)
-                           floating[:, ::1] grad=None):    # OUT like logits, or None
-    """L = (1/n) Σ_i [log Σ_j e^{z_ij} − z_{i,y_i}];  ∂L/∂z_ij = (softmax(z_i)_j − [j = y_i]) / n.
+                           floating[:, ::1] grad=None,     # OUT like logits, or None
+                           const floating[::1] weight=None):  # IN (n,), or None
+    """L = (1/W) Σ_i w_i [log Σ_j e^{z_ij} − z_{i,y_i}];
+    ∂L/∂z_ij = w_i (softmax(z_i)_j − [j = y_i]) / W, W = Σ_i w_i (w_i = 1 without weights).
 
-    ``logits`` (n, k), ``labels`` (n,) int64 in [0, k), ``grad`` (n, k) or None.
+    ``logits`` (n, k), ``labels`` (n,) int64 in [0, k), ``grad`` (n, k) or None,
+    ``weight`` (n,) or None.
     The log-sum-exp is shifted by the row maximum, so no logit overflows. Per row: a max,
     an exp pass written into the gradient (or a scratch row), a sum and a scaling pass.
     """
@@ -142,38 +211,49 @@ def _softmax_cross_entropy(const floating[:, ::1] logits,  # IN (n, k)
     if has_grad:
         check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
     check_labels(kernel, labels, n, k)  # k > 0 from here: no label lies in [0, 0)
+    cdef bint weighted = weight is not None
+    cdef double weight_sum = check_weight(kernel, weight, n)
+    if weight_sum == 0:
+        if has_grad:
+            grad[:, :] = 0
+        return 0.0
     cdef floating* scratch = NULL
     if not has_grad:
         scratch = <floating*>malloc(k * sizeof(floating))
         if scratch == NULL:
             raise MemoryError(f"{kernel}: no memory for a scratch row of {k} values")
-    cdef double total = 0
-    cdef floating row_max, row_sum, scale
+    cdef double total = 0, row_loss
+    cdef floating row_max, row_sum, scale, w = 1
     cdef floating* out
     try:
         with nogil:
             for i in range(n):
                 out = scratch if not has_grad else &grad[i, 0]
+                if weighted:
+                    w = weight[i]
                 row_max = _row_max(&logits[i, 0], k)
                 row_sum = _exp_shifted_sum(&logits[i, 0], row_max, out, k)
                 if has_grad:
-                    scale = 1 / (row_sum * n)
+                    scale = <floating>(w / (row_sum * weight_sum))
                     for j in range(k):
                         grad[i, j] = grad[i, j] * scale
-                    grad[i, labels[i]] -= <floating>1.0 / n
+                    grad[i, labels[i]] -= <floating>(w / weight_sum)
                 # (max − z_y) first: adding log(sum) to a huge max would round it away
-                total += (row_max - logits[i, labels[i]]) + <double>flog(row_sum)
+                row_loss = (row_max - logits[i, labels[i]]) + <double>flog(row_sum)
+                total += w * row_loss if weighted else row_loss
     finally:
         free(scratch)
-    return total / n
+    return total / weight_sum
 
 
 def _mean_squared_error(const floating[:, ::1] pred,    # IN (n, k)
                         const floating[:, ::1] target,  # IN like pred
-                        floating[:, ::1] grad=None):    # OUT like pred, or None
-    """L = (1/(n k)) Σ_ij (p_ij − t_ij)²;  ∂L/∂p_ij = 2 (p_ij − t_ij) / (n k).
+                        floating[:, ::1] grad=None,     # OUT like pred, or None
+                        const floating[::1] weight=None):  # IN (n,), or None
+    """L = (1/(W k)) Σ_ij w_i (p_ij − t_ij)²;  ∂L/∂p_ij = 2 w_i (p_ij − t_ij) / (W k),
+    W = Σ_i w_i (w_i = 1 without weights).
 
-    ``pred`` and ``target`` (n, k), ``grad`` (n, k) or None.
+    ``pred`` and ``target`` (n, k), ``grad`` (n, k) or None, ``weight`` (n,) or None.
     """
     cdef str kernel = "mean_squared_error"
     cdef Py_ssize_t n = pred.shape[0], k = pred.shape[1]
@@ -184,6 +264,8 @@ def _mean_squared_error(const floating[:, ::1] pred,    # IN (n, k)
     if has_grad:
         check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
     cdef double total
+    if weight is not None:
+        return _weighted_elementwise(kernel, SQUARED_ERROR, pred, target, grad, weight)
     with nogil:
         total = _squared_error_run(&pred[0, 0], &target[0, 0],
                                    &grad[0, 0] if has_grad else <floating*>NULL, n * k)
@@ -193,12 +275,15 @@ def _mean_squared_error(const floating[:, ::1] pred,    # IN (n, k)
 def _multiclass_hinge(const floating[:, ::1] scores,  # IN (n, k)
                       const int64_t[::1] labels,      # IN (n,), in [0, k)
                       floating[:, ::1] grad=None,     # OUT like scores, or None
+                      const floating[::1] weight=None,  # IN (n,), or None
                       double margin=1.0):
-    """L = (1/n) Σ_i Σ_{j≠y_i} max(0, Δ + s_ij − s_{i,y_i}) (Weston-Watkins max-margin, Δ = margin).
+    """L = (1/W) Σ_i w_i Σ_{j≠y_i} max(0, Δ + s_ij − s_{i,y_i}) (Weston-Watkins max-margin,
+    Δ = margin; W = Σ_i w_i, w_i = 1 without weights).
 
-    ∂L/∂s_ij = [Δ + s_ij − s_iy > 0] / n for j ≠ y_i, and minus the count of active
-    margins / n for j = y_i. Unlike PyTorch's MultiMarginLoss, there is no division by k.
-    ``scores`` (n, k), ``labels`` (n,) int64 in [0, k), ``grad`` (n, k) or None.
+    ∂L/∂s_ij = w_i [Δ + s_ij − s_iy > 0] / W for j ≠ y_i, and minus w_i times the count of
+    active margins / W for j = y_i. Unlike PyTorch's MultiMarginLoss, there is no division
+    by k. ``scores`` (n, k), ``labels`` (n,) int64 in [0, k), ``grad`` (n, k) or None,
+    ``weight`` (n,) or None.
     """
     cdef str kernel = "multiclass_hinge"
     cdef Py_ssize_t i, j, active, n = scores.shape[0], k = scores.shape[1]
@@ -207,33 +292,46 @@ def _multiclass_hinge(const floating[:, ::1] scores,  # IN (n, k)
     if has_grad:
         check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
     check_labels(kernel, labels, n, k)
+    cdef bint weighted = weight is not None
+    cdef double weight_sum = check_weight(kernel, weight, n), row_total
+    if weight_sum == 0:
+        if has_grad:
+            grad[:, :] = 0
+        return 0.0
     cdef floating delta = <floating>margin
     cdef double total = 0
-    cdef floating m, correct, inv_n = <floating>(1.0 / n)
+    cdef floating m, correct, inv_n = <floating>(1.0 / weight_sum)
     with nogil:
         for i in range(n):
+            if weighted:
+                inv_n = <floating>(weight[i] / weight_sum)
             correct = scores[i, labels[i]]
             active = 0
+            row_total = 0
             for j in range(k):
                 if j == labels[i]:
                     continue
                 m = delta + (scores[i, j] - correct)  # difference first, as above
                 if m > 0:
-                    total += m
+                    row_total += m
                     active += 1
                 if has_grad:
                     grad[i, j] = inv_n if m > 0 else 0
+            total += weight[i] * row_total if weighted else row_total
             if has_grad:
                 grad[i, labels[i]] = -active * inv_n
-    return total / n
+    return total / weight_sum
 
 
 def _binary_cross_entropy_logits(const floating[:, ::1] logits,  # IN (n, k)
                                  const floating[:, ::1] target,  # IN like logits, in [0, 1]
-                                 floating[:, ::1] grad=None):    # OUT like logits, or None
-    """L = (1/(n k)) Σ_ij [softplus(z_ij) − t_ij z_ij];  ∂L/∂z_ij = (σ(z_ij) − t_ij) / (n k).
+                                 floating[:, ::1] grad=None,     # OUT like logits, or None
+                                 const floating[::1] weight=None):  # IN (n,), or None
+    """L = (1/(W k)) Σ_ij w_i [softplus(z_ij) − t_ij z_ij];
+    ∂L/∂z_ij = w_i (σ(z_ij) − t_ij) / (W k), W = Σ_i w_i (w_i = 1 without weights).
 
-    ``logits`` and ``target`` (n, k), target in [0, 1]; ``grad`` (n, k) or None.
+    ``logits`` and ``target`` (n, k), target in [0, 1]; ``grad`` (n, k) or None; ``weight``
+    (n,) or None.
     softplus(z) = max(z, 0) + log1p(e^−|z|), so no logit overflows.
     """
     cdef str kernel = "binary_cross_entropy_logits"
@@ -245,17 +343,61 @@ def _binary_cross_entropy_logits(const floating[:, ::1] logits,  # IN (n, k)
     if has_grad:
         check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
     cdef double total
+    if weight is not None:
+        return _weighted_elementwise(kernel, LOGISTIC, logits, target, grad, weight)
     with nogil:
         total = _logistic_run(&logits[0, 0], &target[0, 0],
                               &grad[0, 0] if has_grad else <floating*>NULL, n * k)
     return total / (n * k)
 
 
+def _poisson_log(const floating[:, ::1] raw,     # IN (n, k), the log of the prediction
+                 const floating[:, ::1] target,  # IN like raw, ≥ 0
+                 floating[:, ::1] grad=None,     # OUT like raw, or None
+                 const floating[::1] weight=None):  # IN (n,), or None
+    """L = (1/(W k)) Σ_ij w_i [e^{r_ij} − t_ij r_ij];  ∂L/∂r_ij = w_i (e^{r_ij} − t_ij) / (W k).
+
+    Half the Poisson deviance with the log link, ŷ = e^r, less its terms free of r
+    (scikit-learn's ``HalfPoissonLoss``); W = Σ_i w_i (w_i = 1 without weights).
+    ``raw`` and ``target`` (n, k); ``grad`` (n, k) or None; ``weight`` (n,) or None.
+    """
+    cdef str kernel = "poisson_log"
+    cdef Py_ssize_t n = raw.shape[0], k = raw.shape[1]
+    cdef bint has_grad = grad is not None
+    check_batch(kernel, n)
+    check_matrix(kernel, "target", target.shape[0], target.shape[1], n, k)
+    check_columns(kernel, "raw", k)
+    if has_grad:
+        check_matrix(kernel, "grad", grad.shape[0], grad.shape[1], n, k)
+    cdef double total
+    if weight is not None:
+        return _weighted_elementwise(kernel, POISSON_LOG, raw, target, grad, weight)
+    with nogil:
+        total = _poisson_log_run(&raw[0, 0], &target[0, 0],
+                                 &grad[0, 0] if has_grad else <floating*>NULL, n * k)
+    return total / (n * k)
+
+
+cdef double _weighted_elementwise(str kernel, int run, const floating[:, ::1] pred, const floating[:, ::1] target,
+                                  floating[:, ::1] grad, const floating[::1] weight) except? -1:
+    """An elementwise loss weighted per row (the shapes checked by the caller)."""
+    cdef double weight_sum = check_weight(kernel, weight, pred.shape[0]), total
+    cdef bint has_grad = grad is not None
+    if weight_sum == 0:
+        if has_grad:
+            grad[:, :] = 0
+        return 0.0
+    with nogil:
+        total = _weighted_rows(run, pred, target, grad, has_grad, weight, weight_sum)
+    return total
+
+
 softmax_cross_entropy = Kernel(_softmax_cross_entropy, "softmax_cross_entropy", "logits:2",
-                               "labels:1:int64", "grad:2?!")
+                               "labels:1:int64", "grad:2?!", "weight:1?")
 mean_squared_error = Kernel(_mean_squared_error, "mean_squared_error", "pred:2", "target:2",
-                            "grad:2?!")
+                            "grad:2?!", "weight:1?")
 multiclass_hinge = Kernel(_multiclass_hinge, "multiclass_hinge", "scores:2", "labels:1:int64",
-                          "grad:2?!")
+                          "grad:2?!", "weight:1?")
 binary_cross_entropy_logits = Kernel(_binary_cross_entropy_logits, "binary_cross_entropy_logits",
-                                     "logits:2", "target:2", "grad:2?!")
+                                     "logits:2", "target:2", "grad:2?!", "weight:1?")
+poisson_log = Kernel(_poisson_log, "poisson_log", "raw:2", "target:2", "grad:2?!", "weight:1?")

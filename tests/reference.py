@@ -103,6 +103,25 @@ def binary_cross_entropy(z, t):
     return value, (_sigmoid(z) - t) / z.size
 
 
+@np.errstate(over="ignore", invalid="ignore")
+def poisson(z, t):
+    """Poisson loss with the log link: mean of e^z − t z, gradient (e^z − t) / (n k)."""
+    n, k = z.shape
+    return float(np.mean(np.exp(z) - t * z)), (np.exp(z) - t) / (n * k)
+
+
+def weighted(loss, z, t, w):
+    """``loss``'s weighted mean from its definition: Σ w_i ℓ_i / Σ w_i with ℓ_i the loss of
+    row i alone, gradient w_i ∇ℓ_i / Σ w_i (0 when Σ w = 0)."""
+    total = float(np.sum(w))
+    rows = [loss(z[i:i + 1], t[i:i + 1]) for i in range(len(z))]
+    if total == 0:
+        return 0.0, np.zeros_like(z)
+    value = sum(w_i * v for w_i, (v, _) in zip(w, rows)) / total
+    grad = np.concatenate([w_i * g for w_i, (_, g) in zip(w, rows)]) / total
+    return value, grad
+
+
 def activation_derivative_from_output(name, a, alpha=None):
     """f'(z) written in terms of the output a = f(z), as backward passes use it."""
     if name == "identity":

@@ -4,7 +4,10 @@
   dask array through ``partial_fit`` (each block's step is a task on a worker; the estimator
   travels between tasks pickled);
 - scikit-learn's ``GridSearchCV`` under ``joblib.parallel_backend("dask")`` runs its fits on
-  the workers.
+  the workers;
+- dask-ml's ``ParallelPostFit`` predicts on a dask array of 1M rows that only the workers
+  hold, each worker's memory bounded (``WORKER_MEMORY``) far below what the whole array and
+  its predictions need at once.
 
 Needs the ``fastnn[dask]`` extra (dask[array], distributed, dask-ml) and scikit-learn.
 """
@@ -26,11 +29,15 @@ from sklearn.model_selection import GridSearchCV  # noqa: E402
 
 from fastnn import MLPClassifier, MLPRegressor  # noqa: E402
 
+#: Each worker's memory limit: dask spills at 60% of it, pauses at 80%, restarts at 95%.
+WORKER_MEMORY = "1GiB"
+
 
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                       host="127.0.0.1", dashboard_address=None)
+                                       host="127.0.0.1", dashboard_address=None,
+                                       memory_limit=WORKER_MEMORY)
     with cluster, distributed.Client(cluster) as client:
         yield client
 
@@ -100,3 +107,29 @@ def test_grid_search_with_dask_joblib_backend(client, blobs):
     assert search.best_score_ > 0.9
     assert search.score(X[3000:], y[3000:]) > 0.9
     assert set(search.cv_results_["param_alpha"]) == {1e-4, 1.0}
+
+
+def test_parallel_post_fit_predicts_a_million_rows_on_bounded_workers(client, blobs):
+    """Fit in memory, predict on the cluster: a 1M x 10 dask array generated on the workers
+    in 20 chunks, predicted chunk by chunk (ParallelPostFit's map_blocks)."""
+    X, y = blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, learning_rate_init=0.01,
+                            random_state=0).fit(X, y)
+    model = dask_ml_wrappers.ParallelPostFit(estimator=clf)
+    limits = {w["memory_limit"] for w in client.scheduler_info()["workers"].values()}
+    assert limits == {2**30}
+    rows = 1_000_000
+    big = (da.random.default_rng(0).standard_normal((rows, 10), chunks=(50_000, 10))
+           .astype(np.float32) * 6)
+    with distributed.get_task_stream(client) as stream:
+        labels = model.predict(big)
+        proba = model.predict_proba(big)
+        counts = da.bincount(labels, minlength=4).compute()
+        proba_sums = proba.sum(axis=1).compute()
+    assert counts.sum() == rows and (counts > 0).all()
+    np.testing.assert_allclose(proba_sums, 1.0, rtol=1e-5)
+    assert len(_ran_on_workers(client, stream.data)) == 2
+    first = big[:50_000].compute()
+    np.testing.assert_array_equal(labels[:50_000].compute(), clf.predict(first))

@@ -138,6 +138,21 @@ def test_estimator_labels_are_its_classes(labels):
     assert_close(got["probabilities"], clf.predict_proba(X))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_poisson_regressor_exports_its_log_link():
+    """MLPRegressor(loss="poisson"): the graph's predictions are exp of the network's output."""
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+    rng = np.random.default_rng(4)
+    X = rng.uniform(size=(90, 3)).astype(np.float32)
+    y = rng.poisson(np.exp(1 + X @ np.array([1.0, -0.5, 0.3])), size=(2, 90)).T
+    reg = fastnn.MLPRegressor(loss="poisson", hidden_layer_sizes=(8,), max_iter=20,
+                              random_state=0).fit(X, y)
+    got = run_onnx(export.to_onnx(reg), X)
+    assert list(got) == ["predictions"]
+    assert_close(got["predictions"], reg.predict(X))
+    assert (got["predictions"] > 0).all()
+
+
 def test_float64_network_exports_in_float32():
     net = fastnn.mlp([5, 7, 3], dtype=np.float64, activation="softplus", rng=0)
     X = np.random.default_rng(4).normal(size=(9, 5))

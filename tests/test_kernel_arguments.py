@@ -142,13 +142,20 @@ def kernel_cases(n, d):
         "read_sum": (packed.read_sum, [Arr("values", f)], 1),
         # losses
         "softmax_cross_entropy": (losses.softmax_cross_entropy, [
-            Arr("logits", (n, k)), Arr("labels", (n,), "labels"), Arr("grad", (n, k), out=True)], 1),
+            Arr("logits", (n, k)), Arr("labels", (n,), "labels"), Arr("grad", (n, k), out=True),
+            Arr("weight", (n,), "positive")], 1),
         "mean_squared_error": (losses.mean_squared_error, [
-            Arr("pred", (n, k)), Arr("target", (n, k)), Arr("grad", (n, k), out=True)], 1),
+            Arr("pred", (n, k)), Arr("target", (n, k)), Arr("grad", (n, k), out=True),
+            Arr("weight", (n,), "positive")], 1),
         "multiclass_hinge": (losses.multiclass_hinge, [
-            Arr("scores", (n, k)), Arr("labels", (n,), "labels"), Arr("grad", (n, k), out=True)], 1),
+            Arr("scores", (n, k)), Arr("labels", (n,), "labels"), Arr("grad", (n, k), out=True),
+            Arr("weight", (n,), "positive")], 1),
         "binary_cross_entropy_logits": (losses.binary_cross_entropy_logits, [
-            Arr("logits", (n, k)), Arr("target", (n, k), "unit"), Arr("grad", (n, k), out=True)], 1),
+            Arr("logits", (n, k)), Arr("target", (n, k), "unit"), Arr("grad", (n, k), out=True),
+            Arr("weight", (n,), "positive")], 1),
+        "poisson_log": (losses.poisson_log, [
+            Arr("raw", (n, k)), Arr("target", (n, k), "positive"), Arr("grad", (n, k), out=True),
+            Arr("weight", (n,), "positive")], 1),
         # optimizers
         "sgd_update": (optim.sgd_update, [Arr("param", f, out=True), Arr("grad", f), 0.1], 1),
         "momentum_update": (optim.momentum_update, [

@@ -18,11 +18,14 @@ def _problem(name, shape, dtype, rng):
         return z, rng.integers(0, k, size=n)
     if name == "binary_cross_entropy":
         return z, rng.uniform(0, 1, size=shape).astype(dtype)
+    if name == "poisson":
+        return (z / 2).astype(dtype), rng.poisson(2.0, size=shape).astype(dtype)
     return z, rng.standard_normal(shape).astype(dtype)
 
 
 REFERENCES = {"softmax_cross_entropy": ref.softmax_cross_entropy, "mse": ref.mse,
-              "hinge": ref.hinge, "binary_cross_entropy": ref.binary_cross_entropy}
+              "hinge": ref.hinge, "binary_cross_entropy": ref.binary_cross_entropy,
+              "poisson": ref.poisson}
 
 
 @pytest.mark.parametrize("name", list(REFERENCES))
@@ -44,6 +47,65 @@ def test_gradcheck(rng, name):
     z, t = _problem(name, (6, 4), np.float64, rng)
     result = fastnn.gradcheck(losses.get(name), z, t)
     assert result.passed, str(result)
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_weighted_value_and_gradient_match_reference(dtype, rng, name, shape):
+    """sample_weight: the weighted mean of the row losses, scikit-learn's (>= 1.7) definition."""
+    z, t = _problem(name, shape, dtype, rng)
+    w = rng.uniform(0, 3, size=shape[0]).astype(dtype)
+    w[rng.random(shape[0]) < 0.3] = 0  # zero weights leave their rows out
+    loss = losses.get(name)
+    value = loss.forward(z, t, sample_weight=w)
+    grad = loss.backward()
+    expected_value, expected_grad = ref.weighted(REFERENCES[name], z, t, w)
+    np.testing.assert_allclose(value, expected_value, rtol=RTOL[dtype] * 10, atol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=RTOL[dtype] * 10, atol=RTOL[dtype] / z.size)
+    np.testing.assert_allclose(loss.value(z, t, sample_weight=w), value, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_unit_weights_are_the_plain_mean(rng, name):
+    z, t = _problem(name, (9, 3), np.float64, rng)
+    loss = losses.get(name)
+    plain = loss.forward(z, t)
+    grad = loss.backward().copy()
+    assert loss.forward(z, t, sample_weight=np.ones(9)) == pytest.approx(plain, rel=1e-14)
+    np.testing.assert_allclose(loss.backward(), grad, rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_weighted_gradcheck(rng, name):
+    """float64 central differences of the weighted loss (weights bound, target fixed)."""
+    z, t = _problem(name, (6, 4), np.float64, rng)
+    w = rng.uniform(0.1, 3, size=6)
+    loss = losses.get(name)
+    loss.forward(z, t, sample_weight=w)
+    grad = loss.backward().copy()
+    numeric = np.empty_like(z)
+    for index in np.ndindex(z.shape):
+        step = np.zeros_like(z)
+        step[index] = 1e-6
+        numeric[index] = (loss.value(z + step, t, sample_weight=w)
+                          - loss.value(z - step, t, sample_weight=w)) / 2e-6
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_sample_weight_is_checked(rng):
+    z, t = _problem("mse", (4, 2), np.float64, rng)
+    loss = losses.MeanSquaredError()
+    with pytest.raises(ValueError, match="sample_weight has shape"):
+        loss.forward(z, t, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="sample_weight must be finite and non-negative"):
+        loss.forward(z, t, sample_weight=np.array([1.0, -1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="poisson_log: weight has shape"):
+        _losses.poisson_log(z, np.abs(t), None, np.ones(5))
+
+
+def test_poisson_refuses_negative_targets():
+    with pytest.raises(ValueError, match="non-negative for the Poisson loss"):
+        losses.Poisson().forward(np.zeros((2, 1)), np.array([[1.0], [-1.0]]))
 
 
 def test_softmax_cross_entropy_is_stable_for_huge_logits(dtype):

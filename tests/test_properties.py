@@ -139,8 +139,8 @@ def test_losses(z, name, seed, bad_labels):
     value = loss.forward(z, y)
     grad = loss.backward()
     expected_value, expected_grad = {"softmax_cross_entropy": ref.softmax_cross_entropy, "mse": ref.mse,
-                                     "hinge": ref.hinge, "binary_cross_entropy": ref.binary_cross_entropy
-                                     }[name](z, y)
+                                     "hinge": ref.hinge, "binary_cross_entropy": ref.binary_cross_entropy,
+                                     "poisson": ref.poisson}[name](z, y)
     assume(np.all(np.isfinite(z)))  # non-finite logits: only "no crash" is asserted above
     rtol = 1e-4 if z.dtype == np.float32 else 1e-10
     np.testing.assert_allclose(value, expected_value, rtol=rtol, atol=rtol)
