@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 
+from fastnn._validation import is_sparse
+
 try:
     import sklearn  # noqa: F401
     from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
@@ -106,8 +108,10 @@ def validate_sample_weight(sample_weight, X):
 
 def _aligned(X):
     """X, copied if its buffer is not aligned for its dtype (the kernels need aligned arrays;
-    an array unpickled from a byte stream, as Dask ships a chunk, may not be)."""
-    return X if X.flags.aligned else X.copy()
+    an array unpickled from a byte stream, as Dask ships a chunk, may not be); a sparse X's
+    arrays likewise."""
+    arrays = (X.data, X.indices, X.indptr) if is_sparse(X) else (X,)
+    return X if all(a.flags.aligned for a in arrays) else X.copy()
 
 
 def column_or_1d(y):

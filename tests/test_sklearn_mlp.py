@@ -64,10 +64,10 @@ def global_random_seed(request):
 def test_written_for_installed_sklearn():
     assert sklearn.__version__ == WRITTEN_FOR, (
         f"this harness was written for scikit-learn {WRITTEN_FOR}'s test_mlp.py, and "
-        f"{sklearn.__version__} is installed: update DESELECTED and NEEDS_SPARSE for its tests, "
+        f"{sklearn.__version__} is installed: update DESELECTED for its tests, "
         "then WRITTEN_FOR and the test dependency group's pin")
 
 
-def test_lists_name_existing_tests():
-    unknown = (set(DESELECTED) | set(NEEDS_SPARSE)) - set(_TESTS)
+def test_deselected_names_existing_tests():
+    unknown = set(DESELECTED) - set(_TESTS)
     assert not unknown, f"not tests of {SOURCE}: {sorted(unknown)}"
