@@ -442,21 +442,28 @@ class _Console:
 
 def _check_outputs(args, *options):
     """Fail before any work when an output path (``--save`` ...) cannot be written, naming it as given."""
+    import tempfile
+
     for option in options:
-        path = getattr(args, option.lstrip("-").replace("-", "_"), None)
+        path = getattr(args, option.lstrip("-").replace("-", "_").lower(), None)
         if not path:
             continue
+        label = f"{option} {path}" if option.startswith("-") else str(path)  # positional: the path
         folder = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
-            raise CommandError(f"{option} {path}: is a folder; give a file name")
+            raise CommandError(f"{label}: is a folder; give a file name")
         if not os.path.isdir(folder):
             what = "is not a folder" if os.path.exists(folder) else "does not exist"
-            raise CommandError(f"{option} {path}: the folder {os.path.dirname(path) or folder} {what}")
+            raise CommandError(f"{label}: the folder {os.path.dirname(path) or folder} {what}")
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise CommandError(f"{option} {path}: no permission to write in "
-                               f"{os.path.dirname(path) or folder}")
+            raise CommandError(f"{label}: no permission to write in {os.path.dirname(path) or folder}")
         if os.path.exists(path) and not os.access(path, os.W_OK):
-            raise CommandError(f"{option} {path}: the file exists and is not writable")
+            raise CommandError(f"{label}: the file exists and is not writable")
+        try:  # what access() cannot see: a read-only file system for root, a full disk
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as exc:
+            raise CommandError(f"{label}: cannot write in {os.path.dirname(path) or folder}: "
+                               f"{exc.strerror}") from None
 
 
 def _usable_cores():
@@ -738,7 +745,7 @@ def cmd_train(args):
         # temporary file renamed over PATH, so PATH holds the old file or the new one.
         trained = getattr(stop, "trained", None)
         where = str(stop) if trained is not None else "interrupted before training"
-        saved = "nothing saved"
+        saved = "model not saved" if args.log else "nothing saved"
         if trained is not None and args.save_on_interrupt:
             net, optimizer, schedule, pre = trained
             history = stop.history
@@ -749,6 +756,10 @@ def cmd_train(args):
             io.save(args.save, net, optimizer=optimizer, schedule=schedule,
                     preprocessing=pre.state_dict(), metadata=metadata)
             saved = f"saved the model at that step to {args.save}"
+        if args.log:  # MetricsLogger writes whole lines and opens the file at epoch 1's end
+            epochs = stop.epochs_done if trained is not None else 0
+            saved += (f"; {epochs} epoch{'s' if epochs != 1 else ''} of metrics in {args.log}"
+                      if epochs else f"; no epoch finished, {args.log} not written")
         print(f"fastnn train: {where}; {saved}", file=sys.stderr, flush=True)
         return 130
     if args.save:
@@ -983,6 +994,7 @@ def cmd_export(args):
     from fastnn.export import OPSET, to_onnx
 
     console = _Console(args)
+    _check_outputs(args, "OUT")
     model = _load_model(args.model)
     proto = to_onnx(model, args.out)
     console.progress(f"wrote {args.out}: ONNX opset {OPSET}, {len(proto.graph.node)} nodes, "

@@ -1,4 +1,7 @@
 """What a newcomer meets on the command line, second pass (issue 30), through subprocesses."""
+import os
+import stat
+
 import pytest
 
 import fastnn
@@ -105,3 +108,34 @@ def test_hidden_widths_still_parse():
     from fastnn.cli import _int_list
 
     assert _int_list("64, 32") == (64, 32) and _int_list(" 8 ,4") == (8, 4)
+
+
+# 5. export's output file ------------------------------------------------------------------
+
+def test_export_follows_the_umask_like_model_files(api_model, tmp_path):
+    pytest.importorskip("onnx", reason="the onnx extra is a test dependency")
+    out = tmp_path / "m.onnx"
+    result = run("export", api_model, out, umask=0o022)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+
+
+def _read_only_folder(tmp_path):
+    """A folder this process cannot write in: 0555, or for root a read-only mount."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir(mode=0o555)
+        return folder
+    if os.access("/proc/sys", os.W_OK):
+        pytest.fail("running as root with no read-only folder to write into")
+    return "/proc/sys"
+
+
+def test_export_into_a_read_only_folder_fails_first_naming_the_path(tmp_path):
+    out = os.path.join(_read_only_folder(tmp_path), "x.onnx")
+    # the model does not exist: the output path is checked before any work
+    result = run("export", tmp_path / "missing.npz", out)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"fastnn export: error: {out}: ")
+    assert ".tmp" not in result.stderr and len(result.stderr.splitlines()) == 1
