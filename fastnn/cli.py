@@ -494,6 +494,7 @@ def _load_data(args, console, dataset=None, data_dir=None):
     sets ``args.data_folder`` and ``args.data_fingerprint``."""
     from fastnn.datasets import (
         DATA_DIR_ENV,
+        MNIST_FILES,
         DatasetNotFoundError,
         candidate_dirs,
         fingerprint,
@@ -509,7 +510,8 @@ def _load_data(args, console, dataset=None, data_dir=None):
     if folder is None and not any(has_files(d) for d in candidate_dirs(dataset)):
         # two lines in the command line's words, not the Python API's long message
         looked = ", ".join(candidate_dirs(dataset))
-        ways = f"give --data-dir FOLDER (holding the four MNIST-layout IDX files), set {DATA_DIR_ENV}=FOLDER"
+        files = ", ".join(f"{stem}[.gz]" for split in ("train", "test") for stem in MNIST_FILES[split])
+        ways = f"give --data-dir FOLDER holding {files}, set {DATA_DIR_ENV}=FOLDER"
         if not download:
             fetch = "add --download" if "download" in vars(args) else "drop --no-download"
             raise CommandError(f"{dataset} not found in {looked}", f"{ways}, or {fetch}")
