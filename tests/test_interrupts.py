@@ -223,7 +223,7 @@ def test_cli_ctrl_c(tmp_path, save_on_interrupt):
 
 def test_cli_ctrl_c_before_an_epoch_ends_writes_no_log(tmp_path):
     log = tmp_path / "log.jsonl"
-    proc = _start_training(tmp_path, "--log", str(log), "--batch-size", "1", "-v")
+    proc = _start_training(tmp_path, "--log", str(log), "--batch-size", "2", "-v")
     for line in proc.stderr:  # -v describes the data once it is loaded, then training starts
         if "training and" in line:
             break
