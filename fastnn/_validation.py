@@ -11,11 +11,24 @@ densified.
 import inspect
 import math
 import numbers
+import os
 import sys
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel():
+    """``stacklevel`` for a warning raised deep inside fastnn (a training callback) that
+    points at the first caller outside the package, the user's line; Python 3.12's
+    ``warnings.warn(skip_file_prefixes=...)`` does the same."""
+    frame, level = sys._getframe(1), 1  # the function about to warn is level 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_dtype(dtype):

@@ -228,18 +228,22 @@ class ModelCheckpoint(Callback):
 
 
 class MetricsLogger(Callback):
-    """Write each epoch's metrics as one JSON line to ``path`` (flushed every epoch)."""
+    """Write each epoch's metrics as one JSON line to ``path`` (flushed every epoch).
+
+    The file is opened at the end of the first epoch, so a run stopped before one (Ctrl-C)
+    leaves no empty file and an earlier log as it was; each line goes out in one write.
+    """
 
     def __init__(self, path, append=False):
         self.path = os.fspath(path)
         self.append = bool(append)
         self._file = None
 
-    def on_train_begin(self, trainer):
-        self._file = open(self.path, "a" if self.append else "w", encoding="utf-8")
-
     def on_epoch_end(self, trainer, epoch, metrics):
-        self._file.write(_json.dumps(metrics, "metrics") + "\n")
+        line = _json.dumps(metrics, "metrics") + "\n"
+        if self._file is None:
+            self._file = open(self.path, "a" if self.append else "w", encoding="utf-8")
+        self._file.write(line)
         self._file.flush()
 
     def on_train_end(self, trainer):

@@ -31,14 +31,22 @@ DEFAULTS = {"dataset": "mnist", "hidden": (512, 256), "activation": "relu", "dro
 
 
 class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
+    """A user-facing failure: printed as one line (and ``hint``, a second), exit status 1."""
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.hint = hint
 
 
 # -- argument parsing -------------------------------------------------------------------
 
 def _int_list(text):
+    items = text.replace(" ", "").split(",")
+    if "" in items and text.strip():  # "64,,32" or "64," is a typo, not the widths 64,32
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,128, "
+                                         f"got {text!r} (an empty item)")
     try:
-        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+        values = tuple(int(v) for v in items if v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not values or any(v < 1 for v in values):
@@ -85,7 +93,9 @@ _nonneg_float = _float_in(0.0, None)
 _fraction = _float_in(0.0, 1.0)
 
 
-def _add_data_args(p, dataset_default=DEFAULTS["dataset"]):
+def _add_data_args(p, dataset_default=DEFAULTS["dataset"], download=True):
+    """--dataset, --data-dir and --no-download (``download``: fetch missing files by default)
+    or --download (not by default)."""
     from fastnn.datasets import DATA_DIR_ENV
 
     g = p.add_argument_group("data")
@@ -94,9 +104,14 @@ def _add_data_args(p, dataset_default=DEFAULTS["dataset"]):
     g.add_argument("--data-dir", metavar="DIR",
                    help=f"folder with the four IDX files; otherwise ${DATA_DIR_ENV}, then "
                         "~/.cache/fastnn/<dataset> ($XDG_CACHE_HOME), then "
-                        "/usr/share/datasets/fashion-mnist (Fashion-MNIST), then a download")
-    g.add_argument("--no-download", action="store_true",
-                   help="fail instead of downloading when the files are not found")
+                        "/usr/share/datasets/fashion-mnist (Fashion-MNIST)"
+                        + (", then a download" if download else ""))
+    if download:
+        g.add_argument("--no-download", action="store_true",
+                       help="fail instead of downloading when the files are not found")
+    else:
+        g.add_argument("--download", action="store_true",
+                       help="download the files when they are not found (default: fail)")
 
 
 def _add_training_args(p, plot=True, batch_norm=DEFAULTS["batch_norm"]):
@@ -252,6 +267,22 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for the options.\n")
 
+    def unrecognized(self, extras):
+        """Exit on options this (sub)command does not know, suggesting the closest one."""
+        import difflib
+
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        # argparse keeps the option strings only in this private table; reading it here
+        # keeps the suggestion in step with every option that is added
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        for extra in extras:
+            option = extra.split("=", 1)[0]
+            close = option.startswith("--") and difflib.get_close_matches(option, known, n=1, cutoff=0.75)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+        self.error(message)
+
 
 class _HelpFormatter(argparse.HelpFormatter):
     """Wraps description and epilog paragraphs but keeps their line breaks and indented lines."""
@@ -278,6 +309,7 @@ def build_parser():
     from fastnn import __version__
     parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.commands = sub.choices  # name -> subcommand parser, for main's usage errors
 
     p = sub.add_parser(
         "train", formatter_class=fmt, help="train an MLP and report its test accuracy",
@@ -307,7 +339,7 @@ def build_parser():
                                    "was trained on (stored in the model file); a folder holding "
                                    "other data than the model's training set is flagged.")
     p.add_argument("model", metavar="MODEL", help="model file written by 'fastnn train --save'")
-    _add_data_args(p, dataset_default=None)
+    _add_data_args(p, dataset_default=None, download=False)
     p.add_argument("--split", choices=("test", "train"), default="test", help="(default: test)")
     p.add_argument("--threads", type=_positive_int, help="threads for the kernels (default: all cores)")
     _add_verbosity(p)
@@ -419,21 +451,28 @@ class _Console:
 
 def _check_outputs(args, *options):
     """Fail before any work when an output path (``--save`` ...) cannot be written, naming it as given."""
+    import tempfile
+
     for option in options:
-        path = getattr(args, option.lstrip("-").replace("-", "_"), None)
+        path = getattr(args, option.lstrip("-").replace("-", "_").lower(), None)
         if not path:
             continue
+        label = f"{option} {path}" if option.startswith("-") else str(path)  # positional: the path
         folder = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
-            raise CommandError(f"{option} {path}: is a folder; give a file name")
+            raise CommandError(f"{label}: is a folder; give a file name")
         if not os.path.isdir(folder):
             what = "is not a folder" if os.path.exists(folder) else "does not exist"
-            raise CommandError(f"{option} {path}: the folder {os.path.dirname(path) or folder} {what}")
+            raise CommandError(f"{label}: the folder {os.path.dirname(path) or folder} {what}")
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise CommandError(f"{option} {path}: no permission to write in "
-                               f"{os.path.dirname(path) or folder}")
+            raise CommandError(f"{label}: no permission to write in {os.path.dirname(path) or folder}")
         if os.path.exists(path) and not os.access(path, os.W_OK):
-            raise CommandError(f"{option} {path}: the file exists and is not writable")
+            raise CommandError(f"{label}: the file exists and is not writable")
+        try:  # what access() cannot see: a read-only file system for root, a full disk
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as exc:
+            raise CommandError(f"{label}: cannot write in {os.path.dirname(path) or folder}: "
+                               f"{exc.strerror}") from None
 
 
 def _usable_cores():
@@ -462,12 +501,36 @@ def _set_threads(args, console=None):
 def _load_data(args, console, dataset=None, data_dir=None):
     """The dataset's four arrays, from --data-dir, else ``data_dir``, else the usual lookup;
     sets ``args.data_folder`` and ``args.data_fingerprint``."""
-    from fastnn.datasets import fingerprint, load_dataset, locate
+    from fastnn.datasets import (
+        DATA_DIR_ENV,
+        MNIST_FILES,
+        DatasetNotFoundError,
+        candidate_dirs,
+        fingerprint,
+        has_files,
+        load_dataset,
+        locate,
+    )
 
     dataset = dataset or args.dataset
+    download = args.download if "download" in vars(args) else not args.no_download
+    folder = args.data_dir or data_dir
     start = time.perf_counter()
-    folder = locate(dataset, args.data_dir or data_dir, download_missing=not args.no_download,
-                    progress=not console.quiet, log=console.note)
+    if folder is None and not any(has_files(d) for d in candidate_dirs(dataset)):
+        # two lines in the command line's words, not the Python API's long message
+        looked = ", ".join(candidate_dirs(dataset))
+        files = ", ".join(f"{stem}[.gz]" for split in ("train", "test") for stem in MNIST_FILES[split])
+        ways = f"give --data-dir FOLDER holding {files}, set {DATA_DIR_ENV}=FOLDER"
+        if not download:
+            fetch = "add --download" if "download" in vars(args) else "drop --no-download"
+            raise CommandError(f"{dataset} not found in {looked}", f"{ways}, or {fetch}")
+        try:
+            folder = locate(dataset, download_missing=True, progress=not console.quiet,
+                            log=console.note)
+        except DatasetNotFoundError:
+            raise CommandError(f"{dataset} not found in {looked}, and the download failed",
+                               f"{ways.replace(', set', ' or set')}") from None
+    folder = locate(dataset, folder, download_missing=False)
     data = load_dataset(dataset, folder)
     args.data_folder = os.path.abspath(folder)
     args.data_fingerprint = fingerprint(data[1], data[2], data[3])
@@ -701,7 +764,7 @@ def cmd_train(args):
         # temporary file renamed over PATH, so PATH holds the old file or the new one.
         trained = getattr(stop, "trained", None)
         where = str(stop) if trained is not None else "interrupted before training"
-        saved = "nothing saved"
+        saved = "model not saved" if args.log else "nothing saved"
         if trained is not None and args.save_on_interrupt:
             net, optimizer, schedule, pre = trained
             history = stop.history
@@ -712,6 +775,10 @@ def cmd_train(args):
             io.save(args.save, net, optimizer=optimizer, schedule=schedule,
                     preprocessing=pre.state_dict(), metadata=metadata)
             saved = f"saved the model at that step to {args.save}"
+        if args.log:  # MetricsLogger writes whole lines and opens the file at epoch 1's end
+            epochs = stop.epochs_done if trained is not None else 0
+            saved += (f"; {epochs} epoch{'s' if epochs != 1 else ''} of metrics in {args.log}"
+                      if epochs else f"; no epoch finished, {args.log} not written")
         print(f"fastnn train: {where}; {saved}", file=sys.stderr, flush=True)
         return 130
     if args.save:
@@ -742,7 +809,7 @@ def _load_model(path):
 
 def cmd_evaluate(args):
     """``fastnn evaluate MODEL``: accuracy, loss and confusion matrix of a saved model; the exit status."""
-    from fastnn.datasets import Preprocessor, has_files
+    from fastnn.datasets import DATASETS, Preprocessor, has_files
 
     console = _Console(args)
     _set_threads(args, console)
@@ -774,10 +841,15 @@ def cmd_evaluate(args):
     console.result(f"{dataset} {args.split} split, {len(y)} images: accuracy "
                    f"{100 * metrics['accuracy']:.2f}%  loss {metrics['loss']:.4f}")
     console.result("confusion matrix (rows: true class, columns: predicted class):")
+    names = DATASETS[dataset]["classes"]
+    named = len(names) == k and names != [str(i) for i in range(k)]
+    label = max(9, max(len(f"{i} {n}") for i, n in enumerate(names))) if named else 9
     width = max(4, len(str(confusion.max())) + 1)
-    console.result("true\\pred" + "".join(f"{j:>{width}}" for j in range(k)))
+    header = "true\\pred"
+    console.result(f"{header:<{label}}" + "".join(f"{j:>{width}}" for j in range(k)))
     for i in range(k):
-        console.result(f"{i:>9}" + "".join(f"{v:>{width}}" for v in confusion[i]))
+        row = f"{i} {names[i]}" if named else f"{i:>9}"
+        console.result(f"{row:<{label}}" + "".join(f"{v:>{width}}" for v in confusion[i]))
     return 0
 
 
@@ -947,6 +1019,7 @@ def cmd_export(args):
     from fastnn.export import OPSET, to_onnx
 
     console = _Console(args)
+    _check_outputs(args, "OUT")
     model = _load_model(args.model)
     proto = to_onnx(model, args.out)
     console.progress(f"wrote {args.out}: ONNX opset {OPSET}, {len(proto.graph.node)} nodes, "
@@ -961,7 +1034,9 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # the subcommand's help and options, not the top level's
+            parser.commands[args.command].unrecognized(extras)
     except SystemExit as exc:  # --help, --version, usage errors (argparse printed them)
         return exc.code if isinstance(exc.code, int) else 2
     args.argv = argv

@@ -125,8 +125,9 @@ def flatten_and_scale(images, dtype=np.float32):
 
 # -- named datasets: lookup, download ---------------------------------------------------
 
-#: Named MNIST-layout datasets: public mirrors (tried in order) and the md5 of each
-#: published ``.gz`` file (MNIST: LeCun et al.; Fashion-MNIST: zalandoresearch/fashion-mnist).
+#: Named MNIST-layout datasets: public mirrors (tried in order), the md5 of each published
+#: ``.gz`` file (MNIST: LeCun et al.; Fashion-MNIST: zalandoresearch/fashion-mnist), the
+#: system folders searched, and the class names in label order.
 DATASETS = {
     "mnist": {
         "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -137,6 +138,7 @@ DATASETS = {
                 "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
                 "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
         "system_dirs": [],
+        "classes": [str(digit) for digit in range(10)],
     },
     "fashion-mnist": {
         "mirrors": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -147,6 +149,9 @@ DATASETS = {
                 "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
         # Debian/Ubuntu: apt-get install dataset-fashion-mnist
         "system_dirs": ["/usr/share/datasets/fashion-mnist"],
+        # the labels' names, in label order (zalandoresearch/fashion-mnist, README)
+        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                    "Sneaker", "Bag", "Ankle boot"],
     },
 }
 
@@ -300,11 +305,29 @@ def download(name, folder=None, progress=True, log=None):
 
 
 def _download_missing(name, folder, progress, log):
-    """Fetch the files missing from ``folder``; returns the errors of a file no mirror served."""
+    """Fetch the files missing from ``folder``; returns the errors of a file no mirror served.
+
+    Folders it created are removed again when nothing could be fetched into them.
+    """
+    created, parent = [], os.path.abspath(folder)
+    while not os.path.exists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         return [f"cannot create {folder}: {exc}"]
+    errors = _fetch_each(name, folder, progress, log)
+    if errors:
+        for path in created:  # innermost first; a folder that gained files stays
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
+    return errors
+
+
+def _fetch_each(name, folder, progress, log):
     spec = DATASETS[name]
     for filename, md5 in spec["md5"].items():
         if find_idx_file(folder, filename[:-3]):

@@ -72,6 +72,7 @@ from fastnn._estimator_input import (
     validate_X_y,
 )
 from fastnn._seeding import INITIAL_WEIGHTS, SHUFFLE, VALIDATION_SPLIT, seed_from, stream
+from fastnn._validation import user_stacklevel
 from fastnn.callbacks import Callback
 from fastnn.layers import Dense
 from fastnn.losses import Weighted
@@ -539,7 +540,7 @@ class _BaseMLP(BaseEstimator):
                           f"iterations to improve the convergence (max_iter={params['max_iter']}).\n"
                           "You might also want to scale the data as shown in:\n    "
                           "https://scikit-learn.org/stable/modules/preprocessing.html",
-                          ConvergenceWarning, stacklevel=3)
+                          ConvergenceWarning, stacklevel=user_stacklevel())
         if self.verbose:
             print(f"L-BFGS-B: {result.nit} iterations, {result.nfev} loss evaluations, "
                   f"loss = {self.loss_:.8f}")
@@ -776,7 +777,7 @@ class _SklearnRules(Callback):
         if est.n_iter_ == p["max_iter"]:
             warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
                           "optimization hasn't converged yet." % p["max_iter"], ConvergenceWarning,
-                          stacklevel=2)
+                          stacklevel=user_stacklevel())
 
     def _trigger_stopping(self, msg):
         est = self.est

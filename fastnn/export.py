@@ -296,8 +296,15 @@ def to_onnx(model, path=None):
 
 def _write_atomically(path, data):
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    except OSError as exc:  # name the user's path, not the temporary file's
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}", path) from None
+    try:
+        # mkstemp creates 0600; the .onnx follows the umask like model files (fastnn.io)
+        mask = os.umask(0)  # the only portable way to read it
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -145,11 +145,13 @@ def test_divergence_message(mnist_small, capsys):
     assert "the training loss is nan" in line or "the training loss is inf" in line
 
 
-def test_missing_data_is_one_line(offline, capsys):
+def test_missing_data_is_two_lines(offline, capsys):
     assert main(["train"]) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith("fastnn train: error: mnist not found")
+    # the error, then what to do in the command line's words (issue 30)
+    assert err.count("\n") == 2 and err.startswith("fastnn train: error: mnist not found")
+    assert err.splitlines()[1].startswith("  give --data-dir FOLDER holding ")
     for stem in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         assert stem in err
     assert main(["experiment", "activations", "--dataset", "fashion-mnist", "--no-download"]) == 1

@@ -5,6 +5,7 @@ scikit-learn is a test dependency (the conformance and trajectory tests need it)
 estimators themselves must work without it, which ``test_works_without_sklearn`` checks in a
 subprocess where importing sklearn fails.
 """
+import inspect
 import os
 import subprocess
 import sys
@@ -135,6 +136,15 @@ def test_stopping_rule_is_sklearns():
     assert count > 3 and fn.best_loss_ == curve.min()
     with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(4\) reached"):
         MLPClassifier(max_iter=4, **SMALL).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_convergence_warning_points_at_the_callers_line(solver):
+    X, y = make_blobs(60, n_features=4, centers=2, random_state=0)
+    with pytest.warns(ConvergenceWarning) as record:
+        MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, solver=solver).fit(X, y)
+    assert [(w.filename, w.lineno) for w in record] == [
+        (__file__, inspect.currentframe().f_lineno - 2)]
 
 
 def test_early_stopping_keeps_best_validation_epoch():

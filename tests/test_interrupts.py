@@ -5,6 +5,7 @@ exception from a callback leaves weights, optimizer state and schedule of the la
 step. Each case compares with a loop of ``train_step(fused=False)`` calls over the same
 batches (which gives fit's weights bit for bit), stopped after the same number of steps.
 """
+import json
 import os
 import signal
 import subprocess
@@ -209,8 +210,29 @@ def test_cli_ctrl_c(tmp_path, save_on_interrupt):
         assert saved.metadata["training_steps"] == steps
         assert saved.optimizer_state["step_count"] == steps  # whole steps only
     else:
-        assert lines[0].endswith("nothing saved")
+        assert "; model not saved; " in lines[0]
         assert saved.metadata == {"previous": True}
+    # the log: whole JSON lines, as many as the message says
+    logged_part = lines[0].rsplit("; ", 1)[1]
+    epochs = int(logged_part.split()[0])
+    assert logged_part == f"{epochs} epoch{'s' if epochs != 1 else ''} of metrics in {log}"
+    logged = log.read_text()
+    assert logged.endswith("\n")
+    assert [json.loads(line)["epoch"] for line in logged.splitlines()] == list(range(1, epochs + 1))
+
+
+def test_cli_ctrl_c_before_an_epoch_ends_writes_no_log(tmp_path):
+    log = tmp_path / "log.jsonl"
+    proc = _start_training(tmp_path, "--log", str(log), "--batch-size", "2", "-v")
+    for line in proc.stderr:  # -v describes the data once it is loaded, then training starts
+        if "training and" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1].endswith(f"; model not saved; no epoch finished, {log} not written")
+    assert not log.exists()
 
 
 def test_save_on_interrupt_needs_save(capsys):
