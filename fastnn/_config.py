@@ -133,8 +133,9 @@ class StepThreads:
     the steps, where a step's result does not depend on it.
 
     A parallel region ends when its last thread does. With another process busy on one of
-    two cores, a worker waits for that core at every region, and two threads trained 5-8x
-    slower than one (``fastnn train``, benchmarks/README.md, "Threads under load"). So, as
+    two cores, a worker waits for that core at every region: two threads trained 2.5x slower
+    than one (``fastnn train``, 5-8x under heavier load; benchmarks/README.md, "Threads
+    under load"). So, as
     a context manager around the steps, this times ``PROBE_STEPS`` steps on one thread and
     as many on all (each after one untimed step: libgomp starts its workers again when the
     team grows), trains on the faster, and probes again after ``REPROBE_SECONDS`` or
