@@ -61,32 +61,36 @@ def check_array(x, name, dtype, ndim=2, n_columns=None, allow_empty=False, accep
     if is_sparse(x):
         return _check_sparse(x, name, dtype, n_columns, allow_empty, accept_sparse)
     arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {arr.dtype}")
+    _check_real(arr, name)
     if arr.ndim != ndim:
         hint = " (use x.reshape(1, -1) for a single sample)" if ndim == 2 and arr.ndim == 1 else ""
         raise ValueError(f"{name} must be {ndim}-D, got {arr.ndim}-D with shape {arr.shape}{hint}")
-    if not allow_empty and arr.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (shape {arr.shape})")
-    if n_columns is not None and arr.shape[1] != n_columns:
-        raise ValueError(f"{name} has {arr.shape[1]} features per row, expected {n_columns} "
-                         f"(shape {arr.shape})")
+    _check_rows(arr, name, n_columns, allow_empty)
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_real(x, name):
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {x.dtype}")
+
+
+def _check_rows(x, name, n_columns, allow_empty):
+    """A 2-D (or wider) x: at least one row unless ``allow_empty``, ``n_columns`` columns."""
+    if not allow_empty and x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {x.shape})")
+    if n_columns is not None and x.shape[1] != n_columns:
+        raise ValueError(f"{name} has {x.shape[1]} features per row, expected {n_columns} "
+                         f"(shape {x.shape})")
 
 
 def _check_sparse(x, name, dtype, n_columns, allow_empty, accept_sparse):
     if not accept_sparse:
         raise TypeError(f"{name} is a sparse {x.format} matrix, but dense data is required "
                         "here (use .toarray())")
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {x.dtype}")
+    _check_real(x, name)
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got a {x.ndim}-D sparse array of shape {x.shape}")
-    if not allow_empty and x.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (shape {x.shape})")
-    if n_columns is not None and x.shape[1] != n_columns:
-        raise ValueError(f"{name} has {x.shape[1]} features per row, expected {n_columns} "
-                         f"(shape {x.shape})")
+    _check_rows(x, name, n_columns, allow_empty)
     from scipy import sparse
 
     csr = x.tocsr()
