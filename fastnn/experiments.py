@@ -49,8 +49,8 @@ class NielsenCrossEntropy(BinaryCrossEntropy):
 
     name = "nielsen_cross_entropy"
 
-    def _kernel(self, output, target, grad):
-        value = super()._kernel(output, target, grad)
+    def _kernel(self, output, target, grad, weight=None):
+        value = super()._kernel(output, target, grad, weight)
         if grad is not None:
             grad *= output.shape[1]
         return value * output.shape[1]
